@@ -1,0 +1,87 @@
+"""Explicit download step (CLI ``download`` or the Docker build). The builders never call this."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from .exceptions import DownloadError
+
+# Public origins of the lite models, pinned by content hash.
+LITE_MODELS: dict[str, tuple[str, str]] = {
+    "bodypix-mobilenetv1-050-stride16.onnx": (
+        "https://github.com/keijiro/BodyPixSentis/raw/main/Packages/jp.keijiro.bodypix/ONNX/"
+        "MobileNetV1-x050-stride16.onnx",
+        "f2e51d18eec8e3c9ef3f196ea0245db1d86529161d19e14466ad4ebc5e6ee242",
+    ),
+    "pan-mobilenetv3-skin-clothes-hair.onnx": (
+        "https://github.com/Kazuhito00/Skin-Clothes-Hair-Segmentation-using-SMP/raw/main/02.model/"
+        "PAN(timm-mobilenetv3_small_100)_452_1.02M_0.8028/best_model_simplifier.onnx",
+        "324a22a1c2e3a433d6225d4c5c50f50912797a4d14b69f7d632eeb5c85346f36",
+    ),
+}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download_lite(dest: Path, *, source_dir: Path | None = None, timeout: float = 60.0) -> list[Path]:
+    """Fetch (or copy from ``source_dir``) both lite models into ``dest``; every file's sha256 is checked
+    before it is moved into place, so a partial or tampered file never lands."""
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, (url, digest) in LITE_MODELS.items():
+        target = dest / name
+        if target.is_file() and sha256_file(target) == digest:
+            out.append(target)
+            continue
+        with tempfile.NamedTemporaryFile(dir=dest, delete=False, suffix=".part") as tmp:
+            tmp_path = Path(tmp.name)
+            try:
+                if source_dir is not None:
+                    with open(source_dir / name, "rb") as src:
+                        shutil.copyfileobj(src, tmp)
+                else:
+                    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - fixed https URLs
+                        shutil.copyfileobj(resp, tmp)
+            except OSError as exc:
+                tmp_path.unlink(missing_ok=True)
+                raise DownloadError(f"could not fetch {name}: {exc}") from exc
+        got = sha256_file(tmp_path)
+        if got != digest:
+            tmp_path.unlink(missing_ok=True)
+            raise DownloadError(f"{name}: sha256 {got} does not match the pinned {digest}")
+        tmp_path.replace(target)
+        out.append(target)
+    return out
+
+
+def download_m2fp(model_id: str, dest: Path) -> Path:
+    """Fetch an M2FP folder by hub id with ModelScope's own downloader (``pip install modelscope``)."""
+    try:
+        from modelscope.hub.snapshot_download import snapshot_download  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise DownloadError("downloading M2FP needs ModelScope's downloader: pip install modelscope") from exc
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path = Path(snapshot_download(model_id, cache_dir=str(dest.parent / ".hub")))
+    except Exception as exc:  # noqa: BLE001 - hub client raises many kinds; network is the usual cause
+        raise DownloadError(f"could not download {model_id}: {exc}") from exc
+    for name in ("configuration.json", "pytorch_model.pt"):
+        if not (path / name).is_file():
+            raise DownloadError(f"{model_id} download has no {name}")
+    if dest.exists() or dest.is_symlink():
+        if dest.is_symlink() or dest.is_file():
+            dest.unlink()
+        else:
+            shutil.rmtree(dest)
+    dest.symlink_to(path, target_is_directory=True)
+    return dest

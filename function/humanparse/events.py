@@ -1,0 +1,87 @@
+"""S3 notification events, typed at the edge (the shape AWS delivers to Lambda). Keys arrive URL-encoded
+(space → ``+``, ``+`` → ``%2B``, UTF-8 percent-encoded) and are decoded here, once, with ``unquote_plus``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+
+class EventFormatError(ValueError):
+    """The payload is not an S3 notification we understand."""
+
+
+@dataclass(frozen=True)
+class S3ObjectRecord:
+    event_name: str  # e.g. "ObjectCreated:Post"
+    bucket: str
+    key: str  # decoded
+    size: int | None
+    etag: str | None
+    version_id: str | None
+    sequencer: str | None
+    event_time: str | None
+
+    @property
+    def is_create(self) -> bool:
+        return self.event_name.startswith("ObjectCreated:")
+
+
+def is_s3_event(event: Any) -> bool:
+    if not isinstance(event, dict):
+        return False
+    if event.get("Event") == "s3:TestEvent":
+        return True
+    recs = event.get("Records")
+    return isinstance(recs, list) and bool(recs) and all(
+        isinstance(r, dict) and r.get("eventSource") == "aws:s3" for r in recs)
+
+
+def parse_s3_event(event: Any) -> list[S3ObjectRecord]:
+    """All records of an S3 notification (several per event is legal). The ``s3:TestEvent`` that S3 sends when
+    a notification is configured yields no records."""
+    if isinstance(event, dict) and event.get("Event") == "s3:TestEvent":
+        return []
+    if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
+        raise EventFormatError("not an S3 event: no Records list")
+    out = []
+    for i, rec in enumerate(event["Records"]):
+        try:
+            if rec.get("eventSource") != "aws:s3":
+                raise EventFormatError(f"record {i} is not from aws:s3")
+            s3 = rec["s3"]
+            obj = s3["object"]
+            raw_key = obj["key"]
+            if not isinstance(raw_key, str) or not raw_key:
+                raise EventFormatError(f"record {i} has no object key")
+            size = obj.get("size")
+            out.append(S3ObjectRecord(
+                event_name=str(rec.get("eventName", "")),
+                bucket=str(s3["bucket"]["name"]),
+                key=unquote_plus(raw_key),
+                size=int(size) if isinstance(size, (int, float)) else None,
+                etag=(str(obj["eTag"]).strip('"') if obj.get("eTag") else None),
+                version_id=(str(obj["versionId"]) if obj.get("versionId") else None),
+                sequencer=(str(obj["sequencer"]) if obj.get("sequencer") else None),
+                event_time=(str(rec["eventTime"]) if rec.get("eventTime") else None),
+            ))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise EventFormatError(f"record {i} is malformed: {exc!r}") from exc
+    return out
+
+
+def make_s3_event(bucket: str, key: str, *, size: int, etag: str, event_name: str = "ObjectCreated:Put",
+                  region: str = "us-east-1", event_time: str = "1970-01-01T00:00:00.000Z") -> dict[str, Any]:
+    """An S3 notification in AWS's shape (key URL-encoded as S3 does). The local runner uses it to re-announce
+    uploads restored from disk; live uploads get theirs from the embedded S3 itself."""
+    from urllib.parse import quote_plus
+
+    return {"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region, "eventTime": event_time,
+        "eventName": event_name, "userIdentity": {"principalId": "local"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"}, "responseElements": {},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "humanparse-uploads",
+               "bucket": {"name": bucket, "ownerIdentity": {"principalId": "local"}, "arn": f"arn:aws:s3:::{bucket}"},
+               "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag.strip('"'),
+                          "sequencer": "0"}}}]}

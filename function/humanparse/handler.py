@@ -1,0 +1,36 @@
+"""Lambda entry points (the container's CMD names one of them). The model loads once per container, here,
+at import — Mangum's lifespan would run per invocation.
+
+- ``humanparse.handler.handler``: dispatches S3 notifications and HTTP events (one function for both);
+- ``humanparse.handler.http_handler`` / ``humanparse.handler.s3_handler``: one entry each.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import boto3
+
+from .config import get_settings
+from .engine.loader import load_parser
+from .runtime import configure_threads
+from .service import build_service
+
+logging.getLogger().setLevel(logging.INFO)
+settings = get_settings()
+_threads = configure_threads(settings.threads)
+_loaded = load_parser(settings, threads=_threads)
+logging.getLogger("humanparse").info(_loaded.notice)
+service = build_service(settings, _loaded.parser,
+                        boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region))
+app = service.app
+http_handler = service.http_handler
+
+
+def s3_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return service.s3_handler(event, context)
+
+
+def handler(event: dict[str, Any], context: Any) -> Any:
+    return service.handler(event, context)

@@ -1,0 +1,53 @@
+"""Job ids and where a job's objects live. Results are addressed by server-generated ids only, so no
+user-controlled key text ever becomes part of an output key (no traversal, no odd characters)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+
+JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+UPLOAD_NAME = "image"
+STATUS_NAME = "status.json"
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def is_job_id(value: str) -> bool:
+    return bool(JOB_ID_RE.match(value))
+
+
+@dataclass(frozen=True)
+class Layout:
+    upload_prefix: str  # e.g. "uploads/"
+    results_prefix: str  # e.g. "results/"
+
+    def upload_key(self, job_id: str) -> str:
+        return f"{self.upload_prefix}{job_id}/{UPLOAD_NAME}"
+
+    def result_key(self, job_id: str, name: str) -> str:
+        return f"{self.results_prefix}{job_id}/{name}"
+
+    def status_key(self, job_id: str) -> str:
+        return self.result_key(job_id, STATUS_NAME)
+
+    def in_uploads(self, key: str) -> bool:
+        """True for keys we process: under the uploads prefix, not under results, no ``.``/``..`` segments
+        (S3 treats them literally, but a key that *reads* as escaping the prefix is refused outright)."""
+        if not key.startswith(self.upload_prefix) or key.startswith(self.results_prefix):
+            return False
+        rest = key[len(self.upload_prefix):]
+        return bool(rest) and not any(seg in (".", "..") for seg in rest.split("/")) and len(key) <= 1024
+
+    def job_id_for_key(self, key: str) -> str:
+        """``uploads/<job id>/image`` (what POST /uploads hands out) → that id; any other key under the
+        uploads prefix (a bulk copy, a backfill) → a stable hash of the key, so duplicates map to one job."""
+        rest = key[len(self.upload_prefix):]
+        parts = rest.split("/")
+        if len(parts) == 2 and is_job_id(parts[0]) and parts[1] == UPLOAD_NAME:
+            return parts[0]
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]

@@ -1,0 +1,217 @@
+"""``python local_runner.py [serve|parse|download]`` — see ``--help`` of each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..exceptions import HumanParseError, InputError
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+FRONTEND_DIR = REPO_ROOT / "frontend"
+log = logging.getLogger("humanparse.local")
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    kw: dict[str, Any] = {}
+    if getattr(args, "model_dir", None):
+        kw["model_dir"] = Path(args.model_dir)
+        kw["model_kind"] = "m2fp"
+    if getattr(args, "model", None) and args.model != "auto":
+        kw["model_kind"] = args.model
+    if getattr(args, "lite_dir", None):
+        kw["lite_model_dir"] = Path(args.lite_dir)
+    if getattr(args, "cache_dir", None):
+        kw["model_cache_dir"] = Path(args.cache_dir)
+    if getattr(args, "threads", None):
+        kw["threads"] = args.threads
+    kw.update(extra)
+    return Settings(**kw)
+
+
+# ------------------------------------------------------------------------------------------------ parse
+def cmd_parse(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..engine.loader import load_parser
+    from ..imageio import load_image_file
+    from ..rendering import render_all
+    from ..runtime import configure_threads
+
+    settings = _settings(args)
+    threads = configure_threads(settings.threads)
+    loaded = load_parser(settings, threads=threads)
+    print(loaded.notice, file=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = {"label.png": "label.png", "color.png": "color.png", "overlay.png": "overlay.png",
+             "persons.png": "persons.png", "legend.png": "legend.png", "result.json": "json"}
+    failures: list[tuple[str, str]] = []
+    bar = tqdm(args.images, unit="img", file=sys.stderr, disable=args.quiet)
+    for path in bar:
+        bar.set_postfix_str(Path(path).name[-30:])
+        try:
+            decoded = load_image_file(path, max_megapixels=settings.max_megapixels,
+                                      max_bytes=settings.max_upload_bytes * 4)
+            result = loaded.parser.parse(decoded.rgb)
+            files = render_all(result, decoded.rgb, alpha=settings.overlay_alpha,
+                               extra={"source": str(path)})
+        except (InputError, OSError) as exc:
+            failures.append((str(path), str(exc)))
+            tqdm.write(f"skipped {path}: {exc}", file=sys.stderr)
+            continue
+        stem = Path(path).stem
+        for name, body in files.items():
+            target = out / f"{stem}.{names[name]}"
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_bytes(body)
+            tmp.replace(target)  # a reader never sees half a file
+    ok = len(args.images) - len(failures)
+    print(f"{ok} parsed, {len(failures)} failed → {out}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+# --------------------------------------------------------------------------------------------- download
+def cmd_download(args: argparse.Namespace) -> int:
+    from ..download import download_lite, download_m2fp
+    from ..engine.loader import m2fp_cache_path
+
+    settings = _settings(args)
+    try:
+        if args.what == "lite":
+            dest = Path(args.dest) if args.dest else settings.model_cache_dir / "lite"
+            for p in download_lite(dest, source_dir=Path(args.source) if args.source else None):
+                print(p)
+        else:
+            if args.model_id:
+                settings = settings.model_copy(update={"model_id": args.model_id})
+            dest = Path(args.dest) if args.dest else m2fp_cache_path(settings)
+            print(download_m2fp(settings.model_id, dest))
+    except HumanParseError as exc:
+        print(f"download failed: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ serve
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..engine.loader import load_parser
+    from ..events import make_s3_event
+    from ..jobs import Layout
+    from ..runtime import configure_threads
+    from ..service import build_service
+    from .s3local import EmbeddedS3, Mirror
+    from .web import build_site
+    from .worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    data_dir = Path(args.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    s3srv = EmbeddedS3(port=args.s3_port)
+    s3srv.start()
+    base = _settings(args, s3_endpoint_url=s3srv.endpoint)
+    buckets = [base.upload_bucket, base.output_bucket]
+    page_origin = f"http://{args.host}:{args.port}"
+    aws = s3srv.provision(buckets, base.upload_bucket, base.upload_prefix, [page_origin, f"http://localhost:{args.port}"])
+    s3 = aws.client("s3")
+    mirror = Mirror(data_dir, s3, buckets)
+    restored = mirror.restore()
+    s3srv.enable_notifications(aws, base.upload_bucket, base.upload_prefix)
+
+    threads = configure_threads(base.threads)
+    loaded = load_parser(base, threads=threads)
+    service = build_service(base, loaded.parser, s3, max_concurrent_parses=args.workers)
+    worker = Worker(aws.client("sqs"), aws.queue_url, service.handler, concurrency=args.workers,
+                    after_each=mirror.sync)
+
+    # Re-announce restored uploads that never got a status (interrupted before a restart).
+    layout = Layout(base.upload_prefix, base.results_prefix)
+    resumed = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=base.upload_bucket, Prefix=base.upload_prefix):
+        for obj in page.get("Contents", []):
+            job = layout.job_id_for_key(obj["Key"])
+            if service.trigger.read_status(job) is None:
+                aws.client("sqs").send_message(QueueUrl=aws.queue_url, MessageBody=json.dumps(
+                    make_s3_event(base.upload_bucket, obj["Key"], size=obj["Size"], etag=obj["ETag"])))
+                resumed += 1
+    worker.start()
+
+    site = build_site(service.app, FRONTEND_DIR)
+    config = uvicorn.Config(site, host=args.host, port=args.port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    print(loaded.notice, flush=True)
+    print(f"embedded S3 at {s3srv.endpoint} (data in {data_dir}; {restored} objects restored, {resumed} jobs resumed)",
+          flush=True)
+    print(f"humanparse is up: open {page_origin}/  (API at {page_origin}/api/docs)", flush=True)
+    try:
+        server.run()  # returns on Ctrl-C / SIGTERM (uvicorn handles the signals)
+    finally:
+        print("shutting down: finishing in-flight parses…", flush=True)
+        worker.stop(timeout=args.drain_timeout)
+        mirror.sync()
+        s3srv.stop()
+        print(f"stopped cleanly ({worker.processed} jobs this run)", flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="local_runner.py", description="humanparse on one machine, offline.")
+    sub = ap.add_subparsers(dest="cmd")
+
+    def model_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", choices=["auto", "m2fp", "lite"], default="auto",
+                       help="auto: M2FP if its folder is found, else the lite model")
+        p.add_argument("--model-dir", help="an M2FP folder (configuration.json + pytorch_model.pt)")
+        p.add_argument("--lite-dir", help="folder holding the two lite ONNX models")
+        p.add_argument("--cache-dir", help="model cache (default ~/.cache/humanparse)")
+        p.add_argument("--threads", type=int, help="CPU threads (default: the CPU quota)")
+
+    s = sub.add_parser("serve", help="embedded S3 + trigger + API + page (default)")
+    model_opts(s)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--s3-port", type=int, default=0, help="embedded S3 port (default: a free one)")
+    s.add_argument("--data-dir", default=str(REPO_ROOT / ".humanparse-data"),
+                   help="where uploads and results persist between runs")
+    s.add_argument("--workers", type=int, default=1, help="parses at once (each uses all threads)")
+    s.add_argument("--drain-timeout", type=float, default=120.0)
+    s.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("parse", help="parse image files into label/colour/overlay PNGs and JSON")
+    model_opts(p)
+    p.add_argument("images", nargs="+")
+    p.add_argument("--out", required=True)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_parse)
+
+    d = sub.add_parser("download", help="fetch model files (needs a network)")
+    d.add_argument("what", choices=["m2fp", "lite"])
+    d.add_argument("--model-id", help="hub id (default damo/cv_resnet101_image-multiple-human-parsing)")
+    d.add_argument("--dest", help="target folder (default: the model cache)")
+    d.add_argument("--source", help="lite: copy from this folder instead of the network (checksums still checked)")
+    d.add_argument("--cache-dir")
+    d.set_defaults(func=cmd_download)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if args.cmd is None:
+        args = ap.parse_args(["serve", *(argv or sys.argv[1:])])
+    try:
+        return int(args.func(args))
+    except HumanParseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,28 @@
+"""One local origin for the page and the API: ``/api/*`` is the same ASGI app the Lambda runs, ``/config.js``
+tells the page where the API is, everything else is the static page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+
+def page_config_js(api_base: str) -> str:
+    return "window.HUMANPARSE_CONFIG = " + json.dumps({"apiBase": api_base}) + ";\n"
+
+
+def build_site(api_app: FastAPI, frontend_dir: Path, *, api_base: str = "/api") -> FastAPI:
+    site = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    config_js = page_config_js(api_base)
+
+    @site.get("/config.js", include_in_schema=False)
+    def _config() -> Response:
+        return Response(config_js, media_type="application/javascript", headers={"Cache-Control": "no-store"})
+
+    site.mount("/api", api_app)
+    site.mount("/", StaticFiles(directory=str(frontend_dir), html=True), name="page")
+    return site

@@ -1,0 +1,39 @@
+"""Wiring shared by the Lambda module and the local runner: one parser, one S3 client, the HTTP app and
+the S3 trigger, and the single ``handler(event, context)`` that dispatches between them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from mangum import Mangum
+
+from .app import create_app
+from .config import Settings
+from .engine.types import Parser
+from .events import is_s3_event
+from .s3_handler import S3Trigger
+
+
+@dataclass
+class Service:
+    settings: Settings
+    parser: Parser
+    app: FastAPI
+    trigger: S3Trigger
+    http_handler: Mangum
+
+    def s3_handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        return self.trigger.handle_event(event)
+
+    def handler(self, event: dict[str, Any], context: Any = None) -> Any:
+        """The Lambda entry: S3 notifications → trigger; API Gateway / Function URL events → Mangum."""
+        if is_s3_event(event):
+            return self.s3_handler(event, context)
+        return self.http_handler(event, context)
+
+
+def build_service(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_parses: int = 1) -> Service:
+    app = create_app(settings, parser, s3, max_concurrent_parses=max_concurrent_parses)
+    return Service(settings, parser, app, S3Trigger(parser, s3, settings), Mangum(app, lifespan="off"))

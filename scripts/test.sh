@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The project's one test command (README and .ci/run call exactly this). Installs what the tests need on a
+# fresh machine, then runs the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m pip install -q -r requirements-dev.txt
+if ! command -v chromium >/dev/null 2>&1; then
+  # Debian's Chromium: a test tool's own browser download cannot work offline
+  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || echo "warning: chromium not installed; browser tests will be skipped" >&2
+fi
+python -m pytest -q "$@"

@@ -1,0 +1,105 @@
+"""Shared fixtures. Real parts only: moto's HTTP server for S3/SQS, the shared trained ONNX models, a
+random-weight M2FP folder in ModelScope's exact layout."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HUMANPARSE_TEST_SHARED", ROOT.parent / "shared"))
+CIHP = SHARED / "data" / "cihp"
+MODELS = SHARED / "models"
+EVENTS = Path(__file__).parent / "events"
+
+
+def cihp_images() -> list[Path]:
+    return sorted((CIHP / "images").glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    if not (MODELS / "bodypix-mobilenetv1-050-stride16.onnx").is_file():
+        pytest.skip("../shared/models not present")
+    return MODELS
+
+
+@pytest.fixture(scope="session")
+def cihp() -> Path:
+    if not cihp_images():
+        pytest.skip("../shared/data/cihp not present")
+    return CIHP
+
+
+@pytest.fixture(scope="session")
+def photo(cihp: Path) -> np.ndarray:
+    return np.asarray(Image.open(cihp / "images" / "0005008.jpg").convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def m2fp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from humanparse.devtools import make_random_m2fp_folder
+
+    return make_random_m2fp_folder(tmp_path_factory.mktemp("m2fp") / "cv_resnet101_image-multiple-human-parsing")
+
+
+@pytest.fixture(scope="session")
+def m2fp_parser(m2fp_dir: Path) -> Any:
+    from humanparse.engine.m2fp import build_m2fp
+
+    return build_m2fp(m2fp_dir)
+
+
+@pytest.fixture(scope="session")
+def lite_parser(shared_models: Path) -> Any:
+    from humanparse.engine.lite import LiteParser, find_lite_models
+
+    return LiteParser(*find_lite_models([shared_models]), threads=2)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    from humanparse.local.s3local import EmbeddedS3
+
+    srv = EmbeddedS3()
+    srv.start()
+    yield srv.endpoint
+    srv.stop()
+
+
+@pytest.fixture()
+def aws(moto_server: str, request: pytest.FixtureRequest) -> Any:
+    """Fresh buckets (unique names per test) on the shared moto server, and an S3 client bound to it."""
+    import uuid
+
+    from humanparse.local.s3local import LocalAws
+
+    local = LocalAws(moto_server, "us-east-1", "", "")
+    s3 = local.client("s3")
+    suffix = uuid.uuid4().hex[:10]
+    up, out = f"up-{suffix}", f"out-{suffix}"
+    s3.create_bucket(Bucket=up)
+    s3.create_bucket(Bucket=out)
+    return {"s3": s3, "upload_bucket": up, "results_bucket": out, "endpoint": moto_server, "local": local}
+
+
+def encode_png(arr: np.ndarray, **kw: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", **kw)
+    return buf.getvalue()
+
+
+def encode_jpeg(arr: np.ndarray, **kw: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", **kw)
+    return buf.getvalue()

@@ -1,0 +1,122 @@
+"""Decoding untrusted bytes: every odd format normalises to RGB uint8; every bad input has its own error."""
+
+from __future__ import annotations
+
+import io
+import time
+import zlib
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from humanparse import exceptions as E
+from humanparse.imageio import decode_image
+
+from conftest import encode_jpeg, encode_png
+
+
+def _img(h: int = 40, w: int = 60) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def _save(img: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def test_rgb_png_roundtrip() -> None:
+    a = _img()
+    d = decode_image(encode_png(a))
+    assert d.rgb.dtype == np.uint8 and d.rgb.shape == (40, 60, 3)
+    assert np.array_equal(d.rgb, a)
+
+
+def test_rgba_composited_over_white() -> None:
+    rgba = np.zeros((20, 20, 4), dtype=np.uint8)
+    rgba[..., 0] = 255
+    rgba[:10, :, 3] = 255  # top half opaque red, bottom transparent
+    d = decode_image(encode_png(rgba))
+    assert tuple(d.rgb[0, 0]) == (255, 0, 0)
+    assert tuple(d.rgb[15, 0]) == (255, 255, 255)
+
+
+def test_palette_grey_cmyk_16bit() -> None:
+    pal = Image.fromarray(_img()).convert("P")
+    assert decode_image(_save(pal, "PNG")).rgb.shape == (40, 60, 3)
+    grey = Image.fromarray(np.full((30, 30), 77, dtype=np.uint8), mode="L")
+    assert np.all(decode_image(_save(grey, "PNG")).rgb == 77)
+    cmyk = Image.new("CMYK", (30, 30), (0, 255, 255, 0))  # pure red in CMYK
+    r = decode_image(_save(cmyk, "JPEG")).rgb
+    assert r[..., 0].mean() > 200 and r[..., 1].mean() < 60
+    sixteen = Image.fromarray(np.full((30, 30), 65535 // 2, dtype=np.uint16))
+    got = decode_image(_save(sixteen, "PNG")).rgb
+    assert got.dtype == np.uint8 and abs(int(got[0, 0, 0]) - 128) <= 1
+
+
+def test_exif_orientation_applied() -> None:
+    a = np.zeros((20, 40, 3), dtype=np.uint8)  # landscape
+    img = Image.fromarray(a)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90° CW on display
+    d = decode_image(_save(img, "JPEG", exif=exif.tobytes()))
+    assert d.rgb.shape[:2] == (40, 20) and d.exif_rotated
+
+
+def test_animated_gif_first_frame() -> None:
+    frames = [Image.new("RGB", (20, 20), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    d = decode_image(buf.getvalue())
+    assert d.frames == 2 and d.rgb[0, 0, 0] > 200 and d.rgb[0, 0, 2] < 50
+
+
+@pytest.mark.parametrize("data,err", [
+    (b"", E.EmptyInput),
+    (b"hello, I am text pretending to be a jpeg", E.NotAnImage),
+    (b"%PDF-1.4\n%\xe2\xe3", E.NotAnImage),
+])
+def test_garbage(data: bytes, err: type) -> None:
+    with pytest.raises(err):
+        decode_image(data)
+
+
+def test_truncated_jpeg_and_png() -> None:
+    j = encode_jpeg(_img(200, 200))
+    p = encode_png(_img(200, 200))
+    for data in (j[: len(j) // 2], p[: len(p) // 2]):
+        with pytest.raises((E.TruncatedImage, E.NotAnImage)):
+            decode_image(data)
+
+
+def _bomb_png(w: int, h: int) -> bytes:
+    """A valid PNG header claiming w x h, with a tiny compressed body (a decompression bomb)."""
+    def chunk(t: bytes, d: bytes) -> bytes:
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    raw = zlib.compress(b"\x00" * (w + 1) * 64, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_refused_fast() -> None:
+    data = _bomb_png(30000, 30000)
+    assert len(data) < 200_000
+    t = time.perf_counter()
+    with pytest.raises(E.ImageTooLarge):
+        decode_image(data, max_megapixels=40)
+    assert time.perf_counter() - t < 1.0  # refused from the header, before decoding pixels
+
+
+def test_megapixel_cap_and_tiny() -> None:
+    with pytest.raises(E.ImageTooLarge):
+        decode_image(encode_png(np.zeros((1100, 1000, 3), np.uint8)), max_megapixels=1.0)
+    with pytest.raises(E.ImageTooSmall):
+        decode_image(encode_png(np.zeros((1, 1, 3), np.uint8)))
+
+
+def test_disallowed_format() -> None:
+    with pytest.raises(E.UnsupportedFormat):
+        decode_image(_save(Image.fromarray(_img()), "PPM"))

@@ -1,0 +1,124 @@
+"""M2FP engine: folder layout and loading, ModelScope's resize rule, and the optimised post-processing
+against a line-by-line restatement of ModelScope's algorithm on random tensors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from humanparse.engine.m2fp.modeling import M2FPNet
+from humanparse.engine.m2fp.postprocess import m2fp_postprocess
+from humanparse.engine.m2fp.predictor import build_m2fp, preprocess, preprocess_shape
+from humanparse.exceptions import ModelError, ModelNotFound
+
+from conftest import SHARED
+
+
+def test_architecture_matches_published_configuration() -> None:
+    cfg_path = SHARED / "m2fp-configuration.json"
+    if not cfg_path.is_file():
+        pytest.skip("no ../shared/m2fp-configuration.json")
+    m = json.loads(cfg_path.read_text())["model"]
+    net = M2FPNet(m["backbone"], m["encoder"], m["decoder"])
+    n = sum(p.numel() for p in net.parameters())
+    assert 62.5e6 < n < 63.5e6  # the published model has 63.0 M parameters
+    keys = set(net.state_dict())
+    for k in ("backbone.stem.conv1.norm.running_var", "backbone.res4.22.conv3.weight",
+              "sem_seg_head.pixel_decoder.transformer.encoder.layers.5.self_attn.sampling_offsets.weight",
+              "sem_seg_head.pixel_decoder.adapter_1.norm.weight", "sem_seg_head.pixel_decoder.layer_1.weight",
+              "sem_seg_head.predictor.transformer_cross_attention_layers.8.multihead_attn.in_proj_weight",
+              "sem_seg_head.predictor.class_embed.weight", "sem_seg_head.predictor.mask_embed.layers.2.bias"):
+        assert k in keys, k
+    assert net.sem_seg_head.predictor.class_embed.out_features == 22
+
+
+@pytest.mark.parametrize("hw,expected", [((200, 300), (640, 960)), ((313, 576), (640, 1178)),
+                                         ((1000, 100), (1333, 133)), ((768, 1024), (640, 853))])
+def test_resize_rule(hw: tuple[int, int], expected: tuple[int, int]) -> None:
+    assert preprocess_shape(*hw) == expected
+
+
+def test_preprocess_pads_to_32_with_zero() -> None:
+    x, (h, w) = preprocess(np.full((200, 300, 3), 128, dtype=np.uint8))
+    assert (h, w) == (640, 960) and x.shape == (1, 3, 640, 960)
+    x, (h, w) = preprocess(np.full((313, 576, 3), 128, dtype=np.uint8))
+    assert x.shape == (1, 3, 640, 1184) and (h, w) == (640, 1178)
+    assert float(x[0, :, :, 1178:].abs().max()) == 0.0
+
+
+def test_loading_errors(tmp_path: Path, m2fp_dir: Path) -> None:
+    with pytest.raises(ModelNotFound):
+        build_m2fp(tmp_path)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "configuration.json").write_text((m2fp_dir / "configuration.json").read_text())
+    torch.save({"model": {"backbone.stem.conv1.weight": torch.zeros(1)}}, bad / "pytorch_model.pt")
+    with pytest.raises(ModelError, match="does not match"):
+        build_m2fp(bad)
+    (bad / "pytorch_model.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError):
+        build_m2fp(bad)
+
+
+def _modelscope_reference(cls: torch.Tensor, masks: torch.Tensor, padded: tuple[int, int], image: tuple[int, int],
+                          out: tuple[int, int], num_parsing: int = 20, thr: float = 0.3) -> np.ndarray:
+    """ModelScope's M2FP post-processing restated literally: upsample all queries, top-100, paste, argmax."""
+    m = F.interpolate(masks[None], size=padded, mode="bilinear", align_corners=False)[0]
+    m = F.interpolate(m[None, :, : image[0], : image[1]], size=out, mode="bilinear", align_corners=False)[0]
+    scores = F.softmax(cls, dim=-1)[:, :-1]
+    nq, nc = scores.shape
+    labels = torch.arange(nc).unsqueeze(0).repeat(nq, 1).flatten(0, 1)
+    s, idx = scores.flatten(0, 1).topk(100, sorted=False)
+    lab = labels[idx]
+    mp = m[idx // nc]
+    binary = (mp > 0).float()
+    ms = (mp.sigmoid().flatten(1) * binary.flatten(1)).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
+    ps = s * ms
+    keep = torch.where(lab != num_parsing)[0]
+    lab, ps, mp = lab[keep], ps[keep], mp[keep]
+    sem = []
+    for c in range(num_parsing):
+        ci = torch.where(lab == c)[0]
+        cs, cm = ps[ci], mp[ci].sigmoid()
+        acc = torch.zeros(out)
+        times = torch.zeros(out)
+        for k in cs.argsort():
+            if cs[k] < thr:
+                continue
+            p = cm[k] * cs[k]
+            acc = torch.where(p > 0.5, p + acc, acc)
+            times += torch.where(p > 0.5, 1, 0)
+        times = torch.where(times == 0, times + 1, times)
+        sem.append(acc / times)
+    return torch.stack(sem).argmax(0).numpy().astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_postprocess_equals_modelscope_algorithm(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    q, h4, w4 = 100, 40, 56
+    cls = torch.randn(q, 22, generator=g) * 6
+    masks = torch.randn(q, h4, w4, generator=g) * 3 + torch.linspace(-4, 4, w4)
+    padded, image, out = (160, 224), (150, 210), (300, 421)
+    ref = _modelscope_reference(cls, masks, padded, image, out)
+    got = m2fp_postprocess(cls, masks, padded_hw=padded, image_hw=image, out_hw=out, num_parsing=20,
+                           ins_score_thr=0.3)
+    assert got.label_map.shape == out and got.label_map.dtype == np.uint8
+    assert len(np.unique(ref)) > 2  # a non-trivial case
+    assert (got.label_map == ref).mean() >= 0.9999
+
+
+@pytest.mark.slow
+def test_parse_random_weight_folder(m2fp_parser, photo: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    res = m2fp_parser.parse(photo)
+    assert res.label_map.shape == photo.shape[:2] and res.label_map.dtype == np.uint8
+    assert res.label_map.max() < 20
+    assert len(np.unique(res.label_map)) >= 2  # the calibrated random head makes real decisions
+    assert res.person_map.shape == photo.shape[:2]
+    doc = res.summary()
+    assert doc["model"]["kind"] == "m2fp" and "forward" in doc["timings_ms"]
