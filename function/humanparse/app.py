@@ -23,6 +23,7 @@ from .engine.types import Parser
 from .exceptions import InputError
 from .imageio import decode_image
 from .jobs import Layout, is_job_id, new_job_id
+from .labels import PERSON_PALETTE, hex_color
 from .rendering import ARTIFACTS, render_all
 
 # Lambda caps a synchronous response at 6 MB; base64 inflates by 4/3, keep headroom for JSON.
@@ -71,12 +72,13 @@ def create_app(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_pa
         return {"status": "ok", "version": __version__, "model": {"kind": info.kind, "id": info.model_id,
                                                                  "notes": info.notes}}
 
-    @app.get("/api/config")
+    @app.get("/config")
     def api_config() -> dict[str, Any]:
         """What the page needs to know: limits, accepted types, the legend of all labels."""
         return {"max_upload_bytes": settings.max_upload_bytes, "allowed_content_types": list(settings.allowed_content_types),
                 "sync_max_bytes": settings.sync_max_bytes, "labels": full_legend(),
-                "supported_labels": list(parser.info.supported_labels), "model": parser.info.kind}
+                "supported_labels": list(parser.info.supported_labels), "model": parser.info.kind,
+                "person_colors": [hex_color(c) for c in PERSON_PALETTE]}
 
     @app.post("/uploads", status_code=201)
     def create_upload(req: UploadRequest) -> dict[str, Any]:

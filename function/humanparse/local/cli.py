@@ -156,6 +156,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"humanparse is up: open {page_origin}/  (API at {page_origin}/api/docs)", flush=True)
     try:
         server.run()  # returns on Ctrl-C / SIGTERM (uvicorn handles the signals)
+    except KeyboardInterrupt:  # uvicorn re-raises the captured signal once it has shut down
+        pass
     finally:
         print("shutting down: finishing in-flight parses…", flush=True)
         worker.stop(timeout=args.drain_timeout)

@@ -1,0 +1,123 @@
+"""``local_runner.py`` as a user runs it: a subprocess on free ports, uploads through the presigned POST it
+returns, results fetched over HTTP. Also a 50-upload burst (none lost, memory bounded) and persistence."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import requests
+from PIL import Image
+
+from conftest import CIHP, cihp_images
+from runner import Runner
+
+
+def upload(base: str, data: bytes, ctype: str = "image/jpeg", name: str = "p.jpg") -> str:
+    up = requests.post(base + "/api/uploads", json={"content_type": ctype, "filename": name}, timeout=30).json()
+    r = requests.post(up["upload"]["url"], data=up["upload"]["fields"], files={"file": (name, data, ctype)}, timeout=60)
+    assert r.status_code in (200, 204), r.text
+    return str(up["job_id"])
+
+
+def wait(base: str, job: str, timeout: float = 300) -> dict:  # type: ignore[type-arg]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        j = requests.get(f"{base}/api/jobs/{job}", timeout=30).json()
+        if j["status"] in ("done", "failed"):
+            return j  # type: ignore[no-any-return]
+        time.sleep(0.25)
+    raise TimeoutError(job)
+
+
+class PeakRss:
+    """Samples the RSS of a process and its children in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc, self.peak, self._stop = psutil.Process(pid), 0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                rss = self.proc.memory_info().rss + sum(c.memory_info().rss for c in self.proc.children(recursive=True))
+                self.peak = max(self.peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    def __enter__(self) -> "PeakRss":
+        self._t.start()
+        return self
+
+    def __exit__(self, *a: object) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+def test_end_to_end_and_restart(tmp_path: Path, shared_models: Path, cihp: Path) -> None:
+    data_dir = tmp_path / "data"
+    r = Runner(data_dir).start()
+    try:
+        photo = cihp / "images" / "0026375.jpg"
+        job = upload(r.base, photo.read_bytes())
+        j = wait(r.base, job)
+        assert j["status"] == "done", j
+        png = requests.get(j["results"]["color.png"], timeout=30)
+        assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+        color = np.asarray(Image.open(io.BytesIO(png.content)).convert("RGB"))
+        rgb = Image.open(photo)
+        assert color.shape[:2] == (rgb.height, rgb.width)
+        gt = np.asarray(Image.open(cihp / "labels" / "0026375.png"))
+        painted = color.any(axis=2)
+        # where the people are (ground truth), the colour map is mostly painted; elsewhere mostly not
+        assert painted[gt > 0].mean() > 0.6 and painted[gt == 0].mean() < 0.3
+    finally:
+        assert r.stop() == 0
+    assert "stopped cleanly" in r.log()
+    # results survive a restart from the same data folder
+    r2 = Runner(data_dir).start()
+    try:
+        j2 = requests.get(f"{r2.base}/api/jobs/{job}", timeout=30).json()
+        assert j2["status"] == "done"
+        assert requests.get(j2["results"]["label.png"], timeout=30).status_code == 200
+        assert "1 objects restored" not in r2.log() and "restored" in r2.log()
+    finally:
+        r2.stop()
+
+
+def test_burst_of_50_uploads(tmp_path: Path, shared_models: Path, cihp: Path) -> None:
+    r = Runner(tmp_path / "data", workers=1).start()
+    photos = [p.read_bytes() for p in cihp_images()]
+    try:
+        with PeakRss(r.proc.pid) as mem:  # type: ignore[union-attr]
+            with ThreadPoolExecutor(max_workers=10) as pool:
+                jobs = list(pool.map(lambda i: upload(r.base, photos[i % len(photos)], name=f"{i}.jpg"), range(50)))
+            t0 = time.time()
+            results = [wait(r.base, j, timeout=600) for j in jobs]
+            elapsed = time.time() - t0
+        assert len(set(jobs)) == 50
+        assert [x["status"] for x in results] == ["done"] * 50
+        peak_mb = mem.peak / 2**20
+        print(f"\nburst: 50 uploads done in {elapsed:.1f}s after the last upload; peak RSS {peak_mb:.0f} MB")
+        (tmp_path / "burst.json").write_text(json.dumps({"peak_rss_mb": peak_mb, "seconds": elapsed}))
+        assert peak_mb < 2500  # one parse at a time: memory does not grow with the backlog
+    finally:
+        r.stop()
+
+
+def test_bad_upload_through_runner(tmp_path: Path, shared_models: Path) -> None:
+    r = Runner(tmp_path / "data").start()
+    try:
+        j = wait(r.base, upload(r.base, b"definitely not a jpeg"))
+        assert j["status"] == "failed" and j["error"] == "not_an_image" and j["reason"]
+        assert requests.get(r.base + "/api/healthz", timeout=10).status_code == 200  # still serving
+    finally:
+        r.stop()
