@@ -8,4 +8,6 @@ if ! command -v chromium >/dev/null 2>&1; then
   # Debian's Chromium: a test tool's own browser download cannot work offline
   (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || echo "warning: chromium not installed; browser tests will be skipped" >&2
 fi
+python -m ruff check function tests bench local_runner.py
+python -m mypy                      # strict, see pyproject.toml
 python -m pytest -q "$@"

@@ -31,7 +31,7 @@ class Runner:
                     "--data-dir", str(data_dir), "--workers", str(workers), *extra]
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 120.0) -> "Runner":
+    def start(self, timeout: float = 120.0) -> Runner:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
-
 from humanparse.colormap import colorize, legend_entries, legend_image, overlay, person_view
 from humanparse.engine.types import ModelInfo, ParseResult, Person
 from humanparse.labels import CIHP_LABELS, CIHP_PALETTE
 from humanparse.rendering import ARTIFACTS, render_all
+from PIL import Image
 
 
 def _labels() -> np.ndarray:

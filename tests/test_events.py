@@ -6,13 +6,11 @@ import json
 from urllib.parse import quote_plus
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
+from conftest import EVENTS
 from humanparse.events import EventFormatError, is_s3_event, make_s3_event, parse_s3_event
 from humanparse.jobs import Layout
-
-from conftest import EVENTS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def load(name: str) -> dict:  # type: ignore[type-arg]

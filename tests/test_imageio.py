@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import io
+import struct
 import time
 import zlib
-import struct
 
 import numpy as np
 import pytest
-from PIL import Image
-
+from conftest import encode_jpeg, encode_png
 from humanparse import exceptions as E
 from humanparse.imageio import decode_image
-
-from conftest import encode_jpeg, encode_png
+from PIL import Image
 
 
 def _img(h: int = 40, w: int = 60) -> np.ndarray:

@@ -9,12 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
-
+from conftest import EVENTS, encode_jpeg, encode_png
 from humanparse.config import Settings
 from humanparse.service import build_service
-
-from conftest import EVENTS, encode_jpeg, encode_png
+from PIL import Image
 
 
 @pytest.fixture()

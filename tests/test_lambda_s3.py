@@ -11,14 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 import requests
-from PIL import Image
-
+from conftest import EVENTS, encode_jpeg
 from humanparse.config import Settings
 from humanparse.events import parse_s3_event
 from humanparse.jobs import Layout
 from humanparse.service import build_service
-
-from conftest import EVENTS, encode_jpeg
+from PIL import Image
 
 
 def settings_for(aws: dict[str, Any], **kw: Any) -> Settings:

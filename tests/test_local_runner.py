@@ -12,11 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-import pytest
 import requests
+from conftest import cihp_images
 from PIL import Image
-
-from conftest import CIHP, cihp_images
 from runner import Runner
 
 
@@ -53,7 +51,7 @@ class PeakRss:
                 pass
             time.sleep(0.05)
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         self._t.start()
         return self
 

@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
+from conftest import SHARED
 from humanparse.engine.m2fp.modeling import M2FPNet
 from humanparse.engine.m2fp.postprocess import m2fp_postprocess
 from humanparse.engine.m2fp.predictor import build_m2fp, preprocess, preprocess_shape
 from humanparse.exceptions import ModelError, ModelNotFound
-
-from conftest import SHARED
 
 
 def test_architecture_matches_published_configuration() -> None:

@@ -76,9 +76,11 @@ def _calibrate(net: M2FPNet, *, seed: int, class_logit_scale: float) -> None:
         for _ in range(2):
             net(x)
             mf = captured["mf"]
+            assert pix.mask_features.bias is not None
             pix.mask_features.bias.sub_(mf.mean(dim=(0, 2, 3)))
             _, masks = net(x)
             last = pred.mask_embed.layers[-1]
+            assert isinstance(last, torch.nn.Linear)
             factor = 4.0 / float(masks.std().clamp_min(1e-6))
             last.weight.mul_(factor)
             last.bias.mul_(factor)
@@ -120,6 +122,7 @@ def make_random_m2fp_folder(path: str | Path, *, seed: int = 0, class_logit_scal
         for mod in net.modules():
             if isinstance(mod, torch.nn.BatchNorm2d):
                 n = mod.num_features
+                assert mod.running_mean is not None and mod.running_var is not None
                 mod.running_mean.copy_(torch.randn(n, generator=g) * 0.05)
                 mod.running_var.copy_(1.0 + torch.rand(n, generator=g) * 0.5)
                 mod.weight.copy_(0.7 + torch.rand(n, generator=g) * 0.2)

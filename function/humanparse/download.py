@@ -67,7 +67,7 @@ def download_lite(dest: Path, *, source_dir: Path | None = None, timeout: float 
 def download_m2fp(model_id: str, dest: Path) -> Path:
     """Fetch an M2FP folder by hub id with ModelScope's own downloader (``pip install modelscope``)."""
     try:
-        from modelscope.hub.snapshot_download import snapshot_download  # type: ignore[import-not-found]
+        from modelscope.hub.snapshot_download import snapshot_download
     except ImportError as exc:
         raise DownloadError("downloading M2FP needs ModelScope's downloader: pip install modelscope") from exc
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -100,8 +100,8 @@ def decode_image(data: bytes, *, max_megapixels: float = 40.0) -> DecodedImage:
             img.seek(0)
         img.load()
         orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
-        img = ImageOps.exif_transpose(img) or img
-        rgb = _to_rgb(img)
+        rotated: Image.Image = ImageOps.exif_transpose(img) or img
+        rgb = _to_rgb(rotated)
         arr = np.asarray(rgb, dtype=np.uint8)
     except (OSError, SyntaxError, ValueError) as exc:
         raise TruncatedImage(f"the image data is truncated or corrupt ({exc})") from exc

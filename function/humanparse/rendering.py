@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from .colormap import colorize, legend_entries, legend_image, overlay, person_view
+from .colormap import colorize, legend_entries, legend_image, overlay
 from .engine.types import ParseResult
 from .labels import PERSON_PALETTE, palette_array
 

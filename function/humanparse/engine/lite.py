@@ -76,7 +76,7 @@ def _resize_float(a: npt.NDArray[np.float32], hw: tuple[int, int]) -> npt.NDArra
     """Bilinear resize of an (h, w, C) float array to (H, W, C)."""
     import cv2  # local: keeps module import light for tools that only read constants
 
-    out = cv2.resize(a, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
+    out = np.asarray(cv2.resize(a, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR), dtype=np.float32)
     return out.reshape(hw[0], hw[1], -1) if out.ndim == 2 else out
 
 
@@ -117,22 +117,24 @@ class LiteParser:
         s = (self.tuning.bodypix_long_side - 1) / max(h, w)
         bh = max(1, int(round(h * s / 16))) * 16 + 1
         bw = max(1, int(round(w * s / 16))) * 16 + 1
-        x = np.asarray(Image.fromarray(rgb).resize((bw, bh), Image.BILINEAR), dtype=np.float32)
+        x = np.asarray(Image.fromarray(rgb).resize((bw, bh), Image.Resampling.BILINEAR), dtype=np.float32)
         x = x / 127.5 - 1.0
         outs = self.bodypix.run(None, {"input": x[None]})
-        res = {k: v[0] for k, v in zip(self._bp_outputs, outs)}
+        res = {k: v[0] for k, v in zip(self._bp_outputs, outs, strict=False)}
         if self.tuning.flip_tta:
-            fl = {k: v[0][:, ::-1] for k, v in zip(self._bp_outputs, self.bodypix.run(None, {"input": x[None, :, ::-1].copy()}))}
+            fl = {k: v[0][:, ::-1] for k, v in zip(self._bp_outputs, self.bodypix.run(None, {"input": x[None, :, ::-1].copy()}), strict=False)}
             res["segments"] = (res["segments"] + fl["segments"]) / 2
             res["part_heatmaps"] = (res["part_heatmaps"] + fl["part_heatmaps"][..., _FLIP_PARTS]) / 2
         res["_scale"] = np.array([bh / h, bw / w], dtype=np.float32)
         return res
 
     def _run_pan(self, rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        x = np.asarray(Image.fromarray(rgb).resize((512, 512), Image.BILINEAR), dtype=np.float32) / 255.0
-        x = (x - np.array([0.485, 0.456, 0.406], np.float32)) / np.array([0.229, 0.224, 0.225], np.float32)
-        out = self.pan.run(None, {self._pan_input: x.transpose(2, 0, 1)[None].astype(np.float32)})[0]
-        return out[0].transpose(1, 2, 0)  # (512, 512, 3): skin, clothes, hair in [0, 1]
+        x = np.asarray(Image.fromarray(rgb).resize((512, 512), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+        mean = np.array([0.485, 0.456, 0.406], np.float32)
+        std = np.array([0.229, 0.224, 0.225], np.float32)
+        x = ((x - mean) / std).astype(np.float32)
+        out = np.asarray(self.pan.run(None, {self._pan_input: x.transpose(2, 0, 1)[None]})[0], dtype=np.float32)
+        return np.ascontiguousarray(out[0].transpose(1, 2, 0))  # (512, 512, 3): skin, clothes, hair in [0, 1]
 
     # -------------------------------------------------------------------------------------- instances
     def _person_clusters(self, bp: dict[str, npt.NDArray[np.float32]], person_grid: npt.NDArray[np.bool_],
@@ -188,7 +190,7 @@ class LiteParser:
         tn = self.tuning
         s = min(1.0, tn.work_long_side / max(h0, w0))
         hw = (max(1, int(round(h0 * s))), max(1, int(round(w0 * s))))
-        work = rgb if s == 1.0 else np.asarray(Image.fromarray(rgb).resize((hw[1], hw[0]), Image.BILINEAR))
+        work = rgb if s == 1.0 else np.asarray(Image.fromarray(rgb).resize((hw[1], hw[0]), Image.Resampling.BILINEAR))
         bp = self._run_bodypix(work)
         pan = self._run_pan(work)
         t1 = time.perf_counter()
@@ -250,7 +252,7 @@ class LiteParser:
                     masks.append(m)
                     scores.append(float(probs[clusters == k].mean()) if (clusters == k).any() else 0.5)
         if (h0, w0) != hw:
-            label = cv2.resize(label, (w0, h0), interpolation=cv2.INTER_NEAREST)
+            label = np.asarray(cv2.resize(label, (w0, h0), interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
             masks = [cv2.resize(m.astype(np.uint8), (w0, h0), interpolation=cv2.INTER_NEAREST) > 0 for m in masks]
         person_map, persons = persons_from_masks(label, masks, scores)
         t2 = time.perf_counter()

@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import signal
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 

@@ -79,7 +79,6 @@ class EmbeddedS3:
         q = sqs.create_queue(QueueName="humanparse-uploads", Attributes={
             "VisibilityTimeout": "120",
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})})["QueueUrl"]
-        q_arn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         aws.queue_url, aws.dlq_url = q, dlq
         return aws
 

@@ -29,7 +29,7 @@ class LambdaContext:
 
 class Worker:
     def __init__(self, sqs: Any, queue_url: str, handler: Callable[[dict[str, Any], Any], Any], *,
-                 concurrency: int = 1, after_each: Callable[[], None] | None = None) -> None:
+                 concurrency: int = 1, after_each: Callable[[], object] | None = None) -> None:
         self.sqs, self.queue_url, self.handler = sqs, queue_url, handler
         self.concurrency = max(1, concurrency)
         self.after_each = after_each

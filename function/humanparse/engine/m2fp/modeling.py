@@ -161,7 +161,7 @@ def ms_deform_attn_core(value: Tensor, shapes: Sequence[tuple[int, int]], sampli
     """
     n, _, heads, dh = value.shape
     _, q, _, levels, points, _ = sampling_locations.shape
-    value_list = value.split([h * w for h, w in shapes], dim=1)
+    value_list = torch.split(value, [h * w for h, w in shapes], dim=1)
     grids = 2 * sampling_locations - 1
     sampled = []
     for lvl, (h, w) in enumerate(shapes):
@@ -211,7 +211,8 @@ class MSDeformAttn(nn.Module):
         attn = F.softmax(attn, -1).view(n, q, self.n_heads, self.n_levels, self.n_points)
         normalizer = torch.tensor([[w, h] for h, w in shapes], dtype=query.dtype, device=query.device)
         loc = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
-        return self.output_proj(ms_deform_attn_core(value, shapes, loc, attn))
+        out: Tensor = self.output_proj(ms_deform_attn_core(value, shapes, loc, attn))
+        return out
 
 
 class DeformEncoderLayer(nn.Module):
@@ -225,7 +226,8 @@ class DeformEncoderLayer(nn.Module):
 
     def forward(self, src: Tensor, pos: Tensor, ref: Tensor, shapes: Sequence[tuple[int, int]]) -> Tensor:
         src = self.norm1(src + self.self_attn(src + pos, ref, src, shapes))
-        return self.norm2(src + self.linear2(F.relu(self.linear1(src))))
+        out: Tensor = self.norm2(src + self.linear2(F.relu(self.linear1(src))))
+        return out
 
 
 class DeformEncoder(nn.Module):
@@ -290,8 +292,9 @@ class MSDeformAttnPixelDecoder(nn.Module):
             nn.Sequential(nn.Conv2d(c, conv_dim, kernel_size=1), nn.GroupNorm(32, conv_dim))
             for c in t_channels[::-1])
         for proj in self.input_proj:
-            nn.init.xavier_uniform_(proj[0].weight, gain=1)
-            nn.init.constant_(proj[0].bias, 0)
+            conv = proj[0]  # type: ignore[index]
+            nn.init.xavier_uniform_(conv.weight, gain=1)
+            nn.init.constant_(conv.bias, 0)
         self.transformer = DeformTransformerEncoderOnly(conv_dim, transformer_nheads, transformer_enc_layers,
                                                         transformer_dim_feedforward, len(t_channels))
         self.mask_features = Conv2d(conv_dim, mask_dim, kernel_size=1)
@@ -316,7 +319,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
         y, shapes = self.transformer(srcs, pos)
         bs = y.shape[0]
         out = [z.transpose(1, 2).reshape(bs, -1, h, w)
-               for z, (h, w) in zip(y.split([h * w for h, w in shapes], dim=1), shapes)]
+               for z, (h, w) in zip(y.split([h * w for h, w in shapes], dim=1), shapes, strict=False)]
         for idx, f in enumerate(self.in_features[: self.num_fpn_levels][::-1]):
             cur = getattr(self, self.lateral_names[idx])(features[f].float())
             cur = cur + F.interpolate(out[-1], size=cur.shape[-2:], mode="bilinear", align_corners=False)
@@ -333,7 +336,8 @@ class SelfAttentionLayer(nn.Module):
 
     def forward(self, tgt: Tensor, query_pos: Tensor) -> Tensor:
         q = k = tgt + query_pos
-        return self.norm(tgt + self.self_attn(q, k, value=tgt)[0])
+        out: Tensor = self.norm(tgt + self.self_attn(q, k, value=tgt)[0])
+        return out
 
 
 class CrossAttentionLayer(nn.Module):
@@ -345,7 +349,8 @@ class CrossAttentionLayer(nn.Module):
     def forward(self, tgt: Tensor, memory: Tensor, memory_mask: Tensor, pos: Tensor, query_pos: Tensor) -> Tensor:
         out = self.multihead_attn(query=tgt + query_pos, key=memory + pos, value=memory,
                                   attn_mask=memory_mask)[0]
-        return self.norm(tgt + out)
+        res: Tensor = self.norm(tgt + out)
+        return res
 
 
 class FFNLayer(nn.Module):
@@ -356,14 +361,15 @@ class FFNLayer(nn.Module):
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, tgt: Tensor) -> Tensor:
-        return self.norm(tgt + self.linear2(F.relu(self.linear1(tgt))))
+        out: Tensor = self.norm(tgt + self.linear2(F.relu(self.linear1(tgt))))
+        return out
 
 
 class MLP(nn.Module):
     def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int) -> None:
         super().__init__()
         h = [hidden_dim] * (num_layers - 1)
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip([input_dim] + h, h + [output_dim]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip([input_dim] + h, h + [output_dim], strict=False))
 
     def forward(self, x: Tensor) -> Tensor:
         for i, layer in enumerate(self.layers):
@@ -466,4 +472,5 @@ class M2FPNet(nn.Module):
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         features = self.backbone(images)
         mask_features, multi_scale = self.sem_seg_head.pixel_decoder(features)
-        return self.sem_seg_head.predictor(multi_scale, mask_features)
+        cls, masks = self.sem_seg_head.predictor(multi_scale, mask_features)
+        return cls, masks

@@ -72,7 +72,7 @@ def m2fp_postprocess(class_logits: Tensor, mask_logits: Tensor, *, padded_hw: tu
         num_classes = probs.shape[1]
         top_scores, top_idx = probs.flatten().topk(min(topk, probs.numel()), sorted=False)
         cands: list[Candidate] = []
-        for s, i in zip(top_scores.tolist(), top_idx.tolist()):
+        for s, i in zip(top_scores.tolist(), top_idx.tolist(), strict=False):
             label = i % num_classes
             thr = human_score_thr if label == num_parsing else ins_score_thr
             # human instances are kept when score > thr, parts when score >= thr (ModelScope's comparisons)

@@ -67,7 +67,7 @@ def preprocess(rgb: npt.NDArray[np.uint8], short: int = 640, max_size: int = 133
     resized (h, w) inside it. Resizes with PIL bilinear as torchvision's ``Resize`` on a PIL image does."""
     h, w = rgb.shape[:2]
     nh, nw = preprocess_shape(h, w, short, max_size)
-    resized = np.array(Image.fromarray(rgb).resize((nw, nh), Image.BILINEAR))  # writable copy for torch
+    resized = np.array(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BILINEAR))  # writable copy for torch
     # ToTensor then *255, as the pipeline does, so float rounding matches it bit for bit
     x = torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1).float().div(255.0) * 255.0
     mean = torch.tensor(PIXEL_MEAN).view(3, 1, 1)
