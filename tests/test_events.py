@@ -41,7 +41,7 @@ def test_test_event_and_non_events() -> None:
 
 def test_layout_job_ids() -> None:
     lay = Layout("uploads/", "results/")
-    assert lay.job_id_for_key("uploads/0123456789abcdef0123456789abcdef/image") == "0123456789abcdef0123456789abcdef"
+    assert lay.job_id_for_key("uploads/0123456789abcdef0123456789abcdef/image.png") == "0123456789abcdef0123456789abcdef"
     other = lay.job_id_for_key("uploads/summer party +2024/my photo 图片.jpg")
     assert len(other) == 32 and other == lay.job_id_for_key("uploads/summer party +2024/my photo 图片.jpg")
     assert not lay.in_uploads("results/x/status.json") and not lay.in_uploads("other/photo.jpg")

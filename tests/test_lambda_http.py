@@ -49,7 +49,7 @@ def test_post_uploads_presigned_post(svc: Any, aws: dict[str, Any]) -> None:
     assert code == 201, body
     f = doc["upload"]["fields"]
     assert doc["upload"]["url"].startswith(aws["endpoint"])
-    assert f["key"] == f"uploads/{doc['job_id']}/image" and f["Content-Type"] == "image/jpeg"
+    assert f["key"] == f"uploads/{doc['job_id']}/image.jpg" and f["Content-Type"] == "image/jpeg"
     policy = json.loads(base64.b64decode(f["policy"]))
     conds = policy["conditions"]
     assert ["content-length-range", 1, 15 * 1024 * 1024] in conds and {"Content-Type": "image/jpeg"} in conds
@@ -72,7 +72,7 @@ def test_get_job_states(svc: Any, aws: dict[str, Any]) -> None:
     bad = ev("function-url-get-job.json", rawPath="/jobs/..%2F..%2Fetc")
     code, _, _ = call(svc, bad)
     assert code in (400, 404)
-    aws["s3"].put_object(Bucket=aws["upload_bucket"], Key="uploads/0123456789abcdef0123456789abcdef/image", Body=b"x")
+    aws["s3"].put_object(Bucket=aws["upload_bucket"], Key="uploads/0123456789abcdef0123456789abcdef/image.png", Body=b"x")
     code, _, body = call(svc, ev("function-url-get-job.json"))
     assert code == 200 and json.loads(body)["status"] == "pending"
 

@@ -91,7 +91,7 @@ def create_app(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_pa
         if req.size == 0:
             raise ApiError(400, "empty", "the file is empty")
         job_id = new_job_id()
-        key = layout.upload_key(job_id)
+        key = layout.upload_key(job_id, ct)
         fields: dict[str, str] = {"Content-Type": ct}
         conditions: list[Any] = [{"Content-Type": ct}, ["content-length-range", 1, settings.max_upload_bytes]]
         if req.filename:
@@ -123,12 +123,10 @@ def create_app(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_pa
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
                     raise
-                try:
-                    s3.head_object(Bucket=settings.upload_bucket, Key=layout.upload_key(job_id))
-                except ClientError as exc2:
-                    if exc2.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                        raise ApiError(404, "not_found", "no such job (or its upload has not arrived yet)") from exc2
-                    raise
+                listed = s3.list_objects_v2(Bucket=settings.upload_bucket, Prefix=layout.upload_job_prefix(job_id),
+                                            MaxKeys=1)
+                if not listed.get("KeyCount"):
+                    raise ApiError(404, "not_found", "no such job (or its upload has not arrived yet)") from exc
                 return {"job_id": job_id, "status": "pending"}
         except (ClientError, BotoCoreError) as exc:
             raise ApiError(503, "storage_unavailable", str(exc)) from exc

@@ -71,6 +71,32 @@ def parse_s3_event(event: Any) -> list[S3ObjectRecord]:
     return out
 
 
+def is_backfill_batch(event: Any) -> bool:
+    return isinstance(event, dict) and isinstance(event.get("Items"), list) and isinstance(event.get("BatchInput"), dict)
+
+
+def parse_backfill_batch(event: Any) -> list[S3ObjectRecord]:
+    """A Step Functions Distributed Map batch (ItemReader = S3 ListObjectsV2, ItemBatcher on):
+    ``{"BatchInput": {"bucket": ...}, "Items": [{"Key", "Size", "Etag", ...}]}``. Keys here are raw (not
+    URL-encoded), so they are taken as they are."""
+    if not is_backfill_batch(event):
+        raise EventFormatError("not a backfill batch: needs BatchInput and Items")
+    bucket = event["BatchInput"].get("bucket")
+    if not isinstance(bucket, str) or not bucket:
+        raise EventFormatError("backfill batch has no BatchInput.bucket")
+    out = []
+    for i, item in enumerate(event["Items"]):
+        if not isinstance(item, dict) or not isinstance(item.get("Key"), str) or not item["Key"]:
+            raise EventFormatError(f"backfill item {i} has no Key")
+        size = item.get("Size")
+        etag = item.get("Etag") or item.get("ETag")
+        out.append(S3ObjectRecord(event_name="ObjectCreated:Backfill", bucket=bucket, key=item["Key"],
+                                  size=int(size) if isinstance(size, (int, float)) else None,
+                                  etag=str(etag).strip('"') if etag else None, version_id=None, sequencer=None,
+                                  event_time=None))
+    return out
+
+
 def make_s3_event(bucket: str, key: str, *, size: int, etag: str, event_name: str = "ObjectCreated:Put",
                   region: str = "us-east-1", event_time: str = "1970-01-01T00:00:00.000Z") -> dict[str, Any]:
     """An S3 notification in AWS's shape (key URL-encoded as S3 does). The local runner uses it to re-announce

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_NAME = "image"
+# The extension an upload's key gets from its declared type (the S3 notification filters on these suffixes).
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+UPLOAD_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 STATUS_NAME = "status.json"
 
 
@@ -26,8 +29,11 @@ class Layout:
     upload_prefix: str  # e.g. "uploads/"
     results_prefix: str  # e.g. "results/"
 
-    def upload_key(self, job_id: str) -> str:
-        return f"{self.upload_prefix}{job_id}/{UPLOAD_NAME}"
+    def upload_key(self, job_id: str, content_type: str = "image/jpeg") -> str:
+        return f"{self.upload_prefix}{job_id}/{UPLOAD_NAME}.{EXTENSIONS.get(content_type, 'jpg')}"
+
+    def upload_job_prefix(self, job_id: str) -> str:
+        return f"{self.upload_prefix}{job_id}/"
 
     def result_key(self, job_id: str, name: str) -> str:
         return f"{self.results_prefix}{job_id}/{name}"
@@ -44,10 +50,10 @@ class Layout:
         return bool(rest) and not any(seg in (".", "..") for seg in rest.split("/")) and len(key) <= 1024
 
     def job_id_for_key(self, key: str) -> str:
-        """``uploads/<job id>/image`` (what POST /uploads hands out) → that id; any other key under the
+        """``uploads/<job id>/image.<ext>`` (what POST /uploads hands out) → that id; any other key under the
         uploads prefix (a bulk copy, a backfill) → a stable hash of the key, so duplicates map to one job."""
         rest = key[len(self.upload_prefix):]
         parts = rest.split("/")
-        if len(parts) == 2 and is_job_id(parts[0]) and parts[1] == UPLOAD_NAME:
+        if len(parts) == 2 and is_job_id(parts[0]) and parts[1].split(".")[0] == UPLOAD_NAME:
             return parts[0]
         return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from .config import Settings
 from .engine.types import Parser
-from .events import S3ObjectRecord, parse_s3_event
+from .events import S3ObjectRecord, is_backfill_batch, parse_backfill_batch, parse_s3_event
 from .exceptions import ImageTooLarge, InputError
 from .imageio import decode_image
 from .jobs import Layout
@@ -63,8 +63,11 @@ class S3Trigger:
 
     # ------------------------------------------------------------------------------------------ records
     def handle_event(self, event: Any) -> dict[str, Any]:
-        outcomes = [self.handle_record(r) for r in parse_s3_event(event)]
-        return {"records": [o.__dict__ for o in outcomes]}
+        """An S3 notification, or a backfill batch from the Step Functions Distributed Map."""
+        records = parse_backfill_batch(event) if is_backfill_batch(event) else parse_s3_event(event)
+        outcomes = [self.handle_record(r) for r in records]
+        return {"records": [o.__dict__ for o in outcomes],
+                "failed": sum(o.status == "failed" for o in outcomes)}
 
     def handle_record(self, rec: S3ObjectRecord) -> RecordOutcome:
         if not rec.is_create or not self.layout.in_uploads(rec.key) or rec.bucket != self.settings.upload_bucket:

@@ -12,7 +12,7 @@ from mangum import Mangum
 from .app import create_app
 from .config import Settings
 from .engine.types import Parser
-from .events import is_s3_event
+from .events import is_backfill_batch, is_s3_event
 from .s3_handler import S3Trigger
 
 
@@ -29,7 +29,7 @@ class Service:
 
     def handler(self, event: dict[str, Any], context: Any = None) -> Any:
         """The Lambda entry: S3 notifications → trigger; API Gateway / Function URL events → Mangum."""
-        if is_s3_event(event):
+        if is_s3_event(event) or is_backfill_batch(event):
             return self.s3_handler(event, context)
         return self.http_handler(event, context)
 

@@ -1,0 +1,57 @@
+# syntax=docker/dockerfile:1.7
+# humanparse: the Lambda container image (also runs the local server on non-Lambda hosts).
+#
+#   docker build -t humanparse .                                   # M2FP weights fetched by hub id at build
+#   docker build --build-arg WITH_M2FP=0 -t humanparse-lite .      # lite tier only (no weights download)
+#
+# Why Debian slim + awslambdaric and not the AWS Lambda python:3.11 base: that base is Amazon Linux 2
+# (glibc 2.26) and current CPU PyTorch wheels need glibc >= 2.28.
+
+ARG PYTHON=3.11
+
+# ---------------------------------------------------------------------------------------------- build
+FROM python:${PYTHON}-slim-bookworm AS build
+ARG WITH_M2FP=1
+ARG MODEL_ID=damo/cv_resnet101_image-multiple-human-parsing
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+# CPU-only torch from PyTorch's CPU index: a plain `torch` from PyPI is a multi-GB CUDA build.
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+COPY pyproject.toml README.md ./
+COPY function/ function/
+RUN /opt/venv/bin/pip install ".[local]" awslambdaric \
+ && find /opt/venv -name "__pycache__" -prune -exec rm -rf {} + \
+ && rm -rf /opt/venv/lib/python*/site-packages/torch/include /opt/venv/lib/python*/site-packages/torch/share/cmake
+COPY local_runner.py ./
+# Models: the explicit download step (builders never download). Lite models are pinned by sha256.
+RUN /opt/venv/bin/python local_runner.py download lite --dest /opt/models/lite
+RUN if [ "$WITH_M2FP" = "1" ]; then \
+      python -m venv /opt/dl && /opt/dl/bin/pip install modelscope \
+      && /opt/dl/bin/python -c "from modelscope.hub.snapshot_download import snapshot_download as d; import shutil; p=d('${MODEL_ID}', cache_dir='/tmp/hub'); shutil.copytree(p, '/opt/models/m2fp')" \
+      && test -f /opt/models/m2fp/configuration.json && test -f /opt/models/m2fp/pytorch_model.pt; \
+    else mkdir -p /opt/models/m2fp; fi
+
+# -------------------------------------------------------------------------------------------- runtime
+FROM python:${PYTHON}-slim-bookworm
+RUN useradd --uid 1000 --no-create-home --home-dir /tmp app
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build --chmod=0444 /opt/models /opt/models
+RUN chmod -R a+X /opt/models
+WORKDIR /var/task
+COPY function/ /var/task/function/
+COPY frontend/ /var/task/frontend/
+COPY local_runner.py /var/task/
+COPY --chmod=0555 scripts/entrypoint.sh /usr/local/bin/entrypoint
+# Read-only everywhere but /tmp (as on Lambda); HOME points there for any library cache.
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp \
+    PYTHONPATH=/var/task/function
+USER 1000
+EXPOSE 8000
+# Non-Lambda hosts: `docker run -p 8000:8000 humanparse python local_runner.py serve --host 0.0.0.0
+#   --model-dir /opt/models/m2fp --lite-dir /opt/models/lite --data-dir /tmp/data`
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/api/healthz', timeout=4).status == 200 else 1)" || exit 1
+ENTRYPOINT ["/usr/local/bin/entrypoint"]
+# The template overrides this per function (http_handler / s3_handler); `handler` dispatches both.
+CMD ["humanparse.handler.handler"]
