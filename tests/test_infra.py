@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import EVENTS, ROOT
 
 TEMPLATE = ROOT / "infra" / "template.yaml"
@@ -122,7 +121,6 @@ def test_handler_with_template_environment(moto_server: str, shared_models: Path
     """Imports humanparse.handler (model loads at import) under exactly the template's variables, then
     delivers an S3 event and an HTTP event to the Lambda entry points."""
     import boto3
-
     from conftest import encode_jpeg
 
     env = template_env()
