@@ -82,7 +82,7 @@ def main() -> None:
     from humanparse.engine.m2fp import build_m2fp, preprocess
     from humanparse.imageio import load_image_file
 
-    parser = build_m2fp(model_dir)
+    parser = build_m2fp(model_dir, fast=False)  # the reference arithmetic: compared bit for bit
     rgb = load_image_file(image_path).rgb
     x, _ = preprocess(rgb)
     cls, masks = parser.forward(x)

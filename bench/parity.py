@@ -47,7 +47,8 @@ def main() -> int:
     if not images:
         print("no images: pass --images", file=sys.stderr)
         return 2
-    parser = build_m2fp(model_dir)
+    parser = build_m2fp(model_dir, fast=False)
+    fast_parser = build_m2fp(model_dir, fast=True, precision="fp32")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for img in images:
@@ -63,6 +64,7 @@ def main() -> int:
                 "mask_logit_max_abs_diff": float(np.abs(r["masks"] - r["our_masks"]).max()),
                 "mask_agreement": float((r["label_map"] == r["our_label_map"]).mean()),
                 "runtime_mask_agreement": float((r["label_map"] == ours_rt.label_map).mean()),
+                "fast_path_mask_agreement": float((r["label_map"] == fast_parser.parse(load_image_file(str(img)).rgb).label_map).mean()),
                 "labels_present": sorted(int(v) for v in np.unique(r["label_map"])),
             }
             rows.append(row)
@@ -71,6 +73,7 @@ def main() -> int:
         "max_abs_diff": max(max(r["class_logit_max_abs_diff"], r["mask_logit_max_abs_diff"]) for r in rows),
         "mask_agreement": min(r["mask_agreement"] for r in rows),
         "runtime_mask_agreement": min(r["runtime_mask_agreement"] for r in rows),
+        "fast_path_mask_agreement": min(r["fast_path_mask_agreement"] for r in rows),
         "images": len(rows),
         "model_dir": str(model_dir),
     }

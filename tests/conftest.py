@@ -53,7 +53,7 @@ def m2fp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def m2fp_parser(m2fp_dir: Path) -> Any:
     from humanparse.engine.m2fp import build_m2fp
 
-    return build_m2fp(m2fp_dir)
+    return build_m2fp(m2fp_dir, precision="fp32")
 
 
 @pytest.fixture(scope="session")

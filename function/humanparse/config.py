@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     lite_model_dir: Path | None = None
     threads: int | None = None  # None: from the container's CPU quota
     person_score_thr: float = 0.3
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # M2FP arithmetic; auto: bf16 on AMX hosts only
 
     # --- storage
     upload_bucket: str = "humanparse-uploads"

@@ -47,9 +47,10 @@ def load_parser(settings: Settings, threads: int = 2) -> LoadedParser:
     if m2fp_dir is not None:
         from .m2fp import build_m2fp
 
-        parser = build_m2fp(m2fp_dir, model_id=settings.model_id if settings.model_dir is None else m2fp_dir.name)
+        parser = build_m2fp(m2fp_dir, model_id=settings.model_id if settings.model_dir is None else m2fp_dir.name,
+                            precision=settings.precision)
         parser.person_score_thr = settings.person_score_thr
-        return LoadedParser(parser, f"serving M2FP from {m2fp_dir}")
+        return LoadedParser(parser, f"serving M2FP from {m2fp_dir} ({parser.precision} fast path)")
     from .lite import LiteParser, find_lite_models
 
     bp, pan = find_lite_models(lite_search_dirs(settings))

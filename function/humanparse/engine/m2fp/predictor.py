@@ -120,17 +120,20 @@ def build_m2fp_net(model_dir: str | Path) -> tuple[M2FPNet, M2FPConfig]:
 class M2FPParser:
     """Image in, ``ParseResult`` out. Thread-safe for concurrent ``parse`` calls (no mutable state)."""
 
-    def __init__(self, net: M2FPNet, cfg: M2FPConfig, model_id: str, *, person_score_thr: float = 0.3) -> None:
+    def __init__(self, net: M2FPNet, cfg: M2FPConfig, model_id: str, *, person_score_thr: float = 0.3,
+                 precision: str = "fp32") -> None:
         self.net, self.cfg = net, cfg
+        self.precision = precision
         self.person_score_thr = person_score_thr
         self.info = ModelInfo(kind="m2fp", model_id=model_id, supported_labels=tuple(range(cfg.num_parsing)),
                               notes="M2FP (Mask2Former for Parsing), ResNet-101, CIHP 20 classes")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (1, 3, Hp, Wp) normalised. Returns class logits (Q, C+1) and mask logits (Q, Hp/4, Wp/4)."""
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                     enabled=self.precision == "bf16"):
             cls, masks = self.net(x)
-        return cls[0], masks[0]
+        return cls[0].float(), masks[0].float()
 
     def parse(self, rgb: npt.NDArray[np.uint8]) -> ParseResult:
         t0 = time.perf_counter()
@@ -150,6 +153,14 @@ class M2FPParser:
                                     "total": t3 - t0})
 
 
-def build_m2fp(model_dir: str | Path, *, model_id: str | None = None) -> M2FPParser:
+def build_m2fp(model_dir: str | Path, *, model_id: str | None = None, fast: bool = True,
+               precision: str = "auto") -> M2FPParser:
+    """``fast``: the rearranged fast path (``fast.py``); False keeps the reference arithmetic that matches
+    ModelScope bit for bit. ``precision``: auto | fp32 | bf16 (see ``fast.choose_precision``)."""
+    from .fast import choose_precision, make_fast
+
     net, cfg = build_m2fp_net(model_dir)
-    return M2FPParser(net, cfg, model_id or Path(model_dir).name)
+    if fast:
+        make_fast(net)
+    prec = choose_precision(precision) if fast else "fp32"
+    return M2FPParser(net, cfg, model_id or Path(model_dir).name, precision=prec)

@@ -1,0 +1,46 @@
+"""One of our paths in a fresh process: cold start, median parse time, peak RSS, label map (bench/speed.py)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+T_START = time.perf_counter()
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "function"))
+
+
+def main() -> None:
+    model_dir, image, out, mode, runs, threads = sys.argv[1:7]
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(int(threads))
+    from humanparse.engine.m2fp import build_m2fp
+    from humanparse.imageio import load_image_file
+
+    if mode == "eager":
+        parser = build_m2fp(model_dir, fast=False)
+    else:
+        parser = build_m2fp(model_dir, fast=True, precision=mode)
+    cold = time.perf_counter() - T_START  # process start → model ready (imports included)
+    rgb = load_image_file(image).rgb
+    parser.parse(rgb)  # warm-up
+    times, res = [], None
+    for _ in range(int(runs)):
+        t = time.perf_counter()
+        res = parser.parse(rgb)  # image in (decoded RGB) → label map out
+        times.append(time.perf_counter() - t)
+    assert res is not None
+    np.save(out, res.label_map)
+    print(json.dumps({"mode": mode, "precision": getattr(parser, "precision", "fp32"), "median_s": statistics.median(times),
+                      "times": times, "cold_start_s": cold, "timings": res.timings,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Speed of our M2FP paths against ModelScope's eager pipeline, same image, same machine, one run.
+
+    python bench/speed.py [--model-dir DIR] [--image IMG] [--runs 5]
+
+Measured image in → label map out (decode excluded for all): ModelScope = its pipeline preprocess, model
+forward and model post-processing (reference venv, bench/setup_parity_env.sh); ours = ``parser.parse``.
+Paths: ``portable`` = fp32 fast path (any x86-64 CPU), ``fast`` = bf16 autocast fast path (needs AVX512-BF16
+or AMX to be fast), ``eager`` = our reference arithmetic. Each of ours runs in a fresh process (cold start and
+peak RSS are its own). Medians over --runs after one warm-up. Agreement = share of pixels whose label equals
+ModelScope's; per-class IoU against ModelScope's label map. Last line: JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "function"))
+
+
+def bench_image(dest: Path) -> Path:
+    """A 4:3 1024x768 photo (→ the pipeline's 864x640 canvas): a CIHP photo cropped to 4:3 and resized."""
+    src = ROOT.parent / "shared" / "data" / "cihp" / "images" / "0002190.jpg"
+    im = Image.open(src).convert("RGB")
+    w, h = im.size
+    cw = min(w, h * 4 // 3)
+    im = im.crop(((w - cw) // 2, 0, (w - cw) // 2 + cw, h)).resize((1024, 768), Image.Resampling.BICUBIC)
+    im.save(dest, quality=95)
+    return dest
+
+
+def ious(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
+    from humanparse.labels import CIHP_LABELS
+
+    out = {}
+    for c in np.union1d(np.unique(ref), np.unique(got)):
+        a, b = ref == c, got == c
+        out[CIHP_LABELS[int(c)]] = round(float((a & b).sum() / max(1, (a | b).sum())), 5)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model-dir", type=Path, default=None)
+    ap.add_argument("--image", type=Path, default=None)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--venv", type=Path, default=ROOT / ".cache" / "parity-venv")
+    ap.add_argument("--paths", default="portable,fast", help="comma list of portable, fast, eager")
+    args = ap.parse_args()
+    subprocess.run(["bash", str(ROOT / "bench" / "setup_parity_env.sh")], check=True, cwd=ROOT,
+                   env={**__import__("os").environ, "PARITY_VENV": str(args.venv)})
+    from humanparse.devtools import make_random_m2fp_folder
+
+    model_dir = args.model_dir or ROOT / ".cache" / "m2fp-random"
+    if args.model_dir is None and not (model_dir / "pytorch_model.pt").exists():
+        make_random_m2fp_folder(model_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        image = args.image or bench_image(Path(tmp) / "bench.jpg")
+        ref_npz = Path(tmp) / "ref.npz"
+        subprocess.run([str(args.venv / "bin" / "python"), str(ROOT / "bench" / "_modelscope_ref.py"), str(model_dir),
+                        str(image), str(ref_npz), str(args.threads), str(args.runs + 1)], check=True,
+                       stderr=subprocess.DEVNULL)
+        ref = np.load(ref_npz)
+        baseline = float(np.median(ref["times"][1:]))  # first run is the warm-up
+        print(json.dumps({"path": "modelscope-eager-fp32", "median_s": round(baseline, 3),
+                          "canvas": list(ref["input_shape"]) if "input_shape" in ref else None}))
+        results = {}
+        for mode in [m.strip() for m in args.paths.split(",") if m.strip()]:
+            prec = {"portable": "fp32", "fast": "bf16", "eager": "eager"}[mode]
+            out = Path(tmp) / f"{mode}.npy"
+            r = subprocess.run([sys.executable, str(ROOT / "bench" / "_speed_worker.py"), str(model_dir), str(image),
+                                str(out), prec, str(args.runs), str(args.threads)], check=True, capture_output=True,
+                               text=True)
+            row = json.loads(r.stdout.strip().splitlines()[-1])
+            lab = np.load(out)
+            row["agreement"] = round(float((lab == ref["label_map"]).mean()), 6)
+            row["per_class_iou"] = ious(ref["label_map"], lab)
+            row["speedup"] = round(baseline / row["median_s"], 2)
+            results[mode] = row
+            print(json.dumps({"path": mode, **{k: row[k] for k in ("precision", "median_s", "speedup", "agreement",
+                                                                   "cold_start_s", "peak_rss_mb", "timings")},
+                              "per_class_iou": row["per_class_iou"]}))
+    fast = results.get("fast", results.get("portable"))
+    port = results.get("portable", fast)
+    assert fast is not None and port is not None
+    summary = {"baseline_s": round(baseline, 3), "fast_s": round(fast["median_s"], 3), "speedup": fast["speedup"],
+               "portable_s": round(port["median_s"], 3), "portable_speedup": port["speedup"],
+               "agreement": fast["agreement"], "portable_agreement": port["agreement"],
+               "peak_rss_mb": round(max(r["peak_rss_mb"] for r in results.values()), 1),
+               "cold_start_s": round(max(r["cold_start_s"] for r in results.values()), 2),
+               "fast_precision": fast["precision"]}
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
