@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from humanparse.engine.m2fp.fast import choose_precision, fold_batchnorm
 from humanparse.engine.m2fp.modeling import Conv2d, ms_deform_attn_core, ms_deform_attn_sparse
+from torch import nn
 
 
 @pytest.mark.parametrize("seed", [0, 1])
