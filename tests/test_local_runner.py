@@ -119,3 +119,53 @@ def test_bad_upload_through_runner(tmp_path: Path, shared_models: Path) -> None:
         assert requests.get(r.base + "/api/healthz", timeout=10).status_code == 200  # still serving
     finally:
         r.stop()
+
+
+def test_load_200_requests_20_clients(tmp_path: Path, shared_models: Path, cihp: Path) -> None:
+    """Bounded burst on loopback: only intended back-pressure (503 busy on /parse), memory bounded."""
+    import random
+
+    r = Runner(tmp_path / "data").start()
+    small = (cihp / "images" / "0002190.jpg").read_bytes()
+    done_job = upload(r.base, small)
+    wait(r.base, done_job)
+    rnd = random.Random(0)
+    plan = (["health"] * 60 + ["config"] * 20 + ["upload"] * 40 + ["job"] * 50 + ["missing"] * 10
+            + ["parse"] * 20)
+    rnd.shuffle(plan)
+    assert len(plan) == 200
+
+    def one(kind: str) -> tuple[str, int]:
+        s = requests.Session()
+        if kind == "health":
+            return kind, s.get(r.base + "/api/healthz", timeout=60).status_code
+        if kind == "config":
+            return kind, s.get(r.base + "/api/config", timeout=60).status_code
+        if kind == "upload":
+            return kind, s.post(r.base + "/api/uploads", json={"content_type": "image/png"}, timeout=60).status_code
+        if kind == "job":
+            return kind, s.get(f"{r.base}/api/jobs/{done_job}", timeout=60).status_code
+        if kind == "missing":
+            return kind, s.get(r.base + "/api/jobs/" + "f" * 32, timeout=60).status_code
+        return kind, s.post(r.base + "/api/parse", data=small, headers={"content-type": "image/jpeg"},
+                            timeout=120).status_code
+
+    try:
+        with PeakRss(r.proc.pid) as mem:  # type: ignore[union-attr]
+            t0 = time.time()
+            with ThreadPoolExecutor(max_workers=20) as pool:
+                results = list(pool.map(one, plan))
+            elapsed = time.time() - t0
+        allowed = {"health": {200}, "config": {200}, "upload": {201}, "job": {200}, "missing": {404},
+                   "parse": {200, 503}}
+        bad = [(k, c) for k, c in results if c not in allowed[k]]
+        assert not bad, bad
+        parsed = sum(1 for k, c in results if k == "parse" and c == 200)
+        busy = sum(1 for k, c in results if k == "parse" and c == 503)
+        assert parsed >= 1 and parsed + busy == 20
+        print(f"\nload: 200 requests / 20 clients in {elapsed:.1f}s; /parse {parsed} ok + {busy} busy (503); "
+              f"peak RSS {mem.peak / 2**20:.0f} MB")
+        assert mem.peak / 2**20 < 2500
+        assert requests.get(r.base + "/api/healthz", timeout=10).status_code == 200
+    finally:
+        r.stop()

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     upload_prefix: str = "uploads/"
     results_prefix: str = "results/"
     s3_endpoint_url: str | None = None  # the local runner's embedded S3; unset on AWS
-    region: str = "us-east-1"
+    region: str | None = None  # unset on AWS: boto3 takes the function's own AWS_REGION
 
     # --- limits
     max_upload_bytes: int = 15 * 1024 * 1024

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from .config import get_settings
 from .engine.loader import load_parser
@@ -23,7 +24,9 @@ _threads = configure_threads(settings.threads)
 _loaded = load_parser(settings, threads=_threads)
 logging.getLogger("humanparse").info(_loaded.notice)
 service = build_service(settings, _loaded.parser,
-                        boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region))
+                        boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region,
+                                     # SigV4 for presigned POSTs too (boto3 may pick the deprecated SigV2)
+                                     config=Config(signature_version="s3v4")))
 app = service.app
 http_handler = service.http_handler
 

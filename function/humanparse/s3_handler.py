@@ -32,6 +32,14 @@ log = logging.getLogger("humanparse.s3")
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 
 
+def _sequencer_older(new: str | None, seen: str | None) -> bool:
+    """S3's per-key event order: sequencers are hex strings, compared after left-padding to equal length."""
+    if not new or not seen:
+        return False
+    n = max(len(new), len(seen))
+    return new.upper().rjust(n, "0") < seen.upper().rjust(n, "0")
+
+
 @dataclass
 class RecordOutcome:
     key: str
@@ -73,14 +81,20 @@ class S3Trigger:
         if not rec.is_create or not self.layout.in_uploads(rec.key) or rec.bucket != self.settings.upload_bucket:
             return RecordOutcome(rec.key, None, "ignored", "not an upload under the uploads prefix")
         job_id = self.layout.job_id_for_key(rec.key)
-        identity = {"bucket": rec.bucket, "key": rec.key, "etag": rec.etag, "version_id": rec.version_id}
+        identity = {"bucket": rec.bucket, "key": rec.key, "etag": rec.etag, "version_id": rec.version_id,
+                    "sequencer": rec.sequencer}
         prior = self.read_status(job_id)
-        if prior and prior.get("status") in ("done", "failed") and prior.get("source", {}).get("etag") == rec.etag \
-                and prior.get("source", {}).get("version_id") == rec.version_id:
-            return RecordOutcome(rec.key, job_id, "skipped", "already processed")
+        if prior and prior.get("status") in ("done", "failed"):
+            src = prior.get("source", {})
+            if src.get("etag") == rec.etag and src.get("version_id") == rec.version_id:
+                return RecordOutcome(rec.key, job_id, "skipped", "already processed")
+            if _sequencer_older(rec.sequencer, src.get("sequencer")):
+                return RecordOutcome(rec.key, job_id, "skipped", "stale event: a newer write was processed")
         t0 = time.perf_counter()
         try:
-            data = self._fetch(rec)
+            data, actual_etag = self._fetch(rec)
+            if actual_etag:
+                identity["etag"] = actual_etag  # what was parsed, should the object have changed since the event
             decoded = decode_image(data, max_megapixels=self.settings.max_megapixels)
             result = self.parser.parse(decoded.rgb)
         except InputError as exc:
@@ -101,7 +115,7 @@ class S3Trigger:
             "person_count": len(result.persons), "elapsed_ms": round(1000 * (time.perf_counter() - t0), 1)})
         return RecordOutcome(rec.key, job_id, "done")
 
-    def _fetch(self, rec: S3ObjectRecord) -> bytes:
+    def _fetch(self, rec: S3ObjectRecord) -> tuple[bytes, str | None]:
         limit = self.settings.max_upload_bytes
         if rec.size is not None and rec.size > limit:
             raise ImageTooLarge(f"upload is {rec.size} bytes; the limit is {limit}")
@@ -120,4 +134,5 @@ class S3Trigger:
         body = obj["Body"].read(limit + 1)
         if len(body) > limit:
             raise ImageTooLarge(f"upload is larger than {limit} bytes")
-        return bytes(body)
+        etag = obj.get("ETag")
+        return bytes(body), (str(etag).strip('"') if etag else None)

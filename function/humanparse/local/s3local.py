@@ -38,16 +38,17 @@ class LocalAws:
 
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region,
-                            config=Config(retries={"max_attempts": 3, "mode": "standard"},
+                            config=Config(retries={"max_attempts": 3, "mode": "standard"}, signature_version="s3v4",
                                           s3={"addressing_style": "path"}), **LOCAL_CREDENTIALS)
 
 
 class EmbeddedS3:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, region: str = "us-east-1") -> None:
-        from moto.server import ThreadedMotoServer
+    """moto's S3/SQS WSGI app on a threaded werkzeug server, behind the presigned-POST policy check."""
 
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, region: str = "us-east-1") -> None:
         self.host, self.port, self.region = host, port or free_port(), region
-        self._server = ThreadedMotoServer(ip_address=host, port=self.port, verbose=False)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
 
     @property
     def endpoint(self) -> str:
@@ -56,11 +57,23 @@ class EmbeddedS3:
     def start(self) -> None:
         import logging
 
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+
+        from .policy import PostPolicyMiddleware
+
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-        self._server.start()
+        app = PostPolicyMiddleware(DomainDispatcherApplication(create_backend_app),
+                                   {LOCAL_CREDENTIALS["aws_access_key_id"]: LOCAL_CREDENTIALS["aws_secret_access_key"]})
+        self._server = make_server(self.host, self.port, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-s3", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._server is not None:
+            self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join(10)
 
     def provision(self, buckets: list[str], upload_bucket: str, upload_prefix: str,
                   cors_origins: list[str]) -> LocalAws:
