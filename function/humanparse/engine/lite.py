@@ -60,12 +60,12 @@ class LiteTuning:
     person_threshold: float = 0.0  # on BodyPix's person logit
     person_mode: str = "bodypix"  # "bodypix" | "and_pan" | "pan_in_dilated"
     flip_tta: bool = False  # average BodyPix with its mirrored run (sides swapped)
-    hair_zone: int = 25  # px band around the head where hair outside the person mask is accepted
+    hair_zone: int = 9  # px band around the head where hair outside the person mask is accepted
     pan_threshold: float = 0.5
     hair_threshold: float = 0.5
     skin_threshold: float = 0.6
     cluster_radius: float = 0.12  # of the image diagonal: max distance between embeddings of one person
-    min_person_share: float = 0.02  # clusters smaller than this share of person pixels merge into neighbours
+    min_person_share: float = 0.05  # clusters smaller than this share of person pixels merge into neighbours
 
 
 def _sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

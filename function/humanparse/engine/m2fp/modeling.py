@@ -13,6 +13,7 @@ to on CPU), so no compiled extension is needed.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -171,6 +172,11 @@ def ms_deform_attn_core(value: Tensor, shapes: Sequence[tuple[int, int]], sampli
     attn = attention_weights.transpose(1, 2).reshape(n * heads, 1, q, levels * points)
     out = (torch.stack(sampled, dim=-2).flatten(-2) * attn).sum(-1).view(n, heads * dh, q)
     return out.transpose(1, 2).contiguous()
+
+
+# torch labels CSR tensors "beta"; the op used here (CSR @ dense, fp32, CPU) is the MKL path and is covered
+# by tests/test_fast_path.py, so the notice is only noise for users.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 
 def ms_deform_attn_sparse(value: Tensor, shapes: Sequence[tuple[int, int]], sampling_locations: Tensor,

@@ -1,0 +1,59 @@
+"""CPU quota detection (the thread count we give torch) and the container image's recipe, checked by
+construction since no Docker engine runs here."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from conftest import ROOT
+from humanparse.runtime import configure_threads, cpu_quota
+
+
+def test_cpu_quota_from_cgroup_v2(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("250000 100000\n")
+    assert cpu_quota(tmp_path) == 3  # 2.5 CPUs → 3 threads
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota(tmp_path) >= 1  # unlimited: falls back to affinity
+
+
+def test_cpu_quota_from_cgroup_v1(tmp_path: Path) -> None:
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("200000")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000")
+    assert cpu_quota(tmp_path) == 2
+
+
+def test_configure_threads_sets_torch() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert configure_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_dockerfile_recipe() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    # every COPY source from the build context exists
+    for line in text.splitlines():
+        m = re.match(r"COPY\s+(?:--chmod=\S+\s+)?(?!--from)(.+)\s+\S+$", line.strip())
+        if m:
+            for src in m.group(1).split():
+                assert (ROOT / src.rstrip("/")).exists(), src
+    assert "torch==2.13.0" in text and "whl/cpu" in text  # CPU-only torch, never a CUDA build
+    assert "USER 1000" in text and "HEALTHCHECK" in text
+    assert not (ROOT / ".dockerignore").read_text().count("\nfunction")
+
+
+def test_handler_names_in_image_and_template_exist() -> None:
+    """The handler names the image CMD and the template's ImageConfig use are module-level functions of
+    humanparse/handler.py (checked in its source: importing it would load a model)."""
+    tree = ast.parse((ROOT / "function" / "humanparse" / "handler.py").read_text())
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)} | {
+        t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    names = re.findall(r"humanparse\.handler\.(\w+)", (ROOT / "Dockerfile").read_text()
+                       + (ROOT / "infra" / "template.yaml").read_text())
+    assert names and set(names) <= defined, (set(names) - defined)
