@@ -57,3 +57,19 @@ def test_handler_names_in_image_and_template_exist() -> None:
     names = re.findall(r"humanparse\.handler\.(\w+)", (ROOT / "Dockerfile").read_text()
                        + (ROOT / "infra" / "template.yaml").read_text())
     assert names and set(names) <= defined, (set(names) - defined)
+
+
+def test_configure_threads_survives_cpuinfo_failure(monkeypatch: object) -> None:
+    """Where cpuinfo cannot read sysfs, torch.set_num_threads raises: start anyway with our own count."""
+    import pytest
+    import torch
+
+    mp = pytest.MonkeyPatch()
+    try:
+        def broken(n: int) -> None:
+            raise RuntimeError("[enforce fail at ThreadPool.cc:44] cpuinfo_initialize(). cpuinfo initialization failed")
+
+        mp.setattr(torch, "set_num_threads", broken)
+        assert configure_threads(2) == 2
+    finally:
+        mp.undo()

@@ -1,6 +1,7 @@
 """Process-level CPU set-up. Thread counts come from the container's CPU quota, never from torch's own
-detection: on Lambda-like hosts cpuinfo cannot read /sys/devices/system/cpu and torch either warns or
-sizes its pool from the host's cores (pytorch/pytorch#74876), oversubscribing a 2-vCPU quota."""
+detection: on Lambda-like hosts cpuinfo cannot read /sys/devices/system/cpu/{possible,present} (pytorch/cpuinfo#14,
+pytorch/pytorch#113568; the issue tracker's pytorch#74876), so torch may warn, size its pool from the host's
+cores, or raise from ``set_num_threads``. We read the cgroup quota ourselves and survive that raise."""
 
 from __future__ import annotations
 
