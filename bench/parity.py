@@ -34,15 +34,11 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
-    subprocess.run(["bash", str(ROOT / "bench" / "setup_parity_env.sh")], check=True, cwd=ROOT,
-                   env={**__import__("os").environ, "PARITY_VENV": str(args.venv)})
-    from humanparse.devtools import make_random_m2fp_folder
+    from _common import prepare
     from humanparse.engine.m2fp import build_m2fp
     from humanparse.imageio import load_image_file
 
-    model_dir = args.model_dir or ROOT / ".cache" / "m2fp-random"
-    if args.model_dir is None and not (model_dir / "pytorch_model.pt").exists():
-        make_random_m2fp_folder(model_dir)
+    model_dir = prepare(args.venv, args.model_dir)
     images = args.images or sorted((ROOT.parent / "shared" / "data" / "cihp" / "images").glob("*.jpg"))
     if not images:
         print("no images: pass --images", file=sys.stderr)

@@ -56,13 +56,9 @@ def main() -> int:
     ap.add_argument("--venv", type=Path, default=ROOT / ".cache" / "parity-venv")
     ap.add_argument("--paths", default="portable,fast", help="comma list of portable, fast, eager")
     args = ap.parse_args()
-    subprocess.run(["bash", str(ROOT / "bench" / "setup_parity_env.sh")], check=True, cwd=ROOT,
-                   env={**__import__("os").environ, "PARITY_VENV": str(args.venv)})
-    from humanparse.devtools import make_random_m2fp_folder
+    from _common import prepare
 
-    model_dir = args.model_dir or ROOT / ".cache" / "m2fp-random"
-    if args.model_dir is None and not (model_dir / "pytorch_model.pt").exists():
-        make_random_m2fp_folder(model_dir)
+    model_dir = prepare(args.venv, args.model_dir)
     with tempfile.TemporaryDirectory() as tmp:
         image = args.image or bench_image(Path(tmp) / "bench.jpg")
         ref_npz = Path(tmp) / "ref.npz"

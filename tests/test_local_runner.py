@@ -169,3 +169,19 @@ def test_load_200_requests_20_clients(tmp_path: Path, shared_models: Path, cihp:
         assert requests.get(r.base + "/api/healthz", timeout=10).status_code == 200
     finally:
         r.stop()
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([sys.executable, str(ROOT / "local_runner.py"), "serve", "--port", str(port),
+                            "--data-dir", str(tmp_path / "d")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "cannot listen" in r.stderr and "--port" in r.stderr

@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    import socket
+
+    with socket.socket() as probe:  # fail before starting anything, with a reason a person can act on
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            print(f"error: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+                  f"pick another with --port", file=sys.stderr)
+            return 2
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     s3srv = EmbeddedS3(port=args.s3_port)
@@ -149,7 +161,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(loaded.notice, flush=True)
     print(f"embedded S3 at {s3srv.endpoint} (data in {data_dir}; {restored} objects restored, {resumed} jobs resumed)",
           flush=True)
-    print(f"humanparse is up: open {page_origin}/  (API at {page_origin}/api/docs)", flush=True)
+    announce = threading.Thread(target=_announce_when_up, args=(server, page_origin), daemon=True)
+    announce.start()
     try:
         server.run()  # returns on Ctrl-C / SIGTERM (uvicorn handles the signals)
     except KeyboardInterrupt:  # uvicorn re-raises the captured signal once it has shut down
@@ -159,8 +172,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         worker.stop(timeout=args.drain_timeout)
         mirror.sync()
         s3srv.stop()
-        print(f"stopped cleanly ({worker.processed} jobs this run)", flush=True)
-    return 0
+        print(f"stopped cleanly ({worker.processed} events handled this run)", flush=True)
+    return 0 if server.started else 2
+
+
+def _announce_when_up(server: Any, origin: str) -> None:
+    for _ in range(600):
+        if server.started:
+            print(f"humanparse is up: open {origin}/  (API at {origin}/api/docs)", flush=True)
+            return
+        if server.should_exit:
+            return
+        time.sleep(0.1)
 
 
 def build_parser() -> argparse.ArgumentParser:

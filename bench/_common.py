@@ -1,0 +1,26 @@
+"""Set-up shared by the M2FP benches: the ModelScope reference venv and the model folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "function"))
+
+
+def prepare(venv: Path, model_dir: Path | None) -> Path:
+    """Build the reference venv if needed (bench/setup_parity_env.sh) and return the M2FP folder to use:
+    ``model_dir`` if given (e.g. real downloaded weights), else a random-weight folder in ModelScope's layout."""
+    subprocess.run(["bash", str(ROOT / "bench" / "setup_parity_env.sh")], check=True, cwd=ROOT,
+                   env={**os.environ, "PARITY_VENV": str(venv)})
+    if model_dir is not None:
+        return model_dir
+    from humanparse.devtools import make_random_m2fp_folder
+
+    folder = ROOT / ".cache" / "m2fp-random"
+    if not (folder / "pytorch_model.pt").exists():
+        make_random_m2fp_folder(folder)
+    return folder
