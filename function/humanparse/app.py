@@ -24,7 +24,7 @@ from .exceptions import InputError
 from .imageio import decode_image
 from .jobs import Layout, is_job_id, new_job_id
 from .labels import PERSON_PALETTE, hex_color
-from .rendering import ARTIFACTS, render_all
+from .rendering import render_all
 
 # Lambda caps a synchronous response at 6 MB; base64 inflates by 4/3, keep headroom for JSON.
 MAX_SYNC_RESPONSE = 5_500_000
@@ -176,5 +176,4 @@ def create_app(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_pa
         result = parser.parse(decoded.rgb)
         return render_all(result, decoded.rgb, alpha=settings.overlay_alpha)
 
-    app.state.artifacts = list(ARTIFACTS)
     return app

@@ -12,7 +12,6 @@ JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_NAME = "image"
 # The extension an upload's key gets from its declared type (the S3 notification filters on these suffixes).
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
-UPLOAD_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 STATUS_NAME = "status.json"
 
 

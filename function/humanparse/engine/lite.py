@@ -47,8 +47,6 @@ _PART_REGION = np.array([
     R_LEG_CIHP_L, R_LEG_CIHP_L, R_LEG_CIHP_R, R_LEG_CIHP_R,  # lower legs
     R_FOOT_CIHP_L, R_FOOT_CIHP_R,
 ], dtype=np.uint8)
-# BodyPix part index of the mirrored part (left <-> right), for flip test-time augmentation.
-_FLIP_PARTS = [1, 0, 4, 5, 2, 3, 8, 9, 6, 7, 11, 10, 12, 13, 16, 17, 14, 15, 20, 21, 18, 19, 23, 22]
 # Torso keypoints (COCO order: 5/6 shoulders, 11/12 hips) used to embed each person pixel.
 _EMBED_KEYPOINTS = (5, 6, 11, 12)
 
@@ -58,10 +56,7 @@ class LiteTuning:
     bodypix_long_side: int = 641  # BodyPix input long side (k*16+1); 641 scored best on CIHP (bench/lite_eval.py)
     work_long_side: int = 640  # fusion resolution cap; the label map is then resized to the photo
     person_threshold: float = 0.0  # on BodyPix's person logit
-    person_mode: str = "bodypix"  # "bodypix" | "and_pan" | "pan_in_dilated"
-    flip_tta: bool = False  # average BodyPix with its mirrored run (sides swapped)
     hair_zone: int = 9  # px band around the head where hair outside the person mask is accepted
-    pan_threshold: float = 0.5
     hair_threshold: float = 0.5
     skin_threshold: float = 0.6
     cluster_radius: float = 0.12  # of the image diagonal: max distance between embeddings of one person
@@ -121,10 +116,6 @@ class LiteParser:
         x = x / 127.5 - 1.0
         outs = self.bodypix.run(None, {"input": x[None]})
         res = {k: v[0] for k, v in zip(self._bp_outputs, outs, strict=False)}
-        if self.tuning.flip_tta:
-            fl = {k: v[0][:, ::-1] for k, v in zip(self._bp_outputs, self.bodypix.run(None, {"input": x[None, :, ::-1].copy()}), strict=False)}
-            res["segments"] = (res["segments"] + fl["segments"]) / 2
-            res["part_heatmaps"] = (res["part_heatmaps"] + fl["part_heatmaps"][..., _FLIP_PARTS]) / 2
         res["_scale"] = np.array([bh / h, bw / w], dtype=np.float32)
         return res
 
@@ -200,13 +191,8 @@ class LiteParser:
         region = _PART_REGION[parts]
         pan_w = _resize_float(pan, hw)
         skin, clothes, hair = pan_w[..., 0], pan_w[..., 1], pan_w[..., 2]
-        pan_any = pan_w.max(-1)
+        # BodyPix's own silhouette: PAN-based or PAN-refined ones scored lower on CIHP (README)
         person = seg > tn.person_threshold
-        if tn.person_mode == "and_pan":
-            person = person & (pan_any > tn.pan_threshold)
-        elif tn.person_mode == "pan_in_dilated":
-            near = cv2.dilate(person.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
-            person = (pan_any > tn.pan_threshold) & near
 
         label = np.zeros(hw, dtype=np.uint8)
         is_clothes = clothes > skin

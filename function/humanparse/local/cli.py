@@ -131,7 +131,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     base = _settings(args, s3_endpoint_url=s3srv.endpoint)
     buckets = [base.upload_bucket, base.output_bucket]
     page_origin = f"http://{args.host}:{args.port}"
-    aws = s3srv.provision(buckets, base.upload_bucket, base.upload_prefix, [page_origin, f"http://localhost:{args.port}"])
+    aws = s3srv.provision(buckets, [page_origin, f"http://localhost:{args.port}"])
     s3 = aws.client("s3")
     mirror = Mirror(data_dir, s3, buckets)
     restored = mirror.restore()

@@ -75,8 +75,7 @@ class EmbeddedS3:
         if self._thread is not None:
             self._thread.join(10)
 
-    def provision(self, buckets: list[str], upload_bucket: str, upload_prefix: str,
-                  cors_origins: list[str]) -> LocalAws:
+    def provision(self, buckets: list[str], cors_origins: list[str]) -> LocalAws:
         aws = LocalAws(self.endpoint, self.region, "", "")
         s3, sqs = aws.client("s3"), aws.client("sqs")
         for b in dict.fromkeys(buckets):

@@ -49,20 +49,6 @@ class MaskUpsampler:
         self._per_mask = out_hw[0] * out_hw[1] * 4
         self._budget = cache_bytes
 
-    def prefetch(self, queries: list[int]) -> None:
-        """Upsample many queries in one batched call (much faster than one at a time) while they fit the
-        cache budget; the rest are done on demand."""
-        todo = [q for q in dict.fromkeys(queries) if q not in self._cache]
-        room = max(0, self._budget // max(1, self._per_mask) - len(self._cache))
-        todo = todo[:room]
-        if not todo:
-            return
-        m = F.interpolate(self.masks[todo][None], size=self.padded_hw, mode="bilinear", align_corners=False)
-        m = m[:, :, : self.image_hw[0], : self.image_hw[1]]
-        m = F.interpolate(m, size=self.out_hw, mode="bilinear", align_corners=False)[0]
-        for i, q in enumerate(todo):
-            self._cache[q] = m[i]
-
     def __call__(self, q: int) -> Tensor:
         hit = self._cache.get(q)
         if hit is not None:
