@@ -25,6 +25,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from ..exceptions import ModelNotFound
+from .posenet import Pose, assign_to_poses, decode_poses, pixel_keypoint_votes
 from .types import ModelInfo, ParseResult, persons_from_masks
 
 BODYPIX_FILE = "bodypix-mobilenetv1-050-stride16.onnx"
@@ -47,8 +48,6 @@ _PART_REGION = np.array([
     R_LEG_CIHP_L, R_LEG_CIHP_L, R_LEG_CIHP_R, R_LEG_CIHP_R,  # lower legs
     R_FOOT_CIHP_L, R_FOOT_CIHP_R,
 ], dtype=np.uint8)
-# Torso keypoints (COCO order: 5/6 shoulders, 11/12 hips) used to embed each person pixel.
-_EMBED_KEYPOINTS = (5, 6, 11, 12)
 
 
 @dataclass(frozen=True)
@@ -56,11 +55,15 @@ class LiteTuning:
     bodypix_long_side: int = 641  # BodyPix input long side (k*16+1); 641 scored best on CIHP (bench/lite_eval.py)
     work_long_side: int = 640  # fusion resolution cap; the label map is then resized to the photo
     person_threshold: float = 0.0  # on BodyPix's person logit
+    lower_body_threshold: float = -1.0  # the same for leg and foot parts
     hair_zone: int = 9  # px band around the head where hair outside the person mask is accepted
     hair_threshold: float = 0.5
     skin_threshold: float = 0.6
-    cluster_radius: float = 0.12  # of the image diagonal: max distance between embeddings of one person
-    min_person_share: float = 0.05  # clusters smaller than this share of person pixels merge into neighbours
+    min_pose_score: float = 0.2  # decoded poses below this mean keypoint score are not people
+    offset_refine_steps: int = 10  # times a long offset is re-read where it lands (BodyPix's decoder: 10)
+    # People smaller than this share of the largest person are background (CIHP, and so M2FP, parses the
+    # people a photo is of, not the crowd behind them). 0 keeps everyone.
+    min_person_rel_area: float = 0.35
 
 
 def _sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -104,7 +107,8 @@ class LiteParser:
         self.info = ModelInfo(
             kind="lite", model_id="bodypix-mnv1-050+pan-mnv3", supported_labels=SUPPORTED,
             notes="Lite tier (BodyPix + PAN skin/clothes/hair). Cannot produce Hat, Glove, Sunglasses, Dress, "
-                  "Coat, Socks, Scarf, Skirt: dresses and coats come out as UpperClothes, skirts as Pants.")
+                  "Coat, Socks, Scarf, Skirt: dresses and coats come out as UpperClothes, skirts as Pants. People "
+                  "smaller than a third of the largest person are left as background, as CIHP annotates.")
 
     # ---------------------------------------------------------------------------------------- models
     def _run_bodypix(self, rgb: npt.NDArray[np.uint8]) -> dict[str, npt.NDArray[np.float32]]:
@@ -128,49 +132,24 @@ class LiteParser:
         return np.ascontiguousarray(out[0].transpose(1, 2, 0))  # (512, 512, 3): skin, clothes, hair in [0, 1]
 
     # -------------------------------------------------------------------------------------- instances
-    def _person_clusters(self, bp: dict[str, npt.NDArray[np.float32]], person_grid: npt.NDArray[np.bool_],
-                         img_hw: tuple[int, int]) -> npt.NDArray[np.int32]:
-        """Cluster person cells of the stride-16 grid by where their long offsets say their torso is.
-        Returns (gh, gw) int32: 0 = none, k = cluster k."""
-        gh, gw = person_grid.shape
-        labels = np.zeros((gh, gw), dtype=np.int32)
+    def _person_instances(self, bp: dict[str, npt.NDArray[np.float32]],
+                          person_grid: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int32], list[Pose]]:
+        """Decode poses, then give each person cell of the stride-16 grid to the pose its long offsets point
+        at (BodyPix's own multi-person method). Returns ((gh, gw) int32: 0 = none, k = poses[k-1]; poses)."""
+        tn = self.tuning
+        labels = np.zeros(person_grid.shape, dtype=np.int32)
         ys, xs = np.nonzero(person_grid)
         if ys.size == 0:
-            return labels
-        lo = bp["long_offsets"]  # (gh, gw, 34): 0..16 dy, 17..33 dx, in BodyPix input pixels
-        sy, sx = float(bp["_scale"][0]), float(bp["_scale"][1])
-        py, px = ys * 16.0, xs * 16.0
-        emb = np.zeros((ys.size, 2), dtype=np.float32)
-        for k in _EMBED_KEYPOINTS:
-            emb[:, 0] += py + lo[ys, xs, k]
-            emb[:, 1] += px + lo[ys, xs, k + 17]
-        emb /= len(_EMBED_KEYPOINTS)
-        emb[:, 0] /= sy
-        emb[:, 1] /= sx
-        radius = self.tuning.cluster_radius * float(np.hypot(*img_hw))
-        order = np.argsort(-bp["segments"][ys, xs, 0])
-        centers: list[npt.NDArray[np.float32]] = []
-        members: list[list[int]] = []
-        assign = np.zeros(ys.size, dtype=np.int32)
-        for i in order:
-            if centers:
-                d = np.hypot(*(np.asarray(centers) - emb[i]).T)
-                j = int(d.argmin())
-                if d[j] <= radius:
-                    members[j].append(int(i))
-                    centers[j] = emb[members[j]].mean(0)
-                    assign[i] = j
-                    continue
-            centers.append(emb[i].copy())
-            members.append([int(i)])
-            assign[i] = len(centers) - 1
-        sizes = np.bincount(assign, minlength=len(centers))
-        big = [j for j in range(len(centers)) if sizes[j] >= self.tuning.min_person_share * ys.size] or \
-            [int(sizes.argmax())]
-        big_centers = np.asarray([centers[j] for j in big])
-        final = np.array([int(np.hypot(*(big_centers - e).T).argmin()) for e in emb], dtype=np.int32)
-        labels[ys, xs] = final + 1
-        return labels
+            return labels, []
+        poses = decode_poses(bp["heatmaps"], bp["short_offsets"], bp["displacement_fwd"], bp["displacement_bwd"],
+                             min_pose_score=tn.min_pose_score)
+        if not poses:  # a person mask without a readable pose (a close-up torso, a back): one person
+            labels[ys, xs] = 1
+            return labels, []
+        votes = pixel_keypoint_votes(bp["long_offsets"], ys, xs, refine_steps=tn.offset_refine_steps)
+        best, _ = assign_to_poses(votes, poses)
+        labels[ys, xs] = best + 1
+        return labels, poses
 
     # ------------------------------------------------------------------------------------------ parse
     def parse(self, rgb: npt.NDArray[np.uint8]) -> ParseResult:
@@ -192,12 +171,13 @@ class LiteParser:
         pan_w = _resize_float(pan, hw)
         skin, clothes, hair = pan_w[..., 0], pan_w[..., 1], pan_w[..., 2]
         # BodyPix's own silhouette: PAN-based or PAN-refined ones scored lower on CIHP (README)
-        person = seg > tn.person_threshold
+        # Legs and feet are thin and often dark against the floor: BodyPix's logit there runs low, so they get
+        # a lower bar than the rest of the body (measured: bench/lite_eval.py).
+        person = seg > np.where(region >= R_LEG_CIHP_L, tn.lower_body_threshold, tn.person_threshold)
 
         label = np.zeros(hw, dtype=np.uint8)
-        is_clothes = clothes > skin
-        # Bare skin needs positive evidence: PAN under-calls vests, coats and beige cloth as "clothes",
-        # and CIHP labels most torsos and legs as garments.
+        # Bare skin needs positive evidence: PAN under-calls vests, coats, dark sleeves and beige cloth as
+        # "clothes", and CIHP labels most torsos, sleeves and legs as garments.
         is_skin = (skin > tn.skin_threshold) & (skin > clothes)
         head = person & (region == R_HEAD)
         label[head] = FACE
@@ -205,7 +185,7 @@ class LiteParser:
         label[torso] = np.where(is_skin[torso], TORSO_SKIN, UPPER)
         for reg, arm in ((R_ARM_CIHP_L, L_ARM), (R_ARM_CIHP_R, R_ARM)):
             m = person & (region == reg)
-            label[m] = np.where(is_clothes[m], UPPER, arm)
+            label[m] = np.where(is_skin[m], arm, UPPER)
         for reg, leg in ((R_LEG_CIHP_L, L_LEG), (R_LEG_CIHP_R, R_LEG)):
             m = person & (region == reg)
             label[m] = np.where(is_skin[m], leg, PANTS)
@@ -219,7 +199,7 @@ class LiteParser:
 
         # Instances on BodyPix's grid, then carried to the work resolution by nearest cell.
         grid_person = bp["segments"][..., 0] > tn.person_threshold
-        clusters = self._person_clusters(bp, grid_person, hw)
+        clusters, poses = self._person_instances(bp, grid_person)
         masks: list[npt.NDArray[np.bool_]] = []
         scores: list[float] = []
         if clusters.max() > 0:
@@ -237,6 +217,14 @@ class LiteParser:
                 if m.any():
                     masks.append(m)
                     scores.append(float(probs[clusters == k].mean()) if (clusters == k).any() else 0.5)
+        if masks and tn.min_person_rel_area > 0:
+            areas = [int(m.sum()) for m in masks]
+            keep = [a >= tn.min_person_rel_area * max(areas) for a in areas]
+            for m, k in zip(masks, keep, strict=True):
+                if not k:
+                    label[m] = BG
+            masks = [m for m, k in zip(masks, keep, strict=True) if k]
+            scores = [s for s, k in zip(scores, keep, strict=True) if k]
         if (h0, w0) != hw:
             label = np.asarray(cv2.resize(label, (w0, h0), interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
             masks = [cv2.resize(m.astype(np.uint8), (w0, h0), interpolation=cv2.INTER_NEAREST) > 0 for m in masks]

@@ -1,0 +1,148 @@
+"""Multi-person pose decoding and pixel-to-person assignment for BodyPix/PoseNet outputs.
+
+This is PoseNet's published "multi-pose" decoder (greedy: strongest keypoint peaks become roots; each root grows
+a skeleton along the 16 tree edges with the mid-range displacement fields, refined by the short offsets) and
+BodyPix's instance assignment (each person pixel follows its long-range offsets to where it says every keypoint
+of its own person is; it belongs to the decoded pose whose keypoints lie closest). Written from the algorithm's
+description, in numpy.
+
+Array contracts (all at the network's output stride ``stride``, grid (gh, gw), positions in network-input
+pixels, (y, x) order):
+- ``heatmaps``: (gh, gw, 17) float32 keypoint logits (sigmoid applied here);
+- ``short_offsets``: (gh, gw, 34): dy for keypoints 0..16, then dx;
+- ``displacement_fwd`` / ``displacement_bwd``: (gh, gw, 32): dy for edges 0..15, then dx;
+- ``long_offsets``: (gh, gw, 34): like ``short_offsets`` but long-range (person pixel → own keypoint).
+Keypoints are COCO's 17 in PoseNet order (nose, leftEye, rightEye, leftEar, rightEar, leftShoulder, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+NUM_KEYPOINTS = 17
+# PoseNet's skeleton tree, (parent, child) in keypoint ids; the edge index selects the displacement channel.
+POSE_CHAIN: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 3), (0, 2), (2, 4), (0, 5), (5, 7), (7, 9), (5, 11), (11, 13), (13, 15),
+    (0, 6), (6, 8), (8, 10), (6, 12), (12, 14), (14, 16),
+)
+_NUM_EDGES = len(POSE_CHAIN)
+
+
+@dataclass(frozen=True)
+class Pose:
+    score: float  # mean keypoint score not explained by earlier poses, 0..1
+    keypoints: npt.NDArray[np.float32]  # (17, 2) y, x in network-input pixels
+    keypoint_scores: npt.NDArray[np.float32]  # (17,) 0..1
+
+
+def _sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def _cell(p: npt.NDArray[np.float32], stride: int, gh: int, gw: int) -> tuple[int, int]:
+    return (int(np.clip(np.rint(p[0] / stride), 0, gh - 1)), int(np.clip(np.rint(p[1] / stride), 0, gw - 1)))
+
+
+def decode_poses(heatmaps: npt.NDArray[np.float32], short_offsets: npt.NDArray[np.float32],
+                 displacement_fwd: npt.NDArray[np.float32], displacement_bwd: npt.NDArray[np.float32], *,
+                 stride: int = 16, max_poses: int = 16, score_threshold: float = 0.5,
+                 nms_radius: float = 20.0, local_max_radius: int = 1,
+                 min_pose_score: float = 0.2) -> list[Pose]:
+    """Greedy multi-person decoding. Returns poses, strongest first, with ``score >= min_pose_score``."""
+    from scipy import ndimage
+
+    scores = _sigmoid(heatmaps)
+    gh, gw, _ = scores.shape
+    size = (2 * local_max_radius + 1, 2 * local_max_radius + 1, 1)
+    peaks = (scores >= score_threshold) & (scores == ndimage.maximum_filter(scores, size=size, mode="constant"))
+    ys, xs, ks = np.nonzero(peaks)
+    order = np.argsort(-scores[ys, xs, ks], kind="stable")
+    sq_nms = nms_radius * nms_radius
+    poses: list[Pose] = []
+
+    def image_point(y: int, x: int, k: int) -> npt.NDArray[np.float32]:
+        return np.array([y * stride + short_offsets[y, x, k], x * stride + short_offsets[y, x, k + NUM_KEYPOINTS]],
+                        dtype=np.float32)
+
+    def near_existing(p: npt.NDArray[np.float32], k: int) -> bool:
+        return any(float(((q.keypoints[k] - p) ** 2).sum()) <= sq_nms for q in poses)
+
+    def traverse(edge: int, src: npt.NDArray[np.float32], target: int,
+                 disp: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], float]:
+        cy, cx = _cell(src, stride, gh, gw)
+        p = src + np.array([disp[cy, cx, edge], disp[cy, cx, edge + _NUM_EDGES]], dtype=np.float32)
+        for _ in range(2):  # refine with the short offsets at the landing cell
+            cy, cx = _cell(p, stride, gh, gw)
+            p = image_point(cy, cx, target)
+        cy, cx = _cell(p, stride, gh, gw)
+        return p, float(scores[cy, cx, target])
+
+    for i in order:
+        if len(poses) >= max_poses:
+            break
+        y, x, k = int(ys[i]), int(xs[i]), int(ks[i])
+        root = image_point(y, x, k)
+        if near_existing(root, k):
+            continue
+        kp = np.zeros((NUM_KEYPOINTS, 2), dtype=np.float32)
+        ks_ = np.zeros(NUM_KEYPOINTS, dtype=np.float32)
+        have = np.zeros(NUM_KEYPOINTS, dtype=bool)
+        kp[k], ks_[k], have[k] = root, scores[y, x, k], True
+        for edge in reversed(range(_NUM_EDGES)):  # child → parent (towards the root of the tree)
+            parent, child = POSE_CHAIN[edge]
+            if have[child] and not have[parent]:
+                kp[parent], ks_[parent] = traverse(edge, kp[child], parent, displacement_bwd)
+                have[parent] = True
+        for edge in range(_NUM_EDGES):  # parent → child
+            parent, child = POSE_CHAIN[edge]
+            if have[parent] and not have[child]:
+                kp[child], ks_[child] = traverse(edge, kp[parent], child, displacement_fwd)
+                have[child] = True
+        # a keypoint already claimed by an earlier pose adds nothing to this one's score
+        fresh = [0.0 if near_existing(kp[j], j) else float(ks_[j]) for j in range(NUM_KEYPOINTS)]
+        score = sum(fresh) / NUM_KEYPOINTS
+        if score >= min_pose_score:
+            poses.append(Pose(score=score, keypoints=kp, keypoint_scores=ks_))
+    return poses
+
+
+def pixel_keypoint_votes(long_offsets: npt.NDArray[np.float32], ys: npt.NDArray[np.intp],
+                         xs: npt.NDArray[np.intp], *, stride: int = 16,
+                         refine_steps: int = 10) -> npt.NDArray[np.float32]:
+    """Where grid cells (ys, xs) say their own person's keypoints are: (n, 17, 2) y, x in input pixels.
+    One long offset from far away (foot → nose) falls short; re-reading the field where it lands walks the
+    rest of the way, as BodyPix's decoder does."""
+    gh, gw, _ = long_offsets.shape
+    k = np.arange(NUM_KEYPOINTS)[None, :]
+    cy = np.broadcast_to(ys[:, None], (ys.size, NUM_KEYPOINTS))
+    cx = np.broadcast_to(xs[:, None], (xs.size, NUM_KEYPOINTS))
+    py = cy * float(stride) + long_offsets[cy, cx, k]
+    px = cx * float(stride) + long_offsets[cy, cx, k + NUM_KEYPOINTS]
+    for _ in range(refine_steps):
+        cy = np.clip(np.rint(py / stride), 0, gh - 1).astype(np.intp)
+        cx = np.clip(np.rint(px / stride), 0, gw - 1).astype(np.intp)
+        py = cy * float(stride) + long_offsets[cy, cx, k]
+        px = cx * float(stride) + long_offsets[cy, cx, k + NUM_KEYPOINTS]
+    return np.stack([py, px], axis=-1).astype(np.float32)
+
+
+def assign_to_poses(votes: npt.NDArray[np.float32], poses: list[Pose], *,
+                    min_keypoint_score: float = 0.3) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """For each voting cell: the index of the pose whose confident keypoints lie nearest its votes (mean
+    distance over those keypoints), and that distance in input pixels. votes: (n, 17, 2). Returns
+    ((n,) int32, -1 when there are no poses; (n,) float32)."""
+    n = votes.shape[0]
+    if not poses or n == 0:
+        return np.full(n, -1, dtype=np.int32), np.full(n, np.inf, dtype=np.float32)
+    dists = np.empty((n, len(poses)), dtype=np.float32)
+    for j, pose in enumerate(poses):
+        use = pose.keypoint_scores >= min_keypoint_score
+        if not use.any():
+            use = pose.keypoint_scores >= pose.keypoint_scores.max()
+        d = np.hypot(*(votes[:, use, :] - pose.keypoints[None, use, :]).transpose(2, 0, 1))
+        dists[:, j] = d.mean(axis=1)
+    best = dists.argmin(axis=1).astype(np.int32)
+    return best, dists[np.arange(n), best]
