@@ -59,3 +59,18 @@ def test_fast_path_label_map_matches_reference(m2fp_dir: Any, photo: np.ndarray)
     fast = build_m2fp(m2fp_dir, fast=True, precision="fp32").parse(photo)
     assert len(np.unique(ref.label_map)) > 2
     assert (ref.label_map == fast.label_map).mean() >= 0.995
+
+
+def test_onednn_linear_matches_linear() -> None:
+    """The 1x1-convolution linear gives nn.Linear's answer for any leading shape, contiguous or not."""
+    import torch
+    from humanparse.engine.m2fp.fast import OneDnnLinear
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(64, 96)
+    fast = OneDnnLinear(lin)
+    for x in (torch.randn(2, 50, 64), torch.randn(64, 3, 40).transpose(0, 2), torch.randn(7, 64)):
+        with torch.no_grad():
+            want, got = lin(x), fast(x)
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
