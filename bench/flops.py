@@ -4,7 +4,8 @@
 
 Counts the multiply-adds of one forward (torch's FlopCounterMode on our reference arithmetic, same model as
 ModelScope's) by stage, then measures this machine's best fp32 rates in the same process: a 3x3 convolution
-(the backbone's and pixel decoder's shape) and a linear layer of the pixel decoder's shape. The lower bound
+(the backbone's and pixel decoder's shape) and a linear layer of the pixel decoder's shape (nn.Linear and the
+fast path's OneDnnLinear; the better one counts). The lower bound
 is FLOPs / rate per stage; deformable-attention sampling and post-processing come on top. Compare it with
 ``baseline_s / 6`` from bench/speed.py to see whether 6x is reachable in fp32 here. Last line: JSON.
 """
@@ -68,21 +69,27 @@ def main() -> int:
 
     conv = torch.nn.Conv2d(256, 256, 3, padding=1).eval().to(memory_format=torch.channels_last)
     xi = torch.randn(1, 256, args.height // 4, args.width // 4).to(memory_format=torch.channels_last)
+    from humanparse.engine.m2fp.fast import OneDnnLinear
+
     lin = torch.nn.Linear(256, 1024).eval()
+    lin_onednn = OneDnnLinear(lin)  # what the fast path runs
     tokens = torch.randn(args.height * args.width // 64, 256)
+    lin_flops = 2.0 * tokens.shape[0] * 256 * 1024
     with torch.no_grad():
         conv_rate = best_rate(lambda: conv(xi), 2.0 * xi.shape[2] * xi.shape[3] * 256 * 256 * 9)
-        gemm_rate = best_rate(lambda: lin(tokens), 2.0 * tokens.shape[0] * 256 * 1024, runs=10)
+        mkl_rate = best_rate(lambda: lin(tokens), lin_flops, runs=10)
+        gemm_rate = max(mkl_rate, best_rate(lambda: lin_onednn(tokens), lin_flops, runs=10))
     floor = {k: conv_ops[k] / conv_rate + (gflop[k] - conv_ops[k]) / gemm_rate for k in stages}
     print(f"{'stage':22s} {'GFLOP':>8s} {'conv':>8s} {'floor s':>8s}")
     for k in stages:
         print(f"{k:22s} {gflop[k]:8.1f} {conv_ops[k]:8.1f} {floor[k]:8.3f}")
     print(f"best fp32 rates here: 3x3 conv {conv_rate:.0f} GFLOP/s, linear {gemm_rate:.0f} GFLOP/s "
-          f"({args.threads} threads)")
+          f"(nn.Linear via MKL: {mkl_rate:.0f}; {args.threads} threads)")
     at_peak = sum(gflop.values()) / max(conv_rate, gemm_rate)
     print(f"all of it at the best rate: {at_peak:.3f} s")
     print(json.dumps({"gflop": round(sum(gflop.values()), 1), "conv_gflops_per_s": round(conv_rate),
-                      "linear_gflops_per_s": round(gemm_rate), "fp32_floor_s": round(sum(floor.values()), 3),
+                      "linear_gflops_per_s": round(gemm_rate),
+                      "mkl_linear_gflops_per_s": round(mkl_rate), "fp32_floor_s": round(sum(floor.values()), 3),
                       "fp32_floor_at_best_rate_s": round(at_peak, 3),
                       "canvas": [args.height, args.width]}))
     return 0

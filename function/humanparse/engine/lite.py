@@ -25,7 +25,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from ..exceptions import ModelNotFound
-from .posenet import Pose, assign_to_poses, decode_poses, pixel_keypoint_votes
+from .posenet import assign_to_poses, decode_poses, pixel_keypoint_votes, sigmoid
 from .types import ModelInfo, ParseResult, persons_from_masks
 
 BODYPIX_FILE = "bodypix-mobilenetv1-050-stride16.onnx"
@@ -66,10 +66,6 @@ class LiteTuning:
     min_person_rel_area: float = 0.35
 
 
-def _sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
-
-
 def _resize_float(a: npt.NDArray[np.float32], hw: tuple[int, int]) -> npt.NDArray[np.float32]:
     """Bilinear resize of an (h, w, C) float array to (H, W, C)."""
     import cv2  # local: keeps module import light for tools that only read constants
@@ -107,8 +103,9 @@ class LiteParser:
         self.info = ModelInfo(
             kind="lite", model_id="bodypix-mnv1-050+pan-mnv3", supported_labels=SUPPORTED,
             notes="Lite tier (BodyPix + PAN skin/clothes/hair). Cannot produce Hat, Glove, Sunglasses, Dress, "
-                  "Coat, Socks, Scarf, Skirt: dresses and coats come out as UpperClothes, skirts as Pants. People "
-                  "smaller than a third of the largest person are left as background, as CIHP annotates.")
+                  "Coat, Socks, Scarf, Skirt: dresses and coats come out as UpperClothes, skirts as Pants."
+                  + (f" People smaller than {self.tuning.min_person_rel_area:.0%} of the largest person are left "
+                     "as background, as CIHP annotates." if self.tuning.min_person_rel_area > 0 else ""))
 
     # ---------------------------------------------------------------------------------------- models
     def _run_bodypix(self, rgb: npt.NDArray[np.uint8]) -> dict[str, npt.NDArray[np.float32]]:
@@ -133,23 +130,23 @@ class LiteParser:
 
     # -------------------------------------------------------------------------------------- instances
     def _person_instances(self, bp: dict[str, npt.NDArray[np.float32]],
-                          person_grid: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int32], list[Pose]]:
+                          person_grid: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:
         """Decode poses, then give each person cell of the stride-16 grid to the pose its long offsets point
-        at (BodyPix's own multi-person method). Returns ((gh, gw) int32: 0 = none, k = poses[k-1]; poses)."""
+        at (BodyPix's own multi-person method). Returns (gh, gw) int32: 0 = none, k = k-th decoded pose."""
         tn = self.tuning
         labels = np.zeros(person_grid.shape, dtype=np.int32)
         ys, xs = np.nonzero(person_grid)
         if ys.size == 0:
-            return labels, []
+            return labels
         poses = decode_poses(bp["heatmaps"], bp["short_offsets"], bp["displacement_fwd"], bp["displacement_bwd"],
                              min_pose_score=tn.min_pose_score)
         if not poses:  # a person mask without a readable pose (a close-up torso, a back): one person
             labels[ys, xs] = 1
-            return labels, []
+            return labels
         votes = pixel_keypoint_votes(bp["long_offsets"], ys, xs, refine_steps=tn.offset_refine_steps)
         best, _ = assign_to_poses(votes, poses)
         labels[ys, xs] = best + 1
-        return labels, poses
+        return labels
 
     # ------------------------------------------------------------------------------------------ parse
     def parse(self, rgb: npt.NDArray[np.uint8]) -> ParseResult:
@@ -199,7 +196,7 @@ class LiteParser:
 
         # Instances on BodyPix's grid, then carried to the work resolution by nearest cell.
         grid_person = bp["segments"][..., 0] > tn.person_threshold
-        clusters, poses = self._person_instances(bp, grid_person)
+        clusters = self._person_instances(bp, grid_person)
         masks: list[npt.NDArray[np.bool_]] = []
         scores: list[float] = []
         if clusters.max() > 0:
@@ -211,7 +208,7 @@ class LiteParser:
             if missing.any():
                 idx = ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True)
                 cl_up = cl_up[idx[0], idx[1]]
-            probs = _sigmoid(bp["segments"][..., 0])
+            probs = sigmoid(bp["segments"][..., 0])
             for k in range(1, int(clusters.max()) + 1):
                 m = (cl_up == k) & (label > 0)
                 if m.any():

@@ -38,7 +38,7 @@ class Pose:
     keypoint_scores: npt.NDArray[np.float32]  # (17,) 0..1
 
 
-def _sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
 
 
@@ -54,7 +54,7 @@ def decode_poses(heatmaps: npt.NDArray[np.float32], short_offsets: npt.NDArray[n
     """Greedy multi-person decoding. Returns poses, strongest first, with ``score >= min_pose_score``."""
     from scipy import ndimage
 
-    scores = _sigmoid(heatmaps)
+    scores = sigmoid(heatmaps)
     gh, gw, _ = scores.shape
     size = (2 * local_max_radius + 1, 2 * local_max_radius + 1, 1)
     peaks = (scores >= score_threshold) & (scores == ndimage.maximum_filter(scores, size=size, mode="constant"))
