@@ -6,7 +6,7 @@ Ground truth is folded onto what the lite tier can produce (documented in FOLD b
 Sunglasses→Face, Dress/Coat/Scarf→UpperClothes, Skirt→Pants; Glove and Socks are ignored (their side is
 unknowable). ``miou``: mean IoU over the 12 supported classes present in GT or prediction, accumulated over the
 data set. ``coarse_miou``: 6 classes (background, head, torso, arms, legs, feet). Baseline in the same run:
-raw BodyPix parts alone folded to the coarse classes. Last line: JSON.
+raw BodyPix parts alone (one run, person logit > 0) folded to the coarse classes. Last line: JSON.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "function"))
 
-from humanparse.engine.lite import SUPPORTED, LiteParser, find_lite_models  # noqa: E402
+from humanparse.engine.lite import SUPPORTED, LiteParser, _grid_to_image, find_lite_models  # noqa: E402
 from humanparse.labels import CIHP_LABELS  # noqa: E402
 
 IGNORE = 255
@@ -77,12 +77,11 @@ def main() -> int:
         times.append(statistics.median(per))
         conf += confusion(FOLD[gt], res.label_map, 20)
         conf_c += confusion(COARSE[gt], COARSE[res.label_map], 6)
-        # baseline: BodyPix parts alone → coarse classes
+        # baseline: one BodyPix run's parts alone → coarse classes (carried to the image at the right offsets)
         bp = parser._run_bodypix(rgb)
-        import cv2
-
-        seg = cv2.resize(bp["segments"], (rgb.shape[1], rgb.shape[0]))
-        parts = cv2.resize(bp["part_heatmaps"], (rgb.shape[1], rgb.shape[0])).argmax(-1)
+        hw = (rgb.shape[0], rgb.shape[1])
+        seg = _grid_to_image(bp["segments"], hw, bp["_scale"])[..., 0]
+        parts = _grid_to_image(bp["part_heatmaps"], hw, bp["_scale"]).argmax(-1)
         bp_coarse = np.array([1, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5], np.uint8)[parts]
         bp_coarse[seg <= 0] = 0
         conf_bp += confusion(COARSE[gt], bp_coarse, 6)

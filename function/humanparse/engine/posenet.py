@@ -43,7 +43,8 @@ def sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 def _cell(p: npt.NDArray[np.float32], stride: int, gh: int, gw: int) -> tuple[int, int]:
-    return (int(np.clip(np.rint(p[0] / stride), 0, gh - 1)), int(np.clip(np.rint(p[1] / stride), 0, gw - 1)))
+    # plain Python on two scalars: np.clip/np.rint per call cost more than the rest of the decoder
+    return (min(max(round(float(p[0]) / stride), 0), gh - 1), min(max(round(float(p[1]) / stride), 0), gw - 1))
 
 
 def decode_poses(heatmaps: npt.NDArray[np.float32], short_offsets: npt.NDArray[np.float32],
