@@ -138,6 +138,17 @@ def _grid_to_image(a: npt.NDArray[np.float32], hw: tuple[int, int], scale: npt.N
     return out.reshape(hw[0], hw[1], -1) if out.ndim == 2 else out
 
 
+@dataclass(frozen=True)
+class _GridRun:
+    """One BodyPix run carried to the work image: ``seg`` (H, W) person logit, ``region_logit`` (H, W, 8);
+    ``people`` (gh, gw) int32 person ids on its grid (unshifted run only), ``raw`` its outputs."""
+
+    raw: dict[str, npt.NDArray[np.float32]]
+    seg: npt.NDArray[np.float32]
+    region_logit: npt.NDArray[np.float32]
+    people: npt.NDArray[np.int32] | None
+
+
 def find_lite_models(search_dirs: list[Path]) -> tuple[Path, Path]:
     for d in search_dirs:
         bp, pan = Path(d) / BODYPIX_FILE, Path(d) / PAN_FILE
@@ -158,7 +169,8 @@ class LiteParser:
         so.log_severity_level = 3  # the BodyPix file lists initialisers as inputs: harmless, noisy
         # These models are small: ORT's intra-op threads idle at every sync point. Single-threaded runs side by
         # side (BodyPix on each grid, PAN) fill the cores better: measured on 2 cores, a parse's 4 runs took
-        # 78-94 ms so against 115-145 ms one after another with 2 threads each.
+        # 78-94 ms so against 115-145 ms one after another with 2 threads each; and three workers on two cores
+        # beat two (three runs: 58 ms against 71-76 ms).
         self._pool = ThreadPoolExecutor(max_workers=threads + 1, thread_name_prefix="lite") if threads > 1 else None
         so.intra_op_num_threads = 1 if self._pool else max(1, threads)
         so.inter_op_num_threads = 1
@@ -179,7 +191,7 @@ class LiteParser:
     def _run_bodypix(self, rgb: npt.NDArray[np.uint8], shift: int = 0) -> dict[str, npt.NDArray[np.float32]]:
         """BodyPix on ``rgb`` (H, W, 3) uint8 RGB, resized to 16k+1 sides. ``shift`` (0..15) pads the input by
         that many pixels at the top/left (and 16 - shift at the bottom/right), so cell i lands on resized pixel
-        16*i - shift: a second grid between the first one's cells. ``_scale``: (bh / H, bw / W)."""
+        16*i - shift: another grid, between the unshifted one's cells. ``_scale``: (bh / H, bw / W)."""
         h, w = rgb.shape[:2]
         s = (self.tuning.bodypix_long_side - 1) / max(h, w)
         bh = max(1, int(round(h * s / 16))) * 16 + 1
@@ -203,6 +215,16 @@ class LiteParser:
             x[0, c] += _PAN_SHIFT[c]
         out = np.asarray(self.pan.run(None, {self._pan_input: x})[0], dtype=np.float32)
         return np.ascontiguousarray(out[0].transpose(1, 2, 0))
+
+    def _bodypix_maps(self, work: npt.NDArray[np.uint8], shift: int, hw: tuple[int, int]) -> _GridRun:
+        b = self._run_bodypix(work, shift)
+        people = self._person_instances(b, b["segments"][..., 0] > self.tuning.person_threshold) if shift == 0 else None
+        return _GridRun(raw=b, seg=_grid_to_image(b["segments"], hw, b["_scale"], shift=shift)[..., 0],
+                        region_logit=_grid_to_image(_region_logits(b["part_heatmaps"]), hw, b["_scale"], shift=shift),
+                        people=people)
+
+    def _pan_maps(self, work: npt.NDArray[np.uint8], hw: tuple[int, int]) -> npt.NDArray[np.float32]:
+        return _resize_float(self._run_pan(work), hw)
 
     # -------------------------------------------------------------------------------------- instances
     def _person_instances(self, bp: dict[str, npt.NDArray[np.float32]],
@@ -236,23 +258,24 @@ class LiteParser:
         work = _resize_rgb(rgb, hw)
         # BodyPix on its own grid and on grids shifted by part of a cell (stride 16 is coarse: the shifted runs
         # sample between its cells; their logits, each carried to the image at its own offsets, are averaged).
+        # Each job also carries its own maps to the image (and the unshifted one decodes the people), so that
+        # work overlaps the other model runs instead of following them on one core.
         shifts = (0, *tn.extra_shifts)
-        jobs: list[Callable[[], Any]] = [partial(self._run_bodypix, work, sh) for sh in shifts]
-        jobs.append(partial(self._run_pan, work))
+        jobs: list[Callable[[], Any]] = [partial(self._bodypix_maps, work, sh, hw) for sh in shifts]
+        jobs.append(partial(self._pan_maps, work, hw))
         outs = list(self._pool.map(lambda f: f(), jobs)) if self._pool else [f() for f in jobs]
-        bps: list[dict[str, npt.NDArray[np.float32]]] = outs[:-1]
-        pan: npt.NDArray[np.float32] = outs[-1]
-        bp = bps[0]  # poses and instances come from the unshifted grid
+        runs: list[_GridRun] = outs[:-1]
+        pan_w: npt.NDArray[np.float32] = outs[-1]
+        bp, clusters = runs[0].raw, runs[0].people
+        assert clusters is not None
         t1 = time.perf_counter()
 
-        seg = np.zeros(hw, dtype=np.float32)
-        region_logit = np.zeros((*hw, _NUM_REGIONS), dtype=np.float32)
-        for sh, b in zip(shifts, bps, strict=True):
-            seg += _grid_to_image(b["segments"], hw, b["_scale"], shift=sh)[..., 0]
-            region_logit += _grid_to_image(_region_logits(b["part_heatmaps"]), hw, b["_scale"], shift=sh)
-        seg /= len(shifts)
+        seg, region_logit = runs[0].seg.copy(), runs[0].region_logit.copy()
+        for r in runs[1:]:
+            seg += r.seg
+            region_logit += r.region_logit
+        seg /= len(runs)
         region = region_logit.argmax(-1).astype(np.uint8)
-        pan_w = _resize_float(pan, hw)
         skin, clothes, hair = pan_w[..., 0], pan_w[..., 1], pan_w[..., 2]
         # BodyPix's own silhouette: PAN-based or PAN-refined ones scored lower on CIHP (README)
         # Legs and feet are thin and often dark against the floor: BodyPix's logit there runs low, so they get
@@ -281,9 +304,7 @@ class LiteParser:
         hair_m = (hair > tn.hair_threshold) & (hair >= np.maximum(skin, clothes)) & head_zone
         label[hair_m] = HAIR
 
-        # Instances on BodyPix's grid, then carried to the work resolution by nearest cell.
-        grid_person = bp["segments"][..., 0] > tn.person_threshold
-        clusters = self._person_instances(bp, grid_person)
+        # Instances (decoded on the unshifted BodyPix grid), carried to the work resolution.
         masks: list[npt.NDArray[np.bool_]] = []
         scores: list[float] = []
         if clusters.max() > 0:

@@ -42,11 +42,6 @@ def sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
 
 
-def _cell(p: npt.NDArray[np.float32], stride: int, gh: int, gw: int) -> tuple[int, int]:
-    # plain Python on two scalars: np.clip/np.rint per call cost more than the rest of the decoder
-    return (min(max(round(float(p[0]) / stride), 0), gh - 1), min(max(round(float(p[1]) / stride), 0), gw - 1))
-
-
 def decode_poses(heatmaps: npt.NDArray[np.float32], short_offsets: npt.NDArray[np.float32],
                  displacement_fwd: npt.NDArray[np.float32], displacement_bwd: npt.NDArray[np.float32], *,
                  stride: int = 16, max_poses: int = 16, score_threshold: float = 0.5,
@@ -63,22 +58,25 @@ def decode_poses(heatmaps: npt.NDArray[np.float32], short_offsets: npt.NDArray[n
     order = np.argsort(-scores[ys, xs, ks], kind="stable")
     sq_nms = nms_radius * nms_radius
     poses: list[Pose] = []
+    # accepted poses' keypoints, (n, 17, 2): one array test per keypoint instead of a Python loop over poses
+    taken = np.empty((0, NUM_KEYPOINTS, 2), dtype=np.float32)
+    # The skeleton walk is scalar work on Python floats: per-element numpy calls cost more than the arithmetic.
+    fstride = float(stride)
 
-    def image_point(y: int, x: int, k: int) -> npt.NDArray[np.float32]:
-        return np.array([y * stride + short_offsets[y, x, k], x * stride + short_offsets[y, x, k + NUM_KEYPOINTS]],
-                        dtype=np.float32)
+    def cell(py: float, px: float) -> tuple[int, int]:
+        return min(max(round(py / fstride), 0), gh - 1), min(max(round(px / fstride), 0), gw - 1)
 
-    def near_existing(p: npt.NDArray[np.float32], k: int) -> bool:
-        return any(float(((q.keypoints[k] - p) ** 2).sum()) <= sq_nms for q in poses)
+    def image_point(y: int, x: int, k: int) -> tuple[float, float]:
+        return (y * fstride + float(short_offsets[y, x, k]), x * fstride + float(short_offsets[y, x, k + NUM_KEYPOINTS]))
 
-    def traverse(edge: int, src: npt.NDArray[np.float32], target: int,
-                 disp: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], float]:
-        cy, cx = _cell(src, stride, gh, gw)
-        p = src + np.array([disp[cy, cx, edge], disp[cy, cx, edge + _NUM_EDGES]], dtype=np.float32)
+    def traverse(edge: int, src: tuple[float, float], target: int,
+                 disp: npt.NDArray[np.float32]) -> tuple[tuple[float, float], float]:
+        cy, cx = cell(*src)
+        p = (src[0] + float(disp[cy, cx, edge]), src[1] + float(disp[cy, cx, edge + _NUM_EDGES]))
         for _ in range(2):  # refine with the short offsets at the landing cell
-            cy, cx = _cell(p, stride, gh, gw)
+            cy, cx = cell(*p)
             p = image_point(cy, cx, target)
-        cy, cx = _cell(p, stride, gh, gw)
+        cy, cx = cell(*p)
         return p, float(scores[cy, cx, target])
 
     for i in order:
@@ -86,27 +84,32 @@ def decode_poses(heatmaps: npt.NDArray[np.float32], short_offsets: npt.NDArray[n
             break
         y, x, k = int(ys[i]), int(xs[i]), int(ks[i])
         root = image_point(y, x, k)
-        if near_existing(root, k):
+        if taken.shape[0] and float((((taken[:, k] - root) ** 2).sum(-1)).min()) <= sq_nms:
             continue
-        kp = np.zeros((NUM_KEYPOINTS, 2), dtype=np.float32)
-        ks_ = np.zeros(NUM_KEYPOINTS, dtype=np.float32)
-        have = np.zeros(NUM_KEYPOINTS, dtype=bool)
-        kp[k], ks_[k], have[k] = root, scores[y, x, k], True
+        kp: list[tuple[float, float] | None] = [None] * NUM_KEYPOINTS
+        ks_ = [0.0] * NUM_KEYPOINTS
+        kp[k], ks_[k] = root, float(scores[y, x, k])
         for edge in reversed(range(_NUM_EDGES)):  # child → parent (towards the root of the tree)
             parent, child = POSE_CHAIN[edge]
-            if have[child] and not have[parent]:
-                kp[parent], ks_[parent] = traverse(edge, kp[child], parent, displacement_bwd)
-                have[parent] = True
+            src = kp[child]
+            if src is not None and kp[parent] is None:
+                kp[parent], ks_[parent] = traverse(edge, src, parent, displacement_bwd)
         for edge in range(_NUM_EDGES):  # parent → child
             parent, child = POSE_CHAIN[edge]
-            if have[parent] and not have[child]:
-                kp[child], ks_[child] = traverse(edge, kp[parent], child, displacement_fwd)
-                have[child] = True
+            src = kp[parent]
+            if src is not None and kp[child] is None:
+                kp[child], ks_[child] = traverse(edge, src, child, displacement_fwd)
+        kp_arr = np.array(kp, dtype=np.float32)
+        ks_arr = np.array(ks_, dtype=np.float32)
         # a keypoint already claimed by an earlier pose adds nothing to this one's score
-        fresh = [0.0 if near_existing(kp[j], j) else float(ks_[j]) for j in range(NUM_KEYPOINTS)]
-        score = sum(fresh) / NUM_KEYPOINTS
+        if taken.shape[0]:
+            claimed = (((taken - kp_arr[None]) ** 2).sum(-1) <= sq_nms).any(axis=0)
+            score = float(ks_arr[~claimed].sum()) / NUM_KEYPOINTS
+        else:
+            score = float(ks_arr.sum()) / NUM_KEYPOINTS
         if score >= min_pose_score:
-            poses.append(Pose(score=score, keypoints=kp, keypoint_scores=ks_))
+            poses.append(Pose(score=score, keypoints=kp_arr, keypoint_scores=ks_arr))
+            taken = np.concatenate([taken, kp_arr[None]])
     return poses
 
 
