@@ -102,11 +102,8 @@ def decode_poses(heatmaps: npt.NDArray[np.float32], short_offsets: npt.NDArray[n
         kp_arr = np.array(kp, dtype=np.float32)
         ks_arr = np.array(ks_, dtype=np.float32)
         # a keypoint already claimed by an earlier pose adds nothing to this one's score
-        if taken.shape[0]:
-            claimed = (((taken - kp_arr[None]) ** 2).sum(-1) <= sq_nms).any(axis=0)
-            score = float(ks_arr[~claimed].sum()) / NUM_KEYPOINTS
-        else:
-            score = float(ks_arr.sum()) / NUM_KEYPOINTS
+        claimed = (((taken - kp_arr[None]) ** 2).sum(-1) <= sq_nms).any(axis=0)  # (17,), all False at first
+        score = float(ks_arr[~claimed].sum()) / NUM_KEYPOINTS
         if score >= min_pose_score:
             poses.append(Pose(score=score, keypoints=kp_arr, keypoint_scores=ks_arr))
             taken = np.concatenate([taken, kp_arr[None]])
