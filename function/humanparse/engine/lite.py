@@ -118,8 +118,9 @@ def _resize_float(a: npt.NDArray[np.float32], hw: tuple[int, int]) -> npt.NDArra
 
 
 def _grid_to_image(a: npt.NDArray[np.float32], hw: tuple[int, int], scale: npt.NDArray[np.float32], *,
-                   nearest: bool = False, shift: int = 0) -> npt.NDArray[np.float32]:
-    """Carry a stride-16 BodyPix output (gh, gw, C) onto the (H, W) image it was run on.
+                   shift: int = 0) -> npt.NDArray[np.float32]:
+    """Carry a stride-16 BodyPix output (gh, gw, C) onto the (H, W) image it was run on, bilinearly; ``shift``
+    is the run's input padding (``_run_bodypix``). Returns (H, W, C) float32.
 
     BodyPix's cell i sits on input pixel 16*i (input sides are 16k+1, corners aligned), and the input was resized
     from the image with pixel centres at +0.5: image row y is cell ((y + 0.5) * bh / H - 0.5) / 16. A plain
@@ -132,7 +133,7 @@ def _grid_to_image(a: npt.NDArray[np.float32], hw: tuple[int, int], scale: npt.N
     sy, sx = float(scale[0]) / 16.0, float(scale[1]) / 16.0
     t = (shift - 0.5) / 16.0
     m = np.array([[sx, 0.0, 0.5 * sx + t], [0.0, sy, 0.5 * sy + t]], dtype=np.float64)
-    flags = (cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     out = np.asarray(cv2.warpAffine(a, m, (hw[1], hw[0]), flags=flags, borderMode=cv2.BORDER_REPLICATE),
                      dtype=np.float32)
     return out.reshape(hw[0], hw[1], -1) if out.ndim == 2 else out
