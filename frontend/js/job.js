@@ -1,0 +1,53 @@
+// One job card: check the file, upload, wait, then show the result or a plain error with Retry.
+import { $ } from "./dom.js";
+import { jobFailure, plain } from "./api.js";
+import { submit } from "./upload.js";
+import { showResult } from "./result.js";
+
+const DEFAULT_TYPES = ["image/jpeg", "image/png", "image/webp"];
+
+function setState(node, text, cls) {
+  const s = $(".state", node);
+  s.textContent = text;
+  s.className = "state " + (cls || "");
+}
+
+/** Refuse before uploading what the server would refuse (type, size, empty). */
+function precheck(file, config) {
+  const max = config ? config.max_upload_bytes : 15 * 1024 * 1024;
+  const types = config ? config.allowed_content_types : DEFAULT_TYPES;
+  if (!types.includes(file.type)) throw new Error(plain.unsupported_type);
+  if (file.size > max) throw new Error(`${plain.too_large} The limit is ${Math.round(max / 1048576)} MB.`);
+  if (file.size === 0) throw new Error(plain.empty);
+}
+
+async function run(node, file, ctx) {
+  const bar = $(".bar", node), err = $(".error", node), retry = $(".retry", node);
+  err.hidden = true; retry.hidden = true; $(".result", node).hidden = true; delete node.dataset.ready;
+  bar.hidden = false; bar.value = 0;
+  try {
+    precheck(file, ctx.config());
+    setState(node, "uploading…");
+    const job = await submit(file, {
+      onProgress: (p) => { bar.value = p; },
+      onState: (text, jobId) => { setState(node, text); node.dataset.jobId = jobId; },
+    });
+    if (job.status === "failed") throw new Error(jobFailure(job));
+    setState(node, `done in ${job.elapsed_ms ? (job.elapsed_ms / 1000).toFixed(1) + " s" : "—"}`, "done");
+    bar.hidden = true;
+    await showResult(node, file, job, ctx.config());
+  } catch (e) {
+    setState(node, "failed", "failed");
+    err.textContent = e.message; err.hidden = false; retry.hidden = false;
+    retry.onclick = () => run(node, file, ctx);
+    if (e.code === "unauthorized") ctx.needToken();
+  }
+}
+
+/** Add a card for `file` at the top of the list and start it. ctx: {config(), needToken()}. */
+export function addJob(file, ctx) {
+  const node = $("#job-tpl").content.firstElementChild.cloneNode(true);
+  $(".name", node).textContent = file.name;
+  $("#jobs").prepend(node);
+  run(node, file, ctx);
+}

@@ -1,0 +1,34 @@
+// The side panels of a result: parts legend, people, downloads. Built from elements and textContent only.
+import { el } from "./dom.js";
+
+const hexOf = (pal, i) => "#" + [0, 1, 2].map((c) => pal[3 * i + c].toString(16).padStart(2, "0")).join("");
+
+function toggleRow(colour, label, extra, onChange) {
+  const box = el("input", { type: "checkbox", checked: true });
+  box.addEventListener("change", () => onChange(box.checked));
+  const row = el("label", {}, box, el("span", { className: "sw", style: { background: colour } }), el("span", { text: label }));
+  if (extra) row.append(el("span", { className: "share", text: extra }));
+  return el("li", {}, row);
+}
+
+/** Legend rows from result.json's legend (id, name, share); the swatch colour is the label map's own palette. */
+export function fillLegend(list, legend, palette, onToggle) {
+  list.replaceChildren(...legend.filter((l) => Number.isInteger(l.id) && l.id > 0 && l.id < 256).map((l) =>
+    toggleRow(hexOf(palette, l.id), l.name, `${(100 * Number(l.share || 0)).toFixed(1)}%`, (on) => onToggle(l.id, on))));
+}
+
+/** One row per person id of result.json, coloured as persons.png draws that id. */
+export function fillPeople(list, persons, palette, onToggle) {
+  const ids = persons.map((p) => p.id).filter((id) => Number.isInteger(id) && id > 0 && id < 256);
+  if (!ids.length) { list.replaceChildren(el("li", { className: "muted", text: "No person found." })); return; }
+  list.replaceChildren(...ids.map((id) => toggleRow(hexOf(palette, id), `Person ${id}`, "", (on) => onToggle(id, on))));
+}
+
+const DOWNLOADS = [["color.png", "Colour map"], ["label.png", "Label map"], ["result.json", "JSON"], ["overlay.png", "Overlay"]];
+
+const isWebUrl = (u) => { try { return /^https?:$/.test(new URL(u, location.href).protocol); } catch (e) { return false; } };
+
+export function fillDownloads(box, results, stem) {
+  box.replaceChildren(...DOWNLOADS.filter(([f]) => isWebUrl(results[f])).map(([f, t]) =>
+    el("a", { href: results[f], text: t, download: `${stem}.${f}` })));
+}

@@ -1,0 +1,62 @@
+// Show a finished job: fetch result.json and the two id maps, build the viewer and its panels.
+import { $, $$ } from "./dom.js";
+import { fetchIdMap } from "./png.js";
+import { Viewer } from "./viewer.js";
+import { fillDownloads, fillLegend, fillPeople } from "./panels.js";
+
+async function fetchJson(url) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`Could not load the result (${res.status}).`);
+  return res.json();
+}
+
+/** names[id] for hover text: the server's full label list (config), else the result's own legend. */
+function partNames(config, doc) {
+  const names = [];
+  for (const l of (config && config.labels) || doc.legend || []) if (Number.isInteger(l.id)) names[l.id] = String(l.name);
+  return names;
+}
+
+function wireControls(node, viewer) {
+  const tabs = $$(".tabs button", node), slider = $(".opacity input", node);
+  tabs.forEach((b) => { b.onclick = () => {
+    tabs.forEach((x) => x.setAttribute("aria-selected", String(x === b)));
+    $(".opacity", node).hidden = b.dataset.view !== "overlay";
+    viewer.setView(b.dataset.view);
+  }; });
+  viewer.setAlpha(slider.value / 100);
+  slider.oninput = () => viewer.setAlpha(slider.value / 100);
+}
+
+function wireHover(node, viewer) {
+  const canvas = viewer.canvas, tip = $(".tip", node), hover = $(".hover", node);
+  const describe = (ev) => {
+    const text = viewer.describeAt(ev.clientX, ev.clientY);
+    if (text === null) return;
+    const r = canvas.getBoundingClientRect();
+    tip.textContent = text; tip.hidden = false;
+    tip.style.left = `${ev.clientX - r.left + 12}px`; tip.style.top = `${ev.clientY - r.top + 12}px`;
+    hover.textContent = text;
+  };
+  canvas.onmousemove = describe;
+  canvas.onclick = describe;
+  canvas.onmouseleave = () => { tip.hidden = true; };
+}
+
+/** Fill a job card's result area from a `done` job status (results = presigned URLs by file name). */
+export async function showResult(node, file, job, config) {
+  const [doc, labels, persons] = await Promise.all([
+    fetchJson(job.results["result.json"]), fetchIdMap(job.results["label.png"]), fetchIdMap(job.results["persons.png"])]);
+  const canvas = $(".view", node);
+  const viewer = await Viewer.create(canvas, labels, persons, file, partNames(config, doc));
+  wireControls(node, viewer);
+  wireHover(node, viewer);
+  fillLegend($(".legend", node), Array.isArray(doc.legend) ? doc.legend : [], labels.palette, (id, on) => viewer.toggleLabel(id, on));
+  fillPeople($(".people", node), Array.isArray(doc.persons) ? doc.persons : [], persons.palette, (id, on) => viewer.togglePerson(id, on));
+  fillDownloads($(".downloads", node), job.results, file.name.replace(/\.[^.]+$/, ""));
+  canvas.dataset.width = viewer.W; canvas.dataset.height = viewer.H;
+  $(".result", node).hidden = false;
+  viewer.render();
+  node.viewer = viewer;  // for tests and the console
+  node.dataset.ready = "1";
+}

@@ -1,0 +1,45 @@
+// Presigned POST straight to the bucket (with progress), then polling the job until it is done or failed.
+import { api } from "./api.js";
+
+/** POST the file with the presigned fields. No Authorization header: S3 checks the policy signature. */
+export function uploadWithProgress(url, fields, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    Object.entries(fields).forEach(([k, v]) => form.append(k, v));
+    form.append("file", file);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(100 * e.loaded / e.total); };
+    xhr.onload = () => (xhr.status >= 200 && xhr.status < 300) ? resolve() :
+      reject(new Error(xhr.status === 400 || xhr.status === 403 ?
+        "The storage refused this file (too big or wrong type)." : `Upload failed (${xhr.status}).`));
+    xhr.onerror = () => reject(new Error("The upload could not reach the storage. Check your connection."));
+    xhr.send(form);
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const GIVE_UP_MS = 10 * 60 * 1000;
+
+/** Poll GET /jobs/{id} (backing off to 2 s) until done/failed; onState gets "parsing… N s". */
+export async function pollJob(jobId, onState) {
+  const started = Date.now();
+  for (let i = 0; ; i++) {
+    const job = await api(`/jobs/${encodeURIComponent(jobId)}`);
+    if (job.status === "done" || job.status === "failed") return job;
+    onState(`parsing… ${Math.round((Date.now() - started) / 1000)} s`);
+    if (Date.now() - started > GIVE_UP_MS) throw new Error("This is taking too long. Try again later.");
+    await sleep(Math.min(2000, 400 + i * 150));
+  }
+}
+
+/** Create the upload, send the file, wait for the job: resolves to the job's final status document. */
+export async function submit(file, { onProgress, onState }) {
+  const up = await api("/uploads", { method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ content_type: file.type, filename: file.name, size: file.size }) });
+  onState("uploading…", up.job_id);
+  await uploadWithProgress(up.upload.url, up.upload.fields, file, onProgress);
+  onProgress(100);
+  onState("parsing…", up.job_id);
+  return pollJob(up.job_id, (t) => onState(t, up.job_id));
+}
