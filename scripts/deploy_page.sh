@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# Publish the static page for a deployed stack: writes config.js with the stack's API URL, then syncs.
+# Publish the static page for a deployed stack: writes config.js (the stack's API URL; auth: true when the
+# stack's AuthMode is JWT, so the page shows its token field), narrows the page's Content-Security-Policy
+# connect-src to that API and the stack's buckets, then syncs.
 #   bash scripts/deploy_page.sh <stack-name>
 set -euo pipefail
 stack=${1:?stack name}
 out() { aws cloudformation describe-stacks --stack-name "$stack" \
           --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text; }
-api=$(out ApiUrl); bucket=$(out PageBucketName)
+api=$(out ApiUrl); api=${api%/}; bucket=$(out PageBucketName); auth=$(out AuthMode)
+uploads=$(out UploadBucketName); results=$(out ResultsBucketName)
+region=$(sed -E 's#^https://[^.]+\.execute-api\.([a-z0-9-]+)\..*#\1#' <<<"$api")
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cp -r "$(dirname "$0")/../frontend/." "$tmp/"
-printf 'window.HUMANPARSE_CONFIG = {"apiBase": "%s"};\n' "${api%/}" > "$tmp/config.js"
+jwt=false; [ "$auth" = JWT ] && jwt=true
+printf 'window.HUMANPARSE_CONFIG = {"apiBase": "%s", "auth": %s};\n' "$api" "$jwt" > "$tmp/config.js"
+hosts="'self' $api"
+for b in "$uploads" "$results"; do hosts="$hosts https://$b.s3.amazonaws.com https://$b.s3.$region.amazonaws.com"; done
+sed -i -E "s#connect-src [^;]*;#connect-src $hosts;#" "$tmp/index.html"
+grep -q "connect-src $hosts;" "$tmp/index.html" || { echo "CSP not rewritten" >&2; exit 1; }
+# index.html and config.js change on each deploy; the modules are small: short cache everywhere
 aws s3 sync "$tmp/" "s3://$bucket/" --delete --cache-control "max-age=300"
-echo "page published to s3://$bucket (apiBase ${api%/}); URL: $(out PageUrl)"
+echo "page published to s3://$bucket (apiBase $api, auth $auth); URL: $(out PageUrl)"

@@ -24,8 +24,8 @@ def load_template() -> dict[str, Any]:
     return dict(cfn_yaml.load(str(TEMPLATE)))
 
 
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, Any]:
+def render(**params: str) -> dict[str, Any]:
+    """The template through the SAM translator with these parameter values, conditions then resolved."""
     from samtranslator.translator.transform import transform
 
     class NoManagedPolicies:
@@ -34,11 +34,61 @@ def rendered() -> dict[str, Any]:
 
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)  # the translator asks boto3 for a region
     tpl = json.loads(json.dumps(load_template(), default=str))
-    out: dict[str, Any] = transform(tpl, {"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/hp:1",
-                                          "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
-                                          "AWS::StackName": STACK, "AWS::Partition": "aws"},
-                                    NoManagedPolicies())
-    return out
+    values = {"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/hp:1", "AWS::Region": REGION,
+              "AWS::AccountId": ACCOUNT, "AWS::StackName": STACK, "AWS::Partition": "aws", **params}
+    out: dict[str, Any] = transform(tpl, values, NoManagedPolicies())
+    return resolve_conditions(out, {**{k: str(v.get("Default", "")) for k, v in tpl["Parameters"].items()},
+                                    **params})
+
+
+NO_VALUE = object()
+
+
+def resolve_conditions(t: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    """Evaluate Conditions (Fn::Equals/Not/And/Or over parameter Refs), drop resources whose condition is
+    false, and replace Fn::If by its chosen branch — what CloudFormation does at deploy time."""
+    def value(x: Any) -> Any:
+        if isinstance(x, dict) and "Ref" in x and x["Ref"] in params:
+            return params[x["Ref"]]
+        return x
+
+    def cond(c: Any) -> bool:
+        if isinstance(c, dict) and "Condition" in c:
+            return cond(t["Conditions"][c["Condition"]])
+        (fn, args), = c.items()
+        if fn == "Fn::Equals":
+            return bool(str(value(args[0])) == str(value(args[1])))
+        if fn == "Fn::Not":
+            return not cond(args[0])
+        if fn == "Fn::And":
+            return all(cond(a) for a in args)
+        if fn == "Fn::Or":
+            return any(cond(a) for a in args)
+        raise ValueError(fn)
+
+    truth = {name: cond(c) for name, c in t.get("Conditions", {}).items()}
+
+    def walk(x: Any) -> Any:
+        if isinstance(x, dict):
+            if set(x) == {"Fn::If"}:
+                name, yes, no = x["Fn::If"]
+                return walk(yes if truth[name] else no)
+            if x == {"Ref": "AWS::NoValue"}:
+                return NO_VALUE
+            out = {k: walk(v) for k, v in x.items()}
+            return {k: v for k, v in out.items() if v is not NO_VALUE}
+        if isinstance(x, list):
+            return [v for v in (walk(i) for i in x) if v is not NO_VALUE]
+        return x
+
+    t = dict(t)
+    t["Resources"] = {k: walk(v) for k, v in t["Resources"].items() if truth.get(v.get("Condition", ""), True)}
+    return t
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, Any]:
+    return render()
 
 
 def resources(t: dict[str, Any], typ: str) -> dict[str, dict[str, Any]]:
@@ -82,10 +132,41 @@ def test_no_public_access_and_no_wildcard_cors(rendered: dict[str, Any]) -> None
             assert "*" not in json.dumps(rule["AllowedOrigins"]), name
     for pol in resources(rendered, "AWS::S3::BucketPolicy").values():
         for st in pol["Properties"]["PolicyDocument"]["Statement"]:
-            assert st["Principal"] != "*" and st["Principal"] != {"AWS": "*"}
-    (url,) = resources(rendered, "AWS::Lambda::Url").values()
-    cors = url["Properties"]["Cors"]
+            if st["Effect"] == "Allow":
+                assert st["Principal"] != "*" and st["Principal"] != {"AWS": "*"}
+    (api,) = resources(rendered, "AWS::ApiGatewayV2::Api").values()
+    cors = api["Properties"]["CorsConfiguration"]
     assert cors["AllowCredentials"] is False and "*" not in json.dumps(cors["AllowOrigins"])
+    assert "authorization" in cors["AllowHeaders"]  # the page's bearer token
+
+
+def test_cors_in_one_place(rendered: dict[str, Any]) -> None:
+    """#20.9: the HTTP API answers CORS; no Function URL CORS and no app CORS on Lambda (no duplicate headers)."""
+    assert not resources(rendered, "AWS::Lambda::Url")
+    for fn in resources(rendered, "AWS::Lambda::Function").values():
+        assert "HUMANPARSE_CORS_ORIGINS" not in fn["Properties"].get("Environment", {}).get("Variables", {})
+
+
+def test_every_bucket_denies_plain_http(rendered: dict[str, Any]) -> None:
+    policies = {p["Properties"]["Bucket"]["Ref"]: p["Properties"]["PolicyDocument"]["Statement"]
+                for p in resources(rendered, "AWS::S3::BucketPolicy").values()}
+    for bucket in resources(rendered, "AWS::S3::Bucket"):
+        deny = [st for st in policies[bucket] if st["Effect"] == "Deny"]
+        assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, bucket
+        assert deny[0]["Action"] == "s3:*" and len(deny[0]["Resource"]) == 2, bucket  # bucket and objects
+
+
+def test_state_machine_role_is_scoped(rendered: dict[str, Any]) -> None:
+    (sm,) = resources(rendered, "AWS::StepFunctions::StateMachine").values()
+    role = rendered["Resources"][sm["Properties"]["RoleArn"]["Fn::GetAtt"][0]]
+    states = [st for pol in role["Properties"]["Policies"] for st in pol["PolicyDocument"]["Statement"]
+              if any(str(a).startswith("states:") for a in (st["Action"] if isinstance(st["Action"], list)
+                                                              else [st["Action"]]))]
+    assert states
+    for st in states:
+        res = json.dumps(st["Resource"])
+        assert '"*"' not in res and "${AWS::StackName}-backfill" in res, st
+    assert sm["Properties"]["StateMachineName"] == {"Fn::Sub": "${AWS::StackName}-backfill"}
 
 
 def test_least_privilege(rendered: dict[str, Any]) -> None:
@@ -157,3 +238,92 @@ def test_handler_with_template_environment(moto_server: str, shared_models: Path
     status = json.loads(s3.get_object(Bucket=env["HUMANPARSE_RESULTS_BUCKET"],
                                       Key="results/0123456789abcdef0123456789abcdef/status.json")["Body"].read())
     assert status["status"] == "done"
+
+
+# ------------------------------------------------------------------------------- issue 18: operating
+def alarms(t: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v["Properties"] for k, v in resources(t, "AWS::CloudWatch::Alarm").items()}
+
+
+def function_timeout_ms(t: dict[str, Any], name: str) -> int:
+    return int(t["Resources"][name]["Properties"]["Timeout"]) * 1000
+
+
+def test_alarms_watch_the_right_metrics(rendered: dict[str, Any]) -> None:
+    a = alarms(rendered)
+    dlq = a["DeadLetterNotEmpty"]
+    assert (dlq["Namespace"], dlq["MetricName"], dlq["Statistic"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible",
+                                                                       "Maximum")
+    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
+    assert dlq["Threshold"] == 1 and dlq["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    for fn in ("ParserFunction", "ApiFunction"):
+        short = fn.replace("Function", "")
+        dim = [{"Name": "FunctionName", "Value": {"Ref": fn}}]
+        for metric in ("Errors", "Throttles"):
+            al = a[f"{short}{metric}"]
+            assert (al["Namespace"], al["MetricName"], al["Statistic"], al["Dimensions"]) == (
+                "AWS/Lambda", metric, "Sum", dim)
+            assert al["Threshold"] == 1 and al["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        slow = a[f"{short}DurationNearTimeout"]
+        assert (slow["MetricName"], slow["ExtendedStatistic"], slow["Dimensions"]) == ("Duration", "p95", dim)
+        assert slow["Threshold"] == 0.8 * function_timeout_ms(rendered, fn)  # "near" = 80 % of the timeout
+    bf = a["BackfillExecutionsFailed"]
+    assert (bf["Namespace"], bf["MetricName"], bf["Threshold"]) == ("AWS/States", "ExecutionsFailed", 1)
+    assert bf["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": "BackfillStateMachine"}}]
+    for name, al in a.items():
+        assert al["TreatMissingData"] == "notBreaching" and "AlarmActions" not in al, name  # no topic: no actions
+
+
+def test_alarms_notify_the_topic_parameter() -> None:
+    topic = "arn:aws:sns:us-east-1:123456789012:ops"
+    a = alarms(render(AlarmTopicArn=topic))
+    assert len(a) == 8
+    for name, al in a.items():
+        ref = [{"Ref": "AlarmTopicArn"}]
+        assert al["AlarmActions"] == ref and al["OKActions"] == ref, name
+
+
+def test_dashboard_shows_the_emf_metrics(rendered: dict[str, Any]) -> None:
+    (dash,) = resources(rendered, "AWS::CloudWatch::Dashboard").values()
+    body = json.loads(dash["Properties"]["DashboardBody"]["Fn::Sub"])
+    text = json.dumps(body)
+    for metric in ("ParseTime", "ImagesParsed", "PersonsFound", "Failures", "ColdStart", "ModelLoadTime"):
+        assert f'Namespace=\\"humanparse\\" MetricName=\\"{metric}\\"' in text, metric
+    for metric in ("ApproximateNumberOfMessagesVisible", "Throttles", "ExecutionsFailed", "4xx"):
+        assert metric in text
+
+
+def routes(t: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["Properties"]["RouteKey"]: r["Properties"] for r in resources(t, "AWS::ApiGatewayV2::Route").values()}
+
+
+@pytest.mark.parametrize("mode", ["NONE", "JWT", "IAM"])
+def test_auth_switch_translates(mode: str) -> None:
+    params = {"AuthMode": mode}
+    if mode == "JWT":
+        params.update(JwtIssuer="https://issuer.example.com", JwtAudience="client-1")
+    t = render(**params)
+    r = routes(t)
+    expected = {"NONE": "NONE", "JWT": "JWT", "IAM": "AWS_IAM"}[mode]
+    for key in ("ANY /{proxy+}", "POST /uploads", "POST /parse"):
+        assert r[key]["AuthorizationType"] == expected, key
+        assert ("AuthorizerId" in r[key]) == (mode == "JWT"), key
+    assert r["GET /healthz"]["AuthorizationType"] == "NONE"
+    assert r["OPTIONS /{proxy+}"]["AuthorizationType"] == "NONE" and "Target" not in r["OPTIONS /{proxy+}"]
+    authorizers = resources(t, "AWS::ApiGatewayV2::Authorizer")
+    assert len(authorizers) == (mode == "JWT")
+    for az in authorizers.values():
+        assert az["Properties"]["IdentitySource"] == ["$request.header.Authorization"]
+
+
+def test_rate_limits_in_front_of_the_api(rendered: dict[str, Any]) -> None:
+    (stage,) = resources(rendered, "AWS::ApiGatewayV2::Stage").values()
+    p = stage["Properties"]
+    assert p["DefaultRouteSettings"] == {"ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+                                         "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}
+    for key in ("POST /uploads", "POST /parse"):  # the routes that start paid parses
+        assert p["RouteSettings"][key]["ThrottlingRateLimit"] == {"Ref": "UploadRateLimit"}
+        assert key in routes(rendered)
+    fn = rendered["Resources"]["ApiFunction"]["Properties"]
+    assert "ReservedConcurrentExecutions" in rendered["Resources"]["ParserFunction"]["Properties"]
+    assert fn["ReservedConcurrentExecutions"] == {"Ref": "ReservedConcurrency"}
