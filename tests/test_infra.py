@@ -38,7 +38,7 @@ def render(**params: str) -> dict[str, Any]:
               "AWS::AccountId": ACCOUNT, "AWS::StackName": STACK, "AWS::Partition": "aws", **params}
     out: dict[str, Any] = transform(tpl, values, NoManagedPolicies())
     return resolve_conditions(out, {**{k: str(v.get("Default", "")) for k, v in tpl["Parameters"].items()},
-                                    **params})
+                                    **values})
 
 
 NO_VALUE = object()
@@ -327,3 +327,27 @@ def test_rate_limits_in_front_of_the_api(rendered: dict[str, Any]) -> None:
     fn = rendered["Resources"]["ApiFunction"]["Properties"]
     assert "ReservedConcurrentExecutions" in rendered["Resources"]["ParserFunction"]["Properties"]
     assert fn["ReservedConcurrentExecutions"] == {"Ref": "ReservedConcurrency"}
+
+
+def test_per_client_limit_on_the_page_api_path() -> None:
+    t = render()  # us-east-1, defaults: WAF rate rule per IP on /api/* of the page's CloudFront
+    (acl,) = resources(t, "AWS::WAFv2::WebACL").values()
+    (rule,) = acl["Properties"]["Rules"]
+    rate = rule["Statement"]["RateBasedStatement"]
+    assert acl["Properties"]["Scope"] == "CLOUDFRONT" and rate["AggregateKeyType"] == "IP"
+    assert rate["Limit"] == {"Ref": "ClientRateLimit"} and rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+    assert rate["ScopeDownStatement"]["ByteMatchStatement"]["SearchString"] == "/api/"
+    dist = t["Resources"]["PageDistribution"]["Properties"]["DistributionConfig"]
+    assert dist["WebACLId"] == {"Fn::GetAtt": ["ClientRateAcl", "Arn"]}
+    (api,) = dist["CacheBehaviors"]
+    assert api["PathPattern"] == "/api/*" and api["TargetOriginId"] == "api"
+    assert "POST" in api["AllowedMethods"] and api["FunctionAssociations"][0]["EventType"] == "viewer-request"
+    code = t["Resources"]["StripApiPrefix"]["Properties"]["FunctionCode"]
+    assert "replace(/^\\/api(?=\\/)/" in code
+    policy = t["Resources"]["ApiCachePolicy"]["Properties"]["CachePolicyConfig"]
+    assert policy["DefaultTTL"] == 0 and policy["MaxTTL"] <= 1
+    assert policy["ParametersInCacheKeyAndForwardedToOrigin"]["HeadersConfig"]["Headers"] == ["Authorization"]
+    for params in ({"AWS::Region": "eu-west-1"}, {"ClientRateLimit": "0"}):  # WAF for CloudFront: us-east-1 only
+        t = render(**params)
+        assert not resources(t, "AWS::WAFv2::WebACL"), params
+        assert "WebACLId" not in t["Resources"]["PageDistribution"]["Properties"]["DistributionConfig"], params
