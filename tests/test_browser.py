@@ -364,6 +364,15 @@ def test_hostile_result_labels_do_not_execute(new_page: Callable[..., Any]) -> N
     assert HOSTILE in page.locator(".job .legend li").first.inner_text()  # shown as the text it is
 
 
+def test_page_sources_never_parse_html_from_strings() -> None:
+    """#20.8 as a rule over the sources: no HTML parsing from strings anywhere in the page's scripts."""
+    sinks = re.compile(r"\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write|createContextualFragment")
+    scripts = sorted((ROOT / "frontend").rglob("*.js"))
+    assert len(scripts) >= 8
+    for f in scripts:
+        assert not sinks.search(f.read_text()), f
+
+
 def test_csp_forbids_inline_script(new_page: Callable[..., Any]) -> None:
     """Second wall: even markup that got in cannot run inline handlers or inline scripts."""
     page = new_page()
