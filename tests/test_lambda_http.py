@@ -56,7 +56,7 @@ def test_post_uploads_presigned_post(svc: Any, aws: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("payload,status,err", [
-    ({"content_type": "application/pdf"}, 415, "unsupported_type"),
+    ({"content_type": "application/pdf"}, 415, "unsupported_format"),  # one code for a wrong type everywhere
     ({"content_type": "image/png", "size": 16 * 1024 * 1024}, 413, "too_large"),
     ({"content_type": "image/png", "size": 0}, 400, "empty"),
     ({"nothing": 1}, 422, "invalid_request"),

@@ -130,7 +130,7 @@ def test_bad_upload_writes_failed_and_returns(aws: dict[str, Any], svc: Any, bod
     ev["Records"] = ev["Records"][:1]
     rec = svc.handler(ev, None)["records"][0]
     st = status(aws, rec["job_id"])
-    assert rec["status"] == "failed" and st["status"] == "failed" and st["error"] == code and st["reason"]
+    assert rec["status"] == "failed" and st["status"] == "failed" and st["error"] == code and st["detail"]
     assert svc.handler(ev, None)["records"][0]["status"] == "skipped"  # never retried forever
 
 
@@ -150,7 +150,7 @@ def test_deleted_object_is_recorded_not_crashed(aws: dict[str, Any], svc: Any) -
     ev = event_for("s3-multi-record.json", aws["upload_bucket"])
     ev["Records"] = ev["Records"][:1]  # object never existed / already deleted
     rec = svc.handler(ev, None)["records"][0]
-    assert rec["status"] == "failed" and "no longer exists" in status(aws, rec["job_id"])["reason"]
+    assert rec["status"] == "failed" and "no longer exists" in status(aws, rec["job_id"])["detail"]
 
 
 def test_transient_s3_failure_raises_for_retry(aws: dict[str, Any], lite_parser: Any) -> None:

@@ -63,7 +63,7 @@ def test_hostile_input_upload_trigger(aws: dict[str, Any], svc: Any, name: str, 
     if expected == "ok":
         assert status["status"] == "done", status
     else:
-        assert status["status"] == "failed" and expected_ok(expected, status["error"]) and status["reason"], status
+        assert status["status"] == "failed" and expected_ok(expected, status["error"]) and status["detail"], status
 
 
 def test_hostile_inputs_batch_cli(tmp_path: Path, shared_models: Path) -> None:
@@ -121,7 +121,7 @@ def test_very_long_and_odd_keys(aws: dict[str, Any], svc: Any) -> None:
             "uploads/a%2Fb/100% real+photo .png", "uploads/./x.png", "uploads/x/../../y.png"]
     for key in keys:
         etag = aws["s3"].put_object(Bucket=aws["upload_bucket"], Key=key, Body=photo)["ETag"].strip('"')
-        from humanparse.events import make_s3_event
+        from humanparse.local.notifications import make_s3_event
 
         rec = svc.handler(make_s3_event(aws["upload_bucket"], key, size=len(photo), etag=etag), None)["records"][0]
         if "/./" in key or "/../" in key:
@@ -134,7 +134,7 @@ def test_very_long_and_odd_keys(aws: dict[str, Any], svc: Any) -> None:
 
 # -------------------------------------------------------------------------------------------- events
 def test_out_of_order_events(aws: dict[str, Any], svc: Any, photo: np.ndarray) -> None:
-    from humanparse.events import make_s3_event
+    from humanparse.local.notifications import make_s3_event
 
     key = "uploads/ooo/photo.jpg"
     old = aws["s3"].put_object(Bucket=aws["upload_bucket"], Key=key, Body=encode_jpeg(photo))["ETag"].strip('"')

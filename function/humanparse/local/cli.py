@@ -105,10 +105,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..engine.loader import load_parser
-    from ..events import make_s3_event
     from ..jobs import Layout
     from ..runtime import configure_threads
     from ..service import build_service
+    from .notifications import make_s3_event
     from .s3local import EmbeddedS3, Mirror
     from .web import build_site
     from .worker import Worker
