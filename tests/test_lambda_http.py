@@ -15,11 +15,20 @@ from humanparse.service import build_service
 from PIL import Image
 
 
+def settings_for(aws: dict[str, Any], **kw: Any) -> Settings:
+    return Settings(upload_bucket=aws["upload_bucket"], results_bucket=aws["results_bucket"],
+                    s3_endpoint_url=aws["endpoint"], cors_origins=("https://app.example.com",), **kw)
+
+
 @pytest.fixture()
-def svc(aws: dict[str, Any], lite_parser: Any) -> Any:
-    s = Settings(upload_bucket=aws["upload_bucket"], results_bucket=aws["results_bucket"],
-                 s3_endpoint_url=aws["endpoint"], cors_origins=("https://app.example.com",))
-    return build_service(s, lite_parser, aws["s3"])
+def svc(aws: dict[str, Any], stub_parser: Any) -> Any:
+    """The adapter under test with the stub parser; ``lite_svc`` runs the real lite model end to end."""
+    return build_service(settings_for(aws), stub_parser, aws["s3"])
+
+
+@pytest.fixture()
+def lite_svc(aws: dict[str, Any], lite_parser: Any) -> Any:
+    return build_service(settings_for(aws), lite_parser, aws["s3"])
 
 
 def ev(name: str, **changes: Any) -> dict[str, Any]:
@@ -40,7 +49,7 @@ def call(svc: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
 def test_healthz(svc: Any) -> None:
     code, headers, body = call(svc, ev("apigw-v2-get-healthz.json"))
     doc = json.loads(body)
-    assert code == 200 and doc["status"] == "ok" and doc["model"]["kind"] == "lite"
+    assert code == 200 and doc["status"] == "ok" and doc["model"]["kind"] == "stub"
 
 
 def test_post_uploads_presigned_post(svc: Any, aws: dict[str, Any]) -> None:
@@ -77,7 +86,9 @@ def test_get_job_states(svc: Any, aws: dict[str, Any]) -> None:
     assert code == 200 and json.loads(body)["status"] == "pending"
 
 
-def test_sync_parse_json_and_png(svc: Any, photo: np.ndarray) -> None:
+def test_sync_parse_json_and_png(lite_svc: Any, photo: np.ndarray) -> None:
+    """End to end on the real lite model."""
+    svc = lite_svc
     data = encode_jpeg(photo)
     e = ev("function-url-post-parse.json", body=base64.b64encode(data).decode())
     code, headers, body = call(svc, e)
@@ -102,9 +113,9 @@ def test_sync_parse_refusals(svc: Any, data: bytes, status: int, err: str) -> No
     assert code == status and json.loads(body)["error"] == err
 
 
-def test_sync_parse_body_limit(aws: dict[str, Any], lite_parser: Any) -> None:
+def test_sync_parse_body_limit(aws: dict[str, Any], stub_parser: Any) -> None:
     s = Settings(upload_bucket=aws["upload_bucket"], sync_max_bytes=1000)
-    svc = build_service(s, lite_parser, aws["s3"])
+    svc = build_service(s, stub_parser, aws["s3"])
     code, _, body = call(svc, ev("function-url-post-parse.json", body=base64.b64encode(b"x" * 5000).decode()))
     assert code == 413 and json.loads(body)["error"] == "too_large"
 

@@ -25,7 +25,13 @@ def settings_for(aws: dict[str, Any], **kw: Any) -> Settings:
 
 
 @pytest.fixture()
-def svc(aws: dict[str, Any], lite_parser: Any) -> Any:
+def svc(aws: dict[str, Any], stub_parser: Any) -> Any:
+    """The trigger under test with the stub parser; ``lite_svc`` runs the real lite model end to end."""
+    return build_service(settings_for(aws), stub_parser, aws["s3"])
+
+
+@pytest.fixture()
+def lite_svc(aws: dict[str, Any], lite_parser: Any) -> Any:
     return build_service(settings_for(aws), lite_parser, aws["s3"])
 
 
@@ -52,7 +58,9 @@ def status(aws: dict[str, Any], job: str) -> dict[str, Any]:
     return json.loads(body)  # type: ignore[no-any-return]
 
 
-def test_unicode_key_end_to_end(aws: dict[str, Any], svc: Any, photo: np.ndarray) -> None:
+def test_unicode_key_end_to_end(aws: dict[str, Any], lite_svc: Any, photo: np.ndarray) -> None:
+    """End to end on the real lite model."""
+    svc = lite_svc
     ev = event_for("s3-put-spaces-plus-unicode.json", aws["upload_bucket"])
     key = parse_s3_event(ev)[0].key
     meta = put(aws, key, encode_jpeg(photo, quality=90))
@@ -134,8 +142,8 @@ def test_bad_upload_writes_failed_and_returns(aws: dict[str, Any], svc: Any, bod
     assert svc.handler(ev, None)["records"][0]["status"] == "skipped"  # never retried forever
 
 
-def test_truncated_and_too_big(aws: dict[str, Any], lite_parser: Any, photo: np.ndarray) -> None:
-    svc = build_service(settings_for(aws, max_upload_bytes=20_000), lite_parser, aws["s3"])
+def test_truncated_and_too_big(aws: dict[str, Any], stub_parser: Any, photo: np.ndarray) -> None:
+    svc = build_service(settings_for(aws, max_upload_bytes=20_000), stub_parser, aws["s3"])
     big = encode_jpeg(np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8), quality=95)
     for body, code in ((encode_jpeg(photo)[:3000], "truncated"), (big, "too_large")):
         meta = put(aws, "uploads/batch/a 1.jpg", body)
@@ -153,11 +161,11 @@ def test_deleted_object_is_recorded_not_crashed(aws: dict[str, Any], svc: Any) -
     assert rec["status"] == "failed" and "no longer exists" in status(aws, rec["job_id"])["detail"]
 
 
-def test_transient_s3_failure_raises_for_retry(aws: dict[str, Any], lite_parser: Any) -> None:
+def test_transient_s3_failure_raises_for_retry(aws: dict[str, Any], stub_parser: Any) -> None:
     from humanparse.local.s3local import LocalAws
 
     dead = LocalAws("http://127.0.0.1:9", "us-east-1", "", "").client("s3")  # nothing listens on port 9
-    svc = build_service(settings_for(aws), lite_parser, dead)
+    svc = build_service(settings_for(aws), stub_parser, dead)
     ev = event_for("s3-post-presigned.json", aws["upload_bucket"])
     with pytest.raises(Exception) as ei:
         svc.handler(ev, None)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..exceptions import HumanParseError, InputError
+from ..exceptions import HumanParseError, ImageTooLarge, InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FRONTEND_DIR = REPO_ROOT / "frontend"
@@ -37,42 +37,57 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 
 # ------------------------------------------------------------------------------------------------ parse
+# result file name → the suffix it gets beside the photo's stem (``photo.label.png``, ``photo.json``)
+_OUT_SUFFIX = {"label.png": "label.png", "color.png": "color.png", "overlay.png": "overlay.png",
+               "persons.png": "persons.png", "legend.png": "legend.png", "result.json": "json"}
+
+
+def _read_capped(path: str, max_bytes: int) -> bytes:
+    with open(path, "rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"file is larger than {max_bytes} bytes")
+    return data
+
+
+def _write_outputs(out: Path, stem: str, files: dict[str, bytes]) -> None:
+    for name, body in files.items():
+        target = out / f"{stem}.{_OUT_SUFFIX[name]}"
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(body)
+        tmp.replace(target)  # a reader never sees half a file
+
+
 def cmd_parse(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..engine.loader import load_parser
-    from ..imageio import load_image_file
-    from ..rendering import render_all
     from ..runtime import configure_threads
+    from ..usecase import ParseOptions, parse_image
 
     settings = _settings(args)
     threads = configure_threads(settings.threads)
     loaded = load_parser(settings, threads=threads)
     print(loaded.notice, file=sys.stderr)
+    options = ParseOptions.from_settings(settings)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    names = {"label.png": "label.png", "color.png": "color.png", "overlay.png": "overlay.png",
-             "persons.png": "persons.png", "legend.png": "legend.png", "result.json": "json"}
     failures: list[tuple[str, str]] = []
     bar = tqdm(args.images, unit="img", file=sys.stderr, disable=args.quiet)
     for path in bar:
         bar.set_postfix_str(Path(path).name[-30:])
         try:
-            decoded = load_image_file(path, max_megapixels=settings.max_megapixels,
-                                      max_bytes=settings.max_upload_bytes * 4)
-            result = loaded.parser.parse(decoded.rgb)
-            files = render_all(result, decoded.rgb, alpha=settings.overlay_alpha,
-                               extra={"source": str(path)})
-        except (InputError, OSError) as exc:
-            failures.append((str(path), str(exc)))
-            tqdm.write(f"skipped {path}: {exc}", file=sys.stderr)
+            data = _read_capped(path, settings.max_upload_bytes * 4)
+            result = parse_image(data, loaded.parser, options, extra={"source": str(path)})
+        except InputError as exc:
+            failures.append((str(path), f"{exc.code}: {exc}"))
+            tqdm.write(f"skipped {path}: {exc.code}: {exc}", file=sys.stderr)
             continue
-        stem = Path(path).stem
-        for name, body in files.items():
-            target = out / f"{stem}.{names[name]}"
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_bytes(body)
-            tmp.replace(target)  # a reader never sees half a file
+        except OSError as exc:
+            failures.append((str(path), f"unreadable: {exc.strerror or exc}"))
+            tqdm.write(f"skipped {path}: unreadable: {exc.strerror or exc}", file=sys.stderr)
+            continue
+        _write_outputs(out, Path(path).stem, result.files)
     ok = len(args.images) - len(failures)
     print(f"{ok} parsed, {len(failures)} failed → {out}", file=sys.stderr)
     return 1 if failures else 0
