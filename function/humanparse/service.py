@@ -11,6 +11,7 @@ from mangum import Mangum
 
 from .api import create_app
 from .config import Settings
+from .engine.loader import LoadedParser
 from .engine.types import Parser
 from .events import is_backfill_batch, is_s3_event
 from .s3_handler import S3Trigger
@@ -37,6 +38,15 @@ class Service:
         if is_s3_event(event) or is_backfill_batch(event):
             return self.s3_handler(event, context)
         return self.http_handler(event, context)
+
+
+def load_configured_parser(settings: Settings) -> LoadedParser:
+    """The model every entry serves with, loaded once: threads from the CPU quota, then the engine's loader.
+    The one call site of ``engine.loader.load_parser`` for the Lambda module and the CLI."""
+    from .engine.loader import load_parser
+    from .runtime import configure_threads
+
+    return load_parser(settings, threads=configure_threads(settings.threads))
 
 
 def build_service(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_parses: int = 1) -> Service:

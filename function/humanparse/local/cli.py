@@ -61,13 +61,11 @@ def _write_outputs(out: Path, stem: str, files: dict[str, bytes]) -> None:
 def cmd_parse(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..engine.loader import load_parser
-    from ..runtime import configure_threads
+    from ..service import load_configured_parser
     from ..usecase import ParseOptions, parse_image
 
     settings = _settings(args)
-    threads = configure_threads(settings.threads)
-    loaded = load_parser(settings, threads=threads)
+    loaded = load_configured_parser(settings)
     print(loaded.notice, file=sys.stderr)
     options = ParseOptions.from_settings(settings)
     out = Path(args.out)
@@ -164,7 +162,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=base.upload_bucket, Prefix=base.upload_prefix):
         for obj in page.get("Contents", []):
             job = layout.job_id_for_key(obj["Key"])
-            if service.trigger.read_status(job) is None:
+            if service.store.read_status(job) is None:
                 aws.client("sqs").send_message(QueueUrl=aws.queue_url, MessageBody=json.dumps(
                     make_s3_event(base.upload_bucket, obj["Key"], size=obj["Size"], etag=obj["ETag"])))
                 resumed += 1
