@@ -52,6 +52,13 @@ class UploadMissing(InputError):
     message = "the uploaded object no longer exists"
 
 
+class FileUnreadable(InputError):
+    """A local file (CLI input) that cannot be opened or read."""
+
+    code = "unreadable"
+    message = "the file could not be read"
+
+
 class NotAnImage(InputError):
     code = "not_an_image"
     http_status = 415

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..exceptions import HumanParseError, ImageTooLarge, InputError
+from ..exceptions import FileUnreadable, HumanParseError, ImageTooLarge, InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FRONTEND_DIR = REPO_ROOT / "frontend"
@@ -43,8 +43,11 @@ _OUT_SUFFIX = {"label.png": "label.png", "color.png": "color.png", "overlay.png"
 
 
 def _read_capped(path: str, max_bytes: int) -> bytes:
-    with open(path, "rb") as fh:
-        data = fh.read(max_bytes + 1)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise FileUnreadable(f"cannot read it ({exc.strerror or type(exc).__name__})") from exc
     if len(data) > max_bytes:
         raise ImageTooLarge(f"file is larger than {max_bytes} bytes")
     return data
@@ -77,17 +80,14 @@ def cmd_parse(args: argparse.Namespace) -> int:
         try:
             data = _read_capped(path, settings.max_upload_bytes * 4)
             result = parse_image(data, loaded.parser, options, extra={"source": str(path)})
-        except InputError as exc:
-            failures.append((str(path), f"{exc.code}: {exc}"))
+        except InputError as exc:  # the same code and words as HTTP answers and status.json
+            failures.append((str(path), exc.code))
             tqdm.write(f"skipped {path}: {exc.code}: {exc}", file=sys.stderr)
-            continue
-        except OSError as exc:
-            failures.append((str(path), f"unreadable: {exc.strerror or exc}"))
-            tqdm.write(f"skipped {path}: unreadable: {exc.strerror or exc}", file=sys.stderr)
             continue
         _write_outputs(out, Path(path).stem, result.files)
     ok = len(args.images) - len(failures)
-    print(f"{ok} parsed, {len(failures)} failed → {out}", file=sys.stderr)
+    failed = "".join(f"; {p} ({code})" for p, code in failures[:10]) + ("; …" if len(failures) > 10 else "")
+    print(f"{ok} parsed, {len(failures)} failed → {out}{failed}", file=sys.stderr)
     return 1 if failures else 0
 
 
