@@ -63,6 +63,38 @@ def lite_parser(shared_models: Path) -> Any:
     return LiteParser(*find_lite_models([shared_models]), threads=2)
 
 
+class StubParser:
+    """A tiny deterministic ``Parser`` for adapter tests (HTTP, S3, CLI), where the model is not the point.
+    One person in a centred box (rows h/8..7h/8, columns w/4..3w/4): the top fifth face (13), the next two
+    fifths upper clothes (5), the rest pants (9); background elsewhere. Any (H, W, 3) uint8 input, O(H*W)."""
+
+    def __init__(self) -> None:
+        from humanparse.engine.types import ModelInfo
+
+        self.info = ModelInfo(kind="stub", model_id="stub", supported_labels=(0, 5, 9, 13), notes="test stub")
+        self.calls = 0
+
+    def parse(self, rgb: np.ndarray) -> Any:
+        from humanparse.engine.types import ParseResult, persons_from_masks
+
+        self.calls += 1
+        h, w = rgb.shape[:2]
+        label = np.zeros((h, w), np.uint8)
+        y0, y1, x0, x1 = h // 8, h - h // 8, w // 4, w - w // 4
+        span = max(1, y1 - y0)
+        rows = np.arange(h)[:, None]
+        box = (rows >= y0) & (rows < y1) & (np.arange(w)[None, :] >= x0) & (np.arange(w)[None, :] < x1)
+        part = np.where(rows < y0 + span // 5, 13, np.where(rows < y0 + 3 * span // 5, 5, 9)).astype(np.uint8)
+        label[box] = np.broadcast_to(part, (h, w))[box]
+        person_map, persons = persons_from_masks(label, [box], [0.9])
+        return ParseResult(label, person_map, persons, self.info, {"parse": 0.0})
+
+
+@pytest.fixture()
+def stub_parser() -> StubParser:
+    return StubParser()
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     from humanparse.local.s3local import EmbeddedS3

@@ -7,8 +7,9 @@ from urllib.parse import quote_plus
 
 import pytest
 from conftest import EVENTS
-from humanparse.events import EventFormatError, is_s3_event, make_s3_event, parse_s3_event
+from humanparse.events import EventFormatError, is_s3_event, parse_s3_event
 from humanparse.jobs import Layout
+from humanparse.local.notifications import make_s3_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -25,7 +25,13 @@ def settings_for(aws: dict[str, Any], **kw: Any) -> Settings:
 
 
 @pytest.fixture()
-def svc(aws: dict[str, Any], lite_parser: Any) -> Any:
+def svc(aws: dict[str, Any], stub_parser: Any) -> Any:
+    """The trigger under test with the stub parser; ``lite_svc`` runs the real lite model end to end."""
+    return build_service(settings_for(aws), stub_parser, aws["s3"])
+
+
+@pytest.fixture()
+def lite_svc(aws: dict[str, Any], lite_parser: Any) -> Any:
     return build_service(settings_for(aws), lite_parser, aws["s3"])
 
 
@@ -52,7 +58,9 @@ def status(aws: dict[str, Any], job: str) -> dict[str, Any]:
     return json.loads(body)  # type: ignore[no-any-return]
 
 
-def test_unicode_key_end_to_end(aws: dict[str, Any], svc: Any, photo: np.ndarray) -> None:
+def test_unicode_key_end_to_end(aws: dict[str, Any], lite_svc: Any, photo: np.ndarray) -> None:
+    """End to end on the real lite model."""
+    svc = lite_svc
     ev = event_for("s3-put-spaces-plus-unicode.json", aws["upload_bucket"])
     key = parse_s3_event(ev)[0].key
     meta = put(aws, key, encode_jpeg(photo, quality=90))
@@ -130,12 +138,12 @@ def test_bad_upload_writes_failed_and_returns(aws: dict[str, Any], svc: Any, bod
     ev["Records"] = ev["Records"][:1]
     rec = svc.handler(ev, None)["records"][0]
     st = status(aws, rec["job_id"])
-    assert rec["status"] == "failed" and st["status"] == "failed" and st["error"] == code and st["reason"]
+    assert rec["status"] == "failed" and st["status"] == "failed" and st["error"] == code and st["detail"]
     assert svc.handler(ev, None)["records"][0]["status"] == "skipped"  # never retried forever
 
 
-def test_truncated_and_too_big(aws: dict[str, Any], lite_parser: Any, photo: np.ndarray) -> None:
-    svc = build_service(settings_for(aws, max_upload_bytes=20_000), lite_parser, aws["s3"])
+def test_truncated_and_too_big(aws: dict[str, Any], stub_parser: Any, photo: np.ndarray) -> None:
+    svc = build_service(settings_for(aws, max_upload_bytes=20_000), stub_parser, aws["s3"])
     big = encode_jpeg(np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8), quality=95)
     for body, code in ((encode_jpeg(photo)[:3000], "truncated"), (big, "too_large")):
         meta = put(aws, "uploads/batch/a 1.jpg", body)
@@ -150,14 +158,16 @@ def test_deleted_object_is_recorded_not_crashed(aws: dict[str, Any], svc: Any) -
     ev = event_for("s3-multi-record.json", aws["upload_bucket"])
     ev["Records"] = ev["Records"][:1]  # object never existed / already deleted
     rec = svc.handler(ev, None)["records"][0]
-    assert rec["status"] == "failed" and "no longer exists" in status(aws, rec["job_id"])["reason"]
+    st = status(aws, rec["job_id"])
+    assert rec["status"] == "failed" and "no longer exists" in st["detail"]
+    assert st["error"] == "upload_missing"  # its own code, not "empty"
 
 
-def test_transient_s3_failure_raises_for_retry(aws: dict[str, Any], lite_parser: Any) -> None:
+def test_transient_s3_failure_raises_for_retry(aws: dict[str, Any], stub_parser: Any) -> None:
     from humanparse.local.s3local import LocalAws
 
     dead = LocalAws("http://127.0.0.1:9", "us-east-1", "", "").client("s3")  # nothing listens on port 9
-    svc = build_service(settings_for(aws), lite_parser, dead)
+    svc = build_service(settings_for(aws), stub_parser, dead)
     ev = event_for("s3-post-presigned.json", aws["upload_bucket"])
     with pytest.raises(Exception) as ei:
         svc.handler(ev, None)
@@ -175,3 +185,66 @@ def test_backfill_batch_raw_keys(aws: dict[str, Any], svc: Any, photo: np.ndarra
     assert [r["status"] for r in out["records"]] == ["done", "done"] and out["failed"] == 0
     assert [r["key"] for r in out["records"]] == [i["Key"] for i in ev["Items"]]
     assert svc.handler(ev, None)["records"][0]["status"] == "skipped"
+
+
+# ------------------------------------------------------ issue 20.6: decided from the stored object itself
+def _done_job(aws: dict[str, Any], svc: Any, photo: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+    meta = put(aws, "uploads/batch/a 1.jpg", encode_jpeg(photo))
+    ev = event_for("s3-multi-record.json", aws["upload_bucket"], **meta)
+    ev["Records"] = ev["Records"][:1]
+    rec = svc.handler(copy.deepcopy(ev), None)["records"][0]
+    assert rec["status"] == "done"
+    return ev, status(aws, rec["job_id"])
+
+
+@pytest.mark.parametrize("forged", [{"size": 10**12}, {"size": 10**12, "eTag": None},
+                                    {"eTag": "0" * 32}, {"eTag": "0" * 32, "sequencer": "FFFFFFFFFFFFFFFFFF"}])
+def test_forged_event_never_overwrites_a_done_result(aws: dict[str, Any], svc: Any, photo: np.ndarray,
+                                                     forged: dict[str, Any]) -> None:
+    ev, before = _done_job(aws, svc, photo)
+    obj = ev["Records"][0]["s3"]["object"]
+    for k, v in forged.items():
+        if v is None:
+            obj.pop(k, None)
+        else:
+            obj[k] = v
+    rec = svc.handler(ev, None)["records"][0]
+    assert rec["status"] == "skipped", rec
+    assert status(aws, rec["job_id"]) == before
+
+
+def test_trigger_sizes_the_upload_from_storage_not_the_event(aws: dict[str, Any], stub_parser: Any,
+                                                             photo: np.ndarray) -> None:
+    svc = build_service(settings_for(aws, max_upload_bytes=20_000), stub_parser, aws["s3"])
+    small = encode_jpeg(photo[:100, :100])
+    meta = put(aws, "uploads/batch/a 1.jpg", small)
+    ev = event_for("s3-multi-record.json", aws["upload_bucket"], etag=meta["etag"], size=10**9)
+    ev["Records"] = ev["Records"][:1]
+    assert svc.handler(ev, None)["records"][0]["status"] == "done"  # the event's size is not believed
+    big = encode_jpeg(np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8), quality=95)
+    meta = put(aws, "uploads/batch/b.jpg", big)
+    ev = event_for("s3-multi-record.json", aws["upload_bucket"], etag=meta["etag"], size=10)
+    ev["Records"] = ev["Records"][:1]
+    ev["Records"][0]["s3"]["object"]["key"] = "uploads/batch/b.jpg"
+    rec = svc.handler(ev, None)["records"][0]
+    assert rec["status"] == "failed" and status(aws, rec["job_id"])["error"] == "too_large"
+
+
+# ------------------------------------------------ issue 20.3: a CR/LF file name through the whole flow
+def test_control_characters_in_filename_do_not_break_the_job(aws: dict[str, Any], svc: Any,
+                                                             photo: np.ndarray) -> None:
+    from fastapi.testclient import TestClient
+
+    client = TestClient(svc.app)
+    up = client.post("/uploads", json={"content_type": "image/jpeg", "filename": "a\r\nX: 1\r\n.jpg"}).json()
+    data = encode_jpeg(photo)
+    res = requests.post(up["upload"]["url"], data=up["upload"]["fields"],
+                        files={"file": ("a.jpg", data, "image/jpeg")}, timeout=30)
+    assert res.status_code in (200, 204), res.text
+    key = Layout("uploads/", "results/").upload_key(up["job_id"], "image/jpeg")
+    head = aws["s3"].head_object(Bucket=aws["upload_bucket"], Key=key)
+    assert head["Metadata"]["filename"] == "aX: 1.jpg"
+    ev = event_for("s3-post-presigned.json", aws["upload_bucket"], etag=head["ETag"].strip('"'), size=len(data))
+    ev["Records"][0]["s3"]["object"]["key"] = key
+    assert svc.handler(ev, None)["records"][0]["status"] == "done"
+    assert client.get(f"/jobs/{up['job_id']}").json()["status"] == "done"

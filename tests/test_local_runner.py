@@ -115,7 +115,7 @@ def test_bad_upload_through_runner(tmp_path: Path, shared_models: Path) -> None:
     r = Runner(tmp_path / "data").start()
     try:
         j = wait(r.base, upload(r.base, b"definitely not a jpeg"))
-        assert j["status"] == "failed" and j["error"] == "not_an_image" and j["reason"]
+        assert j["status"] == "failed" and j["error"] == "not_an_image" and j["detail"]
         assert requests.get(r.base + "/api/healthz", timeout=10).status_code == 200  # still serving
     finally:
         r.stop()

@@ -63,7 +63,7 @@ def test_hostile_input_upload_trigger(aws: dict[str, Any], svc: Any, name: str, 
     if expected == "ok":
         assert status["status"] == "done", status
     else:
-        assert status["status"] == "failed" and expected_ok(expected, status["error"]) and status["reason"], status
+        assert status["status"] == "failed" and expected_ok(expected, status["error"]) and status["detail"], status
 
 
 def test_hostile_inputs_batch_cli(tmp_path: Path, shared_models: Path) -> None:
@@ -87,11 +87,11 @@ def test_hostile_inputs_batch_cli(tmp_path: Path, shared_models: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------- S3's own policy checks
-def test_presigned_policy_enforced_by_storage(aws: dict[str, Any], lite_parser: Any) -> None:
+def test_presigned_policy_enforced_by_storage(aws: dict[str, Any], stub_parser: Any) -> None:
     from fastapi.testclient import TestClient
 
     s = Settings(upload_bucket=aws["upload_bucket"], results_bucket=aws["results_bucket"], max_upload_bytes=20_000)
-    client = TestClient(build_service(s, lite_parser, aws["s3"]).app)
+    client = TestClient(build_service(s, stub_parser, aws["s3"]).app)
 
     def post(ctype: str = "image/jpeg", body: bytes = b"x" * 1000, extra: dict[str, str] | None = None,
              declared: str | None = None) -> requests.Response:
@@ -121,7 +121,7 @@ def test_very_long_and_odd_keys(aws: dict[str, Any], svc: Any) -> None:
             "uploads/a%2Fb/100% real+photo .png", "uploads/./x.png", "uploads/x/../../y.png"]
     for key in keys:
         etag = aws["s3"].put_object(Bucket=aws["upload_bucket"], Key=key, Body=photo)["ETag"].strip('"')
-        from humanparse.events import make_s3_event
+        from humanparse.local.notifications import make_s3_event
 
         rec = svc.handler(make_s3_event(aws["upload_bucket"], key, size=len(photo), etag=etag), None)["records"][0]
         if "/./" in key or "/../" in key:
@@ -134,7 +134,7 @@ def test_very_long_and_odd_keys(aws: dict[str, Any], svc: Any) -> None:
 
 # -------------------------------------------------------------------------------------------- events
 def test_out_of_order_events(aws: dict[str, Any], svc: Any, photo: np.ndarray) -> None:
-    from humanparse.events import make_s3_event
+    from humanparse.local.notifications import make_s3_event
 
     key = "uploads/ooo/photo.jpg"
     old = aws["s3"].put_object(Bucket=aws["upload_bucket"], Key=key, Body=encode_jpeg(photo))["ETag"].strip('"')
@@ -168,12 +168,12 @@ class FailingPuts:
         return getattr(self.real, name)
 
 
-def test_transient_failure_mid_write_leaves_no_half_result(aws: dict[str, Any], lite_parser: Any,
+def test_transient_failure_mid_write_leaves_no_half_result(aws: dict[str, Any], stub_parser: Any,
                                                            photo: np.ndarray) -> None:
     from fastapi.testclient import TestClient
 
     s = Settings(upload_bucket=aws["upload_bucket"], results_bucket=aws["results_bucket"])
-    flaky = build_service(s, lite_parser, FailingPuts(aws["s3"], fail_at=3))
+    flaky = build_service(s, stub_parser, FailingPuts(aws["s3"], fail_at=3))
     key = "uploads/0123456789abcdef0123456789abcdef/image.jpg"
     data = encode_jpeg(photo)
     etag = aws["s3"].put_object(Bucket=aws["upload_bucket"], Key=key, Body=data)["ETag"].strip('"')
@@ -182,7 +182,7 @@ def test_transient_failure_mid_write_leaves_no_half_result(aws: dict[str, Any], 
     ev["Records"][0]["s3"]["object"].update(key=key, eTag=etag, size=len(data))
     with pytest.raises(Exception, match="SlowDown"):
         flaky.handler(ev, None)  # raised → Lambda retries (then the DLQ)
-    good = build_service(s, lite_parser, aws["s3"])
+    good = build_service(s, stub_parser, aws["s3"])
     client = TestClient(good.app)
     assert client.get("/jobs/0123456789abcdef0123456789abcdef").json()["status"] == "pending"  # not half "done"
     assert good.handler(ev, None)["records"][0]["status"] == "done"  # the retry completes it

@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .jobs import EXTENSIONS
+
 
 def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "humanparse"
@@ -40,7 +42,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 15 * 1024 * 1024
     sync_max_bytes: int = 4 * 1024 * 1024  # POST /parse body: Lambda's 6 MB payload cap, with headroom
     max_megapixels: float = 40.0
-    allowed_content_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp")
+    allowed_content_types: tuple[str, ...] = tuple(EXTENSIONS)  # spelled once, in jobs.EXTENSIONS
+    max_json_bytes: int = 64 * 1024  # JSON request bodies (POST /uploads needs < 1 KB; Lambda caps at 6 MB)
+    max_filename_bytes: int = 200  # x-amz-meta-filename, after control characters are stripped
     presign_expires_s: int = 300
     result_url_expires_s: int = 3600
 

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from .exceptions import EventFormatError
 
-class EventFormatError(ValueError):
-    """The payload is not an S3 notification we understand."""
+__all__ = ["EventFormatError", "S3ObjectRecord", "is_backfill_batch", "is_s3_event", "parse_backfill_batch",
+           "parse_s3_event"]
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,6 @@ class S3ObjectRecord:
     etag: str | None
     version_id: str | None
     sequencer: str | None
-    event_time: str | None
 
     @property
     def is_create(self) -> bool:
@@ -64,7 +64,6 @@ def parse_s3_event(event: Any) -> list[S3ObjectRecord]:
                 etag=(str(obj["eTag"]).strip('"') if obj.get("eTag") else None),
                 version_id=(str(obj["versionId"]) if obj.get("versionId") else None),
                 sequencer=(str(obj["sequencer"]) if obj.get("sequencer") else None),
-                event_time=(str(rec["eventTime"]) if rec.get("eventTime") else None),
             ))
         except (KeyError, TypeError, AttributeError) as exc:
             raise EventFormatError(f"record {i} is malformed: {exc!r}") from exc
@@ -92,22 +91,6 @@ def parse_backfill_batch(event: Any) -> list[S3ObjectRecord]:
         etag = item.get("Etag") or item.get("ETag")
         out.append(S3ObjectRecord(event_name="ObjectCreated:Backfill", bucket=bucket, key=item["Key"],
                                   size=int(size) if isinstance(size, (int, float)) else None,
-                                  etag=str(etag).strip('"') if etag else None, version_id=None, sequencer=None,
-                                  event_time=None))
+                                  etag=str(etag).strip('"') if etag else None, version_id=None, sequencer=None))
     return out
 
-
-def make_s3_event(bucket: str, key: str, *, size: int, etag: str, event_name: str = "ObjectCreated:Put",
-                  region: str = "us-east-1", event_time: str = "1970-01-01T00:00:00.000Z") -> dict[str, Any]:
-    """An S3 notification in AWS's shape (key URL-encoded as S3 does). The local runner uses it to re-announce
-    uploads restored from disk; live uploads get theirs from the embedded S3 itself."""
-    from urllib.parse import quote_plus
-
-    return {"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region, "eventTime": event_time,
-        "eventName": event_name, "userIdentity": {"principalId": "local"},
-        "requestParameters": {"sourceIPAddress": "127.0.0.1"}, "responseElements": {},
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "humanparse-uploads",
-               "bucket": {"name": bucket, "ownerIdentity": {"principalId": "local"}, "arn": f"arn:aws:s3:::{bucket}"},
-               "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag.strip('"'),
-                          "sequencer": "0"}}}]}

@@ -1,59 +1,163 @@
-"""Named errors. ``InputError`` subclasses are the caller's fault (HTTP 4xx, a ``failed`` object beside
-the upload, never retried); everything else is ours or transient."""
+"""The one error family. Every error this package raises on purpose is a ``HumanParseError`` with one
+``code`` (stable, machine-readable), one ``http_status`` and one plain ``message`` (what a person reads when no
+more specific detail is given). Rendered the same way everywhere — HTTP answers, a failed job's ``status.json``,
+the CLI summary — as ``{"error": code, "detail": str(exc)}`` (see ``HumanParseError.to_dict``).
+
+``InputError`` subclasses are the caller's fault (HTTP 4xx, a ``failed`` status beside the upload, never
+retried); everything else is ours or transient."""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class HumanParseError(Exception):
     """Base of every error this package raises on purpose."""
 
-    code = "error"
+    code: ClassVar[str] = "error"
+    http_status: ClassVar[int] = 500
+    message: ClassVar[str] = "something went wrong"
+    headers: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.message)
+
+    @property
+    def detail(self) -> str:
+        return str(self)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": self.code, "detail": self.detail}
 
 
+# ------------------------------------------------------------------------------------------------- input
 class InputError(HumanParseError):
     """The input is unusable. ``http_status`` is what the HTTP entry answers."""
 
     code = "bad_input"
     http_status = 400
+    message = "the input is not usable"
 
 
 class EmptyInput(InputError):
     code = "empty"
+    message = "the file is empty"
+
+
+class UploadMissing(InputError):
+    """The uploaded object was deleted (or never written) before it could be parsed — not the same as empty."""
+
+    code = "upload_missing"
+    http_status = 404
+    message = "the uploaded object no longer exists"
+
+
+class FileUnreadable(InputError):
+    """A local file (CLI input) that cannot be opened or read."""
+
+    code = "unreadable"
+    message = "the file could not be read"
 
 
 class NotAnImage(InputError):
     code = "not_an_image"
     http_status = 415
+    message = "the file is not an image this service can read (JPEG, PNG, WebP)"
 
 
 class UnsupportedFormat(InputError):
+    """A declared content type or a decoded image format we do not accept: one code for both."""
+
     code = "unsupported_format"
     http_status = 415
+    message = "that file type is not accepted (JPEG, PNG, WebP)"
 
 
 class TruncatedImage(InputError):
     code = "truncated"
+    message = "the image data is truncated or corrupt"
 
 
 class ImageTooLarge(InputError):
     code = "too_large"
     http_status = 413
+    message = "the image is over the size limit"
 
 
 class ImageTooSmall(InputError):
     code = "too_small"
     http_status = 422
+    message = "the image is too small to parse"
+
+
+# ----------------------------------------------------------------------------------------------- requests
+class InvalidRequest(InputError):
+    code = "invalid_request"
+    http_status = 422
+    message = "the request is not valid"
+
+
+class RequestTooLarge(InputError):
+    code = "request_too_large"
+    http_status = 413
+    message = "the request body is over the size limit"
+
+
+class BadOutput(InputError):
+    code = "bad_output"
+    message = "output must be json, color, overlay or label"
+
+
+class BadJobId(InputError):
+    code = "bad_job_id"
+    message = "job ids are 32 lowercase hex characters"
+
+
+class JobNotFound(InputError):
+    code = "not_found"
+    http_status = 404
+    message = "no such job (or its upload has not arrived yet)"
+
+
+class ResponseTooLarge(InputError):
+    code = "response_too_large"
+    http_status = 413
+    message = "result too large for a synchronous answer; use POST /uploads"
+
+
+class EventFormatError(InputError, ValueError):
+    """The payload is not an S3 notification (or backfill batch) we understand."""
+
+    code = "bad_event"
+    message = "not an S3 notification this function understands"
+
+
+# ----------------------------------------------------------------------------------------------- service
+class Busy(HumanParseError):
+    code = "busy"
+    http_status = 503
+    message = "a parse is already running; retry shortly"
+    headers = {"Retry-After": "2"}
+
+
+class StorageUnavailable(HumanParseError):
+    code = "storage_unavailable"
+    http_status = 503
+    message = "storage is unavailable; retry shortly"
 
 
 class ModelError(HumanParseError):
     """A model folder is missing, incomplete or inconsistent."""
 
     code = "model_error"
+    message = "the model could not be loaded"
 
 
 class ModelNotFound(ModelError):
     code = "model_not_found"
+    message = "no model folder was found"
 
 
 class DownloadError(HumanParseError):
     code = "download_failed"
+    message = "the download failed"

@@ -14,14 +14,11 @@ import boto3
 from botocore.config import Config
 
 from .config import get_settings
-from .engine.loader import load_parser
-from .runtime import configure_threads
-from .service import build_service
+from .service import build_service, load_configured_parser
 
 logging.getLogger().setLevel(logging.INFO)
 settings = get_settings()
-_threads = configure_threads(settings.threads)
-_loaded = load_parser(settings, threads=_threads)
+_loaded = load_configured_parser(settings)
 logging.getLogger("humanparse").info(_loaded.notice)
 service = build_service(settings, _loaded.parser,
                         boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region,

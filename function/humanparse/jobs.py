@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_NAME = "image"
-# The extension an upload's key gets from its declared type (the S3 notification filters on these suffixes).
+# The accepted upload types, spelled once, and the extension each gives the upload's key (the S3 notification
+# filters on these suffixes). ``Settings.allowed_content_types`` defaults to these keys.
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 STATUS_NAME = "status.json"
 

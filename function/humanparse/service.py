@@ -9,11 +9,13 @@ from typing import Any
 from fastapi import FastAPI
 from mangum import Mangum
 
-from .app import create_app
+from .api import create_app
 from .config import Settings
+from .engine.loader import LoadedParser
 from .engine.types import Parser
 from .events import is_backfill_batch, is_s3_event
 from .s3_handler import S3Trigger
+from .store import JobStore
 
 
 @dataclass
@@ -23,6 +25,10 @@ class Service:
     app: FastAPI
     trigger: S3Trigger
     http_handler: Mangum
+
+    @property
+    def store(self) -> JobStore:
+        return self.trigger.store
 
     def s3_handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         return self.trigger.handle_event(event)
@@ -34,6 +40,16 @@ class Service:
         return self.http_handler(event, context)
 
 
+def load_configured_parser(settings: Settings) -> LoadedParser:
+    """The model every entry serves with, loaded once: threads from the CPU quota, then the engine's loader.
+    The one call site of ``engine.loader.load_parser`` for the Lambda module and the CLI."""
+    from .engine.loader import load_parser
+    from .runtime import configure_threads
+
+    return load_parser(settings, threads=configure_threads(settings.threads))
+
+
 def build_service(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_parses: int = 1) -> Service:
     app = create_app(settings, parser, s3, max_concurrent_parses=max_concurrent_parses)
-    return Service(settings, parser, app, S3Trigger(parser, s3, settings), Mangum(app, lifespan="off"))
+    trigger = S3Trigger(parser, s3, settings, store=app.state.store)
+    return Service(settings, parser, app, trigger, Mangum(app, lifespan="off"))

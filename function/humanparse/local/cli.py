@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..exceptions import HumanParseError, InputError
+from ..exceptions import FileUnreadable, HumanParseError, ImageTooLarge, InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FRONTEND_DIR = REPO_ROOT / "frontend"
@@ -37,44 +37,57 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 
 # ------------------------------------------------------------------------------------------------ parse
+# result file name → the suffix it gets beside the photo's stem (``photo.label.png``, ``photo.json``)
+_OUT_SUFFIX = {"label.png": "label.png", "color.png": "color.png", "overlay.png": "overlay.png",
+               "persons.png": "persons.png", "legend.png": "legend.png", "result.json": "json"}
+
+
+def _read_capped(path: str, max_bytes: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise FileUnreadable(f"cannot read it ({exc.strerror or type(exc).__name__})") from exc
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"file is larger than {max_bytes} bytes")
+    return data
+
+
+def _write_outputs(out: Path, stem: str, files: dict[str, bytes]) -> None:
+    for name, body in files.items():
+        target = out / f"{stem}.{_OUT_SUFFIX[name]}"
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(body)
+        tmp.replace(target)  # a reader never sees half a file
+
+
 def cmd_parse(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..engine.loader import load_parser
-    from ..imageio import load_image_file
-    from ..rendering import render_all
-    from ..runtime import configure_threads
+    from ..service import load_configured_parser
+    from ..usecase import ParseOptions, parse_image
 
     settings = _settings(args)
-    threads = configure_threads(settings.threads)
-    loaded = load_parser(settings, threads=threads)
+    loaded = load_configured_parser(settings)
     print(loaded.notice, file=sys.stderr)
+    options = ParseOptions.from_settings(settings)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    names = {"label.png": "label.png", "color.png": "color.png", "overlay.png": "overlay.png",
-             "persons.png": "persons.png", "legend.png": "legend.png", "result.json": "json"}
     failures: list[tuple[str, str]] = []
     bar = tqdm(args.images, unit="img", file=sys.stderr, disable=args.quiet)
     for path in bar:
         bar.set_postfix_str(Path(path).name[-30:])
         try:
-            decoded = load_image_file(path, max_megapixels=settings.max_megapixels,
-                                      max_bytes=settings.max_upload_bytes * 4)
-            result = loaded.parser.parse(decoded.rgb)
-            files = render_all(result, decoded.rgb, alpha=settings.overlay_alpha,
-                               extra={"source": str(path)})
-        except (InputError, OSError) as exc:
-            failures.append((str(path), str(exc)))
-            tqdm.write(f"skipped {path}: {exc}", file=sys.stderr)
+            data = _read_capped(path, settings.max_upload_bytes * 4)
+            result = parse_image(data, loaded.parser, options, extra={"source": str(path)})
+        except InputError as exc:  # the same code and words as HTTP answers and status.json
+            failures.append((str(path), exc.code))
+            tqdm.write(f"skipped {path}: {exc.code}: {exc}", file=sys.stderr)
             continue
-        stem = Path(path).stem
-        for name, body in files.items():
-            target = out / f"{stem}.{names[name]}"
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_bytes(body)
-            tmp.replace(target)  # a reader never sees half a file
+        _write_outputs(out, Path(path).stem, result.files)
     ok = len(args.images) - len(failures)
-    print(f"{ok} parsed, {len(failures)} failed → {out}", file=sys.stderr)
+    failed = "".join(f"; {p} ({code})" for p, code in failures[:10]) + ("; …" if len(failures) > 10 else "")
+    print(f"{ok} parsed, {len(failures)} failed → {out}{failed}", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -105,10 +118,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..engine.loader import load_parser
-    from ..events import make_s3_event
     from ..jobs import Layout
     from ..runtime import configure_threads
     from ..service import build_service
+    from .notifications import make_s3_event
     from .s3local import EmbeddedS3, Mirror
     from .web import build_site
     from .worker import Worker
@@ -149,7 +162,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=base.upload_bucket, Prefix=base.upload_prefix):
         for obj in page.get("Contents", []):
             job = layout.job_id_for_key(obj["Key"])
-            if service.trigger.read_status(job) is None:
+            if service.store.read_status(job) is None:
                 aws.client("sqs").send_message(QueueUrl=aws.queue_url, MessageBody=json.dumps(
                     make_s3_event(base.upload_bucket, obj["Key"], size=obj["Size"], etag=obj["ETag"])))
                 resumed += 1

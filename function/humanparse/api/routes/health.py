@@ -1,0 +1,30 @@
+"""``GET /healthz`` and ``GET /config``: what is serving, and what the page needs to know."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from ... import __version__
+from ...colormap import full_legend
+from ...labels import PERSON_PALETTE, hex_color
+from ..deps import ParserDep, SettingsDep
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+def healthz(parser: ParserDep) -> dict[str, Any]:
+    info = parser.info
+    return {"status": "ok", "version": __version__, "model": {"kind": info.kind, "id": info.model_id,
+                                                             "notes": info.notes}}
+
+
+@router.get("/config")
+def api_config(settings: SettingsDep, parser: ParserDep) -> dict[str, Any]:
+    """What the page needs to know: limits, accepted types, the legend of all labels."""
+    return {"max_upload_bytes": settings.max_upload_bytes, "allowed_content_types": list(settings.allowed_content_types),
+            "sync_max_bytes": settings.sync_max_bytes, "labels": full_legend(),
+            "supported_labels": list(parser.info.supported_labels), "model": parser.info.kind,
+            "person_colors": [hex_color(c) for c in PERSON_PALETTE]}

@@ -1,0 +1,86 @@
+"""``POST /parse``: one image in (the raw body, or a ``multipart/form-data`` ``file`` field as
+``curl -F file=@photo.jpg`` sends it), the result out at once — JSON with the label map as a base64 palette
+PNG, or one PNG with ``?output=color|overlay|label``. Bounded: the body by ``Settings.sync_max_bytes``, the
+work by the parse gate (503 + Retry-After when busy), the answer by Lambda's 6 MB response cap."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from ...exceptions import BadOutput, Busy, ImageTooLarge, InvalidRequest, ResponseTooLarge
+from ...usecase import ParseOptions, parse_image
+from ..deps import GateDep, ParserDep, SettingsDep
+from ..limits import read_capped
+
+router = APIRouter()
+
+# Lambda caps a synchronous response at 6 MB; base64 inflates by 4/3, keep headroom for JSON.
+MAX_SYNC_RESPONSE = 5_500_000
+# Multipart framing (boundaries, part headers) on top of the file itself.
+MULTIPART_OVERHEAD = 16 * 1024
+OUTPUTS = ("json", "color", "overlay", "label")
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+REQUEST_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                       "properties": {"file": {"type": "string", "format": "binary",
+                                                               "description": "the photo (JPEG, PNG, WebP)"}}}},
+    "image/jpeg": _BINARY, "image/png": _BINARY, "image/webp": _BINARY, "application/octet-stream": _BINARY}}}
+
+
+async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
+    yield body
+
+
+async def read_image(request: Request, limit: int) -> bytes:
+    """The image bytes of either request form, each capped at ``limit`` bytes of image."""
+    ctype = request.headers.get("content-type", "").lower()
+    if not ctype.startswith("multipart/form-data"):
+        return await read_capped(request, limit, ImageTooLarge)
+    raw = await read_capped(request, limit + MULTIPART_OVERHEAD, ImageTooLarge)
+    try:
+        form = await MultiPartParser(request.headers, _once(raw), max_files=1, max_fields=8).parse()
+    except MultiPartException as exc:
+        raise InvalidRequest(f"malformed multipart body: {exc.message}") from exc
+    part = form.get("file")
+    if not isinstance(part, UploadFile):
+        raise InvalidRequest("multipart body needs a file field named 'file'")
+    data = await part.read()
+    await form.close()
+    if len(data) > limit:
+        raise ImageTooLarge(f"body over {limit} bytes")
+    return data
+
+
+@router.post("/parse", openapi_extra=REQUEST_BODY,
+             responses={200: {"description": "JSON summary with the label map as a base64 palette PNG, "
+                                             "or a PNG when ?output=color|overlay|label"}})
+async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep, gate: GateDep,
+                     output: str = "json") -> Response:
+    if output not in OUTPUTS:
+        raise BadOutput()
+    try:
+        data = await read_image(request, settings.sync_max_bytes)
+    except ImageTooLarge as exc:
+        raise ImageTooLarge(f"{exc}: use POST /uploads") from exc
+    if not gate.acquire(blocking=False):
+        raise Busy()
+    try:
+        out = await run_in_threadpool(parse_image, data, parser, ParseOptions.from_settings(settings))
+    finally:
+        gate.release()
+    if output != "json":
+        return Response(out.files[f"{output}.png"], media_type="image/png")
+    doc = dict(out.summary, label_png_base64=base64.b64encode(out.files["label.png"]).decode("ascii"))
+    payload = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    if len(payload) > MAX_SYNC_RESPONSE:
+        raise ResponseTooLarge()
+    return Response(payload, media_type="application/json")

@@ -1,0 +1,146 @@
+"""Where a job's state lives: one ``JobStore`` over one S3 client for creating uploads, reading and writing
+``status.json``, writing result files and signing result URLs. Key names come from ``jobs.Layout``; the one
+rule for "this object is not there" is ``is_missing``. Used by the HTTP app, the S3 trigger and the local runner."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .config import Settings
+from .exceptions import StorageUnavailable
+from .jobs import Layout, new_job_id
+from .rendering import ARTIFACTS
+
+# S3 says NoSuchKey for GET, 404/NotFound for HEAD (no body to carry a code), NoSuchVersion for a gone version.
+MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
+
+
+def is_missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in MISSING_CODES
+
+
+def safe_filename(name: str, max_bytes: int = 200) -> str:
+    """A user's file name made fit for ``x-amz-meta-filename``: control characters (CR/LF/NUL/DEL, Unicode
+    Cc/Cf) removed — in a header they split or break it — quotes dropped, non-ASCII as ``?`` (S3 metadata is
+    ASCII), cut to ``max_bytes``. Empty when nothing printable is left."""
+    kept = "".join(ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch)[0] != "C")
+    ascii_ = kept.encode("ascii", "replace").decode("ascii").replace('"', "").strip()
+    return ascii_[:max_bytes]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What S3 says about an upload: its real length and ETag (quotes stripped), and version if any."""
+
+    size: int
+    etag: str | None
+    version_id: str | None
+
+
+class JobStore:
+    def __init__(self, s3: Any, settings: Settings) -> None:
+        self.s3, self.settings = s3, settings
+        self.layout = Layout(settings.upload_prefix, settings.results_prefix)
+
+    # --------------------------------------------------------------------------------------------- uploads
+    def create_upload(self, content_type: str, filename: str | None = None) -> tuple[str, dict[str, Any]]:
+        """A new job id and a presigned POST (``{"url", "fields"}``) for its upload; the policy pins the
+        key, the type and the size range."""
+        s = self.settings
+        job_id = new_job_id()
+        fields: dict[str, str] = {"Content-Type": content_type}
+        conditions: list[Any] = [{"Content-Type": content_type}, ["content-length-range", 1, s.max_upload_bytes]]
+        safe = safe_filename(filename or "", s.max_filename_bytes)
+        if safe:
+            fields["x-amz-meta-filename"] = safe
+            conditions.append({"x-amz-meta-filename": safe})
+        try:
+            post: dict[str, Any] = self.s3.generate_presigned_post(
+                Bucket=s.upload_bucket, Key=self.layout.upload_key(job_id, content_type), Fields=fields,
+                Conditions=conditions, ExpiresIn=s.presign_expires_s)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailable(f"could not sign the upload: {exc}") from exc
+        return job_id, {"url": post["url"], "fields": post["fields"]}
+
+    def upload_arrived(self, job_id: str) -> bool:
+        listed = self.s3.list_objects_v2(Bucket=self.settings.upload_bucket,
+                                         Prefix=self.layout.upload_job_prefix(job_id), MaxKeys=1)
+        return bool(listed.get("KeyCount"))
+
+    def head_upload(self, bucket: str, key: str, version_id: str | None = None) -> StoredObject | None:
+        """The stored object's own length and ETag, or None when it is not there."""
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            head = self.s3.head_object(**kwargs)
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        etag = head.get("ETag")
+        return StoredObject(int(head.get("ContentLength", 0)), str(etag).strip('"') if etag else None,
+                            head.get("VersionId"))
+
+    def read_upload(self, bucket: str, key: str, limit: int, version_id: str | None = None) -> bytes | None:
+        """At most ``limit + 1`` bytes of the object (so a caller can tell "over the limit"), or None if gone."""
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            obj = self.s3.get_object(**kwargs)
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        return bytes(obj["Body"].read(limit + 1))
+
+    # ---------------------------------------------------------------------------------------------- status
+    def read_status(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            obj = self.s3.get_object(Bucket=self.settings.output_bucket, Key=self.layout.status_key(job_id))
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        doc: dict[str, Any] = json.loads(obj["Body"].read())
+        return doc
+
+    def write_status(self, job_id: str, doc: dict[str, Any]) -> None:
+        self.s3.put_object(Bucket=self.settings.output_bucket, Key=self.layout.status_key(job_id),
+                           Body=json.dumps(doc, ensure_ascii=False).encode("utf-8"),
+                           ContentType="application/json", CacheControl="no-store")
+
+    def write_results(self, job_id: str, files: dict[str, bytes]) -> None:
+        """Every result file; call before ``write_status(done)`` so a reader that sees done sees them all."""
+        for name, body in files.items():
+            self.s3.put_object(Bucket=self.settings.output_bucket, Key=self.layout.result_key(job_id, name),
+                               Body=body, ContentType=ARTIFACTS.get(name, "application/octet-stream"))
+
+    def result_url(self, job_id: str, name: str) -> str:
+        url: str = self.s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self.settings.output_bucket, "Key": self.layout.result_key(job_id, name)},
+            ExpiresIn=self.settings.result_url_expires_s)
+        return url
+
+    def job_view(self, job_id: str) -> dict[str, Any] | None:
+        """The public answer for a job: pending / done (with signed result URLs) / failed (``error`` +
+        ``detail``; results written by old versions said ``reason``). None when neither status nor upload exist."""
+        try:
+            status = self.read_status(job_id)
+            if status is None:
+                return {"job_id": job_id, "status": "pending"} if self.upload_arrived(job_id) else None
+            out: dict[str, Any] = {"job_id": job_id, "status": status.get("status")}
+            if status.get("status") == "failed":
+                out.update(error=status.get("error"), detail=status.get("detail", status.get("reason")))
+                return out
+            out["results"] = {name: self.result_url(job_id, name) for name in status.get("files", [])}
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        out.update({k: status[k] for k in ("model", "width", "height", "person_count", "elapsed_ms") if k in status})
+        return out
