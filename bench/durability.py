@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -31,7 +32,7 @@ def _free_port() -> int:
 
 
 def upload(base: str, data: bytes) -> tuple[str, float]:
-    up = requests.post(base + "/api/uploads", json={"content_type": "image/jpeg"}, timeout=30).json()
+    up = requests.post(base + "/uploads", json={"content_type": "image/jpeg"}, timeout=30).json()
     t = time.perf_counter()
     r = requests.post(up["upload"]["url"], data=up["upload"]["fields"], files={"file": ("p.jpg", data, "image/jpeg")},
                       timeout=30)
@@ -42,9 +43,21 @@ def upload(base: str, data: bytes) -> tuple[str, float]:
 def job_latency(base: str, data: bytes) -> float:
     t = time.perf_counter()
     job, _ = upload(base, data)
-    while requests.get(f"{base}/api/jobs/{job}", timeout=30).json()["status"] == "pending":
+    while requests.get(f"{base}/jobs/{job}", timeout=30).json()["status"] == "pending":
         time.sleep(0.01)
     return time.perf_counter() - t
+
+
+def store_put(store: Any, data: bytes, n: int, results: dict[str, dict[str, list[float]]]) -> None:
+    """The disk write alone: one record of the photo's size, as the embedded S3 writes it."""
+    from humanparse.local.durable import Record
+
+    for i in range(n):
+        for mode in ("fsync", "no_fsync") if i % 2 == 0 else ("no_fsync", "fsync"):
+            store.fsync = mode == "fsync"
+            t = time.perf_counter()
+            store.put(Record("bench", f"k{i}-{mode}", data, "etag"))
+            results[mode]["store_put"].append(time.perf_counter() - t)
 
 
 def summary(xs: list[float]) -> dict[str, float]:
@@ -74,19 +87,24 @@ def main() -> None:
                                  drain_timeout=5)  # queued parses of the upload trials are left
         with LocalDeployment(settings, parser, opts) as dep:
             base = opts.origin + "/api"
-            results: dict[str, dict[str, list[float]]] = {m: {"upload": [], "job": []} for m in ("fsync", "no_fsync")}
+            results: dict[str, dict[str, list[float]]] = {m: {"store_put": [], "upload": [], "job": []}
+                                                   for m in ("fsync", "no_fsync")}
             job_latency(base, data)  # warm-up
-            # jobs first (each waits for its own parse), then uploads (their parses queue up behind)
+            # jobs first (each waits for its own parse), then uploads with the workers stopped (their
+            # parses would share the CPU with the uploads being timed)
             for kind, n in (("job", args.jobs), ("upload", args.uploads)):
+                if kind == "upload" and dep.worker is not None:
+                    dep.worker.stop(60)
                 for i in range(n):
                     for mode in ("fsync", "no_fsync") if i % 2 == 0 else ("no_fsync", "fsync"):
                         dep.store.fsync = mode == "fsync"
                         t = job_latency(base, data) if kind == "job" else upload(base, data)[1]
                         results[mode][kind].append(t)
+            store_put(dep.store, data, args.uploads, results)
     out = {m: {k: summary(v) for k, v in r.items()} for m, r in results.items()}
-    for kind in ("upload", "job"):
+    for kind in ("store_put", "upload", "job"):
         a, b = out["fsync"][kind], out["no_fsync"][kind]
-        print(f"{kind:6s}  fsync {a['median_ms']:7.1f} ms [{a['p25_ms']}–{a['p75_ms']}]   "
+        print(f"{kind:9s}  fsync {a['median_ms']:7.1f} ms [{a['p25_ms']}–{a['p75_ms']}]   "
               f"no fsync {b['median_ms']:7.1f} ms [{b['p25_ms']}–{b['p75_ms']}]   "
               f"ratio {a['median_ms'] / b['median_ms']:.2f}  (n={a['n']})")
     print(json.dumps(out))

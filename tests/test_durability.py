@@ -24,11 +24,10 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 from conftest import cihp_images
-from runner import Runner
-
 from humanparse.local.durable import MAX_NAME, DiskStore, Record, encode_key
 from humanparse.local.s3local import EmbeddedS3, LocalAws
 from humanparse.local.worker import storage_unavailable
+from runner import Runner
 
 ODD_KEYS = [".index.json", "..", ".", "uploads/../../etc/passwd", "a/b/c.jpg", "A.jpg", "a.jpg", "%41.jpg",
             "ümlaut café.png", "x" * 300, "y" * 299 + "z", "line\nbreak", "~tilde", "uploads/" + "é" * 200]
@@ -256,7 +255,9 @@ def test_sigterm_and_sighup_stop_gracefully_a_second_signal_at_once(tmp_path: Pa
     photos = [p.read_bytes() for p in cihp_images()[:2]]
     data, acked = tmp_path / "data", []
     r = Runner(data, *LITE).start()
-    _upload_some(r.base, photos, 2, acked, 0)
+    _upload_some(r.base, photos, 1, acked, 0)
+    assert _final_states(r.base, acked, timeout=60) == {acked[0]: "done"}
+    _upload_some(r.base, photos, 1, acked, 0)
     t = time.time()
     assert r.stop(sig=signal.SIGTERM) == 0  # in-flight parse finished, then exit 0
     assert "stopped cleanly" in r.log(), r.log()[-2000:]
@@ -269,12 +270,18 @@ def test_sigterm_and_sighup_stop_gracefully_a_second_signal_at_once(tmp_path: Pa
     time.sleep(0.2)
     assert r.stop(timeout=10, sig=signal.SIGHUP) == 128 + signal.SIGHUP  # the second signal: at once
 
+    torn = DiskStore(data).path("humanparse-uploads", f"results/{acked[0]}/color.png")
+    torn.write_bytes(torn.read_bytes()[:-100])  # a result file of a `done` job torn (bad disk, bad copy)
     r = Runner(data, *LITE).start()
     try:
         states = _final_states(r.base, acked, timeout=120)
+        color = requests.get(requests.get(f"{r.base}/api/jobs/{acked[0]}", timeout=30).json()["results"]["color.png"],
+                             timeout=30)
     finally:
         assert r.stop(sig=signal.SIGHUP) == 0
     assert len(acked) == 4 and states == {j: "done" for j in acked}
+    assert color.status_code == 200 and color.content[:4] == b"\x89PNG"  # parsed again, never served torn
+    assert "parsing again" in r.log()
     _check_folder(data)
 
 
@@ -317,3 +324,29 @@ def test_full_disk_no_2xx_for_unsaved_bytes_and_still_answering(small_disk: tupl
             assert requests.get(f"{r.base}/api/jobs/{acked[0]}", timeout=10).status_code == 200  # reads work
     finally:
         r.stop(sig=signal.SIGTERM)
+
+
+def test_results_the_disk_refused_are_retried_without_using_up_redeliveries(moto_server: str,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from humanparse.local import worker as worker_mod
+
+    monkeypatch.setattr(worker_mod, "STORAGE_RETRY_S", 0)
+    sqs = LocalAws(moto_server, "us-east-1").client("sqs")
+    q = sqs.create_queue(QueueName=f"w-{uuid.uuid4().hex[:10]}")["QueueUrl"]
+    sqs.send_message(QueueUrl=q, MessageBody='{"Records": []}')
+    calls: list[int] = []
+    full = ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "disk full"},
+                        "ResponseMetadata": {"HTTPStatusCode": 503}}, "PutObject")
+
+    def handler(_event: dict[str, Any], _ctx: Any) -> None:
+        calls.append(1)
+        if len(calls) <= 4:  # more refusals than the 3 receives a message normally gets
+            raise full
+
+    w = worker_mod.Worker(sqs, q, handler)
+    w.start()
+    deadline = time.time() + 30
+    while w.processed == 0 and time.time() < deadline:
+        time.sleep(0.1)
+    assert w.stop(5)
+    assert len(calls) == 5 and w.processed == 1
