@@ -112,7 +112,7 @@ def aws(moto_server: str, request: pytest.FixtureRequest) -> Any:
 
     from humanparse.local.s3local import LocalAws
 
-    local = LocalAws(moto_server, "us-east-1", "", "")
+    local = LocalAws(moto_server, "us-east-1")
     s3 = local.client("s3")
     suffix = uuid.uuid4().hex[:10]
     up, out = f"up-{suffix}", f"out-{suffix}"

@@ -23,18 +23,20 @@ def free_port() -> int:
 
 
 class Runner:
-    def __init__(self, data_dir: Path, *extra: str, workers: int = 1) -> None:
+    def __init__(self, data_dir: Path, *extra: str, workers: int = 1, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"runner-{self.port}.log"
         self.cmd = [sys.executable, str(ROOT / "local_runner.py"), "serve", "--port", str(self.port),
                     "--data-dir", str(data_dir), "--workers", str(workers), *extra]
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 120.0) -> Runner:
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "ab")
+        # its own process group, so a test can kill it and everything it started at once
         self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env}, start_new_session=True)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -50,9 +52,16 @@ class Runner:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def stop(self, timeout: float = 60.0) -> int:
+    def kill9(self) -> None:
+        """``kill -9`` of the whole process group: no handler, no flush, no goodbye."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGINT)
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self._log.close()
+
+    def stop(self, timeout: float = 60.0, sig: int = signal.SIGINT) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

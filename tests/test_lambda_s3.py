@@ -166,7 +166,7 @@ def test_deleted_object_is_recorded_not_crashed(aws: dict[str, Any], svc: Any) -
 def test_transient_s3_failure_raises_for_retry(aws: dict[str, Any], stub_parser: Any) -> None:
     from humanparse.local.s3local import LocalAws
 
-    dead = LocalAws("http://127.0.0.1:9", "us-east-1", "", "").client("s3")  # nothing listens on port 9
+    dead = LocalAws("http://127.0.0.1:9", "us-east-1").client("s3")  # nothing listens on port 9
     svc = build_service(settings_for(aws), stub_parser, dead)
     ev = event_for("s3-post-presigned.json", aws["upload_bucket"])
     with pytest.raises(Exception) as ei:

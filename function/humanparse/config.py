@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     results_prefix: str = "results/"
     s3_endpoint_url: str | None = None  # the local runner's embedded S3; unset on AWS
     region: str | None = None  # unset on AWS: boto3 takes the function's own AWS_REGION
+    local_min_free_mb: int = 64  # local runner: uploads get 503 while less would stay free on the data disk
 
     # --- limits
     max_upload_bytes: int = 15 * 1024 * 1024

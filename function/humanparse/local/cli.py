@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -115,88 +112,32 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------ serve
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    """A thin wrapper: load the model, run a ``LocalDeployment`` until a stop signal."""
     from ..engine.loader import load_parser
-    from ..jobs import Layout
     from ..runtime import configure_threads
-    from ..service import build_service
-    from .notifications import make_s3_event
-    from .s3local import EmbeddedS3, Mirror
-    from .web import build_site
-    from .worker import Worker
+    from .deployment import DeploymentError, DeploymentOptions, LocalDeployment, StopSignals, check_port
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    import socket
-
-    with socket.socket() as probe:  # fail before starting anything, with a reason a person can act on
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((args.host, args.port))
-        except OSError as exc:
-            print(f"error: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
-                  f"pick another with --port", file=sys.stderr)
-            return 2
-    data_dir = Path(args.data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    s3srv = EmbeddedS3(port=args.s3_port)
-    s3srv.start()
-    base = _settings(args, s3_endpoint_url=s3srv.endpoint)
-    buckets = [base.upload_bucket, base.output_bucket]
-    page_origin = f"http://{args.host}:{args.port}"
-    aws = s3srv.provision(buckets, [page_origin, f"http://localhost:{args.port}"])
-    s3 = aws.client("s3")
-    mirror = Mirror(data_dir, s3, buckets)
-    restored = mirror.restore()
-    s3srv.enable_notifications(aws, base.upload_bucket, base.upload_prefix)
-
-    threads = configure_threads(base.threads)
-    loaded = load_parser(base, threads=threads)
-    service = build_service(base, loaded.parser, s3, max_concurrent_parses=args.workers)
-    worker = Worker(aws.client("sqs"), aws.queue_url, service.handler, concurrency=args.workers,
-                    after_each=mirror.sync)
-
-    # Re-announce restored uploads that never got a status (interrupted before a restart).
-    layout = Layout(base.upload_prefix, base.results_prefix)
-    resumed = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=base.upload_bucket, Prefix=base.upload_prefix):
-        for obj in page.get("Contents", []):
-            job = layout.job_id_for_key(obj["Key"])
-            if service.store.read_status(job) is None:
-                aws.client("sqs").send_message(QueueUrl=aws.queue_url, MessageBody=json.dumps(
-                    make_s3_event(base.upload_bucket, obj["Key"], size=obj["Size"], etag=obj["ETag"])))
-                resumed += 1
-    worker.start()
-
-    site = build_site(service.app, FRONTEND_DIR)
-    config = uvicorn.Config(site, host=args.host, port=args.port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    print(loaded.notice, flush=True)
-    print(f"embedded S3 at {s3srv.endpoint} (data in {data_dir}; {restored} objects restored, {resumed} jobs resumed)",
-          flush=True)
-    announce = threading.Thread(target=_announce_when_up, args=(server, page_origin), daemon=True)
-    announce.start()
+    signals = StopSignals.install()  # from here on SIGTERM/SIGHUP stop gracefully, as Ctrl-C does
+    opts = DeploymentOptions(data_dir=Path(args.data_dir).resolve(), frontend_dir=FRONTEND_DIR, host=args.host,
+                             port=args.port, s3_port=args.s3_port, workers=args.workers,
+                             drain_timeout=args.drain_timeout)
     try:
-        server.run()  # returns on Ctrl-C / SIGTERM (uvicorn handles the signals)
-    except KeyboardInterrupt:  # uvicorn re-raises the captured signal once it has shut down
-        pass
-    finally:
-        print("shutting down: finishing in-flight parses…", flush=True)
-        worker.stop(timeout=args.drain_timeout)
-        mirror.sync()
-        s3srv.stop()
-        print(f"stopped cleanly ({worker.processed} events handled this run)", flush=True)
-    return 0 if server.started else 2
-
-
-def _announce_when_up(server: Any, origin: str) -> None:
-    for _ in range(600):
-        if server.started:
-            print(f"humanparse is up: open {origin}/  (API at {origin}/api/docs)", flush=True)
-            return
-        if server.should_exit:
-            return
-        time.sleep(0.1)
+        check_port(opts.host, opts.port)  # before the model loads
+        settings = _settings(args)
+        loaded = load_parser(settings, threads=configure_threads(settings.threads))
+        print(loaded.notice, flush=True)
+        with LocalDeployment(settings, loaded.parser, opts) as dep:
+            print(f"embedded S3 at {dep.settings.s3_endpoint_url} (data in {opts.data_dir}; {dep.restored} objects "
+                  f"restored, {dep.resumed} jobs resumed)", flush=True)
+            print(f"humanparse is up: open {opts.origin}/  (API at {opts.origin}/api/docs)", flush=True)
+            status = dep.serve(signals)
+            print("shutting down: finishing in-flight parses…", flush=True)
+    except DeploymentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"stopped cleanly ({dep.processed} events handled this run)", flush=True)
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:

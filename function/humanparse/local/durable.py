@@ -1,0 +1,294 @@
+"""The local runner's object store on disk: one self-checking file per object, written durably before the
+embedded S3 answers.
+
+Layout of a data folder (format 2)::
+
+    humanparse-data.json              {"format": 2}; a later release reads it to migrate
+    lock                              held (flock) by the one runner using the folder
+    objects/<bucket>/<encoded key>    one record per object (below)
+    quarantine/<bucket>/...           records that failed their check at start (never served)
+
+A record is ``MAGIC``, one JSON header line (bucket, key, size, sha256, etag, metadata) and the bytes. Header
+and bytes travel in one file, so one ``rename`` replaces both: there is no index to fall out of step, and a
+file torn by a crash or a bad disk fails its size/hash check and is quarantined, never served.
+
+File names come only from keys (``encode_key``): every byte outside ``[a-z0-9_-]`` is ``%XX``-escaped (dots,
+slashes and capitals included), so a name never starts with a dot, never holds a separator, never collides
+with another key's name on a case-insensitive disk, and never equals a temp file (``.tmp-*``); names over
+200 characters are cut and end in ``~`` + the key's SHA-256 (``~`` is always escaped, so a cut name never
+equals a whole one). At start every name is checked against its header's key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+log = logging.getLogger("humanparse.local.durable")
+
+FORMAT_VERSION = 2
+FORMAT_FILE = "humanparse-data.json"
+MAGIC = b"humanparse-object 1\n"
+MAX_NAME = 200
+_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_-")
+_TMP_PREFIX = ".tmp-"
+_MAX_HEADER = 256 * 1024
+
+
+class StorageUnavailable(Exception):
+    """Bytes could not be made durable (disk full, read-only, I/O error); nothing was acknowledged."""
+
+
+class DataDirError(Exception):
+    """The data folder cannot be used (newer format, held by another runner)."""
+
+
+def encode_key(key: str) -> str:
+    """Key → file name: injective, flat, case-insensitive-safe, at most ``MAX_NAME`` characters."""
+    raw = key.encode("utf-8")
+    name = "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in raw)
+    if len(name) > MAX_NAME:
+        name = name[:MAX_NAME - 65] + "~" + hashlib.sha256(raw).hexdigest()
+    return name
+
+
+@dataclass
+class Record:
+    bucket: str
+    key: str
+    body: bytes
+    etag: str  # without quotes
+    metadata: dict[str, str] = field(default_factory=dict)
+    last_modified: str = ""
+
+    def encode(self) -> bytes:
+        header = {"bucket": self.bucket, "key": self.key, "size": len(self.body),
+                  "sha256": hashlib.sha256(self.body).hexdigest(), "etag": self.etag, "metadata": self.metadata,
+                  "last_modified": self.last_modified or dt.datetime.now(dt.UTC).isoformat()}
+        return MAGIC + json.dumps(header, ensure_ascii=True).encode() + b"\n" + self.body
+
+
+def decode_record(blob: bytes, *, bucket: str, name: str) -> Record:
+    """Parse and check one record file; ``ValueError`` says why it cannot be trusted."""
+    if not blob.startswith(MAGIC):
+        raise ValueError("not a humanparse object record")
+    end = blob.find(b"\n", len(MAGIC), len(MAGIC) + _MAX_HEADER)
+    if end < 0:
+        raise ValueError("header line missing or too long (torn write?)")
+    head = json.loads(blob[len(MAGIC):end])
+    body = blob[end + 1:]
+    if not isinstance(head, dict) or not isinstance(head.get("key"), str):
+        raise ValueError("header has no key")
+    if len(body) != head.get("size"):
+        raise ValueError(f"size {len(body)} != recorded {head.get('size')} (torn write?)")
+    if hashlib.sha256(body).hexdigest() != head.get("sha256"):
+        raise ValueError("sha256 differs from the one recorded at write")
+    if head.get("bucket") != bucket or encode_key(head["key"]) != name:
+        raise ValueError("file name or folder does not match the key it holds")
+    meta = head.get("metadata") or {}
+    return Record(bucket, head["key"], body, str(head.get("etag", "")),
+                  {str(k): str(v) for k, v in meta.items()}, str(head.get("last_modified", "")))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class DiskStore:
+    """The durable half of the embedded S3. ``put``/``delete`` return only once the change is on disk
+    (temp file, fsync, rename, directory fsync) or raise ``StorageUnavailable``.
+
+    ``min_free_bytes``: writes marked ``reserve=True`` (uploads) are refused while less than this would stay
+    free, so results of accepted uploads still have room when uploads no longer do.
+    """
+
+    def __init__(self, root: Path, *, min_free_bytes: int = 0, fsync: bool = True) -> None:
+        self.root = root
+        self.objects = root / "objects"
+        self.min_free_bytes = min_free_bytes
+        self.fsync = fsync  # only the benchmark turns it off, to measure what it costs
+        self._lock_fd: int | None = None
+        self._stripes = [threading.Lock() for _ in range(64)]
+
+    # --------------------------------------------------------------------------------------- lifecycle
+    def open(self) -> None:
+        """Create or check the folder, take its lock, migrate an old mirror, clean crash leftovers."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        fmt = self.root / FORMAT_FILE
+        if fmt.is_file():
+            version = int(json.loads(fmt.read_text(encoding="utf-8")).get("format", 0))
+            if version > FORMAT_VERSION:
+                raise DataDirError(f"{self.root} holds data format {version}; this release reads up to "
+                                   f"{FORMAT_VERSION}: use a newer humanparse or another --data-dir")
+        else:
+            self.objects.mkdir(exist_ok=True)
+            migrated = self._migrate_mirror_v1()
+            self._write_file(fmt, json.dumps({"format": FORMAT_VERSION, "written_by": "humanparse local runner",
+                                              "migrated_objects": migrated}).encode())
+        self.objects.mkdir(exist_ok=True)
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def _take_lock(self) -> None:
+        import fcntl
+
+        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise DataDirError(f"another local runner is using {self.root}") from exc
+        self._lock_fd = fd
+
+    # ------------------------------------------------------------------------------------------ writes
+    def lock_for(self, bucket: str, key: str) -> threading.Lock:
+        """Held while a key's memory and disk copies are brought in step."""
+        return self._stripes[hash((bucket, key)) % len(self._stripes)]
+
+    def path(self, bucket: str, key: str) -> Path:
+        return self.objects / encode_key(bucket) / encode_key(key)
+
+    def put(self, rec: Record, *, reserve: bool = False) -> None:
+        blob = rec.encode()
+        target = self.path(rec.bucket, rec.key)
+        try:
+            if reserve and shutil.disk_usage(self.objects).free - len(blob) < self.min_free_bytes:
+                raise OSError(errno.ENOSPC, f"less than {self.min_free_bytes >> 20} MB would stay free")
+            self._ensure_dir(target.parent)
+            self._write_file(target, blob)
+        except OSError as exc:
+            raise StorageUnavailable(f"could not store {rec.key!r}: {exc.strerror or exc}") from exc
+
+    def delete(self, bucket: str, key: str) -> None:
+        target = self.path(bucket, key)
+        try:
+            if target.exists():
+                target.unlink()
+                if self.fsync:
+                    _fsync_dir(target.parent)
+        except OSError as exc:
+            raise StorageUnavailable(f"could not delete {key!r}: {exc.strerror or exc}") from exc
+
+    def get(self, bucket: str, key: str) -> Record | None:
+        target = self.path(bucket, key)
+        try:
+            blob = target.read_bytes()
+        except FileNotFoundError:
+            return None
+        return decode_record(blob, bucket=bucket, name=target.name)
+
+    def _ensure_dir(self, d: Path) -> None:
+        if not d.is_dir():
+            d.mkdir(parents=True, exist_ok=True)
+            if self.fsync:
+                _fsync_dir(d.parent)
+
+    def _write_file(self, target: Path, blob: bytes) -> None:
+        tmp = target.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "xb") as f:
+                f.write(blob)
+                f.flush()
+                if self.fsync:
+                    os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if self.fsync:
+            _fsync_dir(target.parent)
+
+    # ------------------------------------------------------------------------------------------- reads
+    def buckets(self) -> list[str]:
+        return sorted(unquote(d.name) for d in self.objects.iterdir() if d.is_dir()) if self.objects.is_dir() else []
+
+    def scan(self, bucket: str, *, repair: bool = True) -> Iterator[Record]:
+        """Every trustworthy record of a bucket. With ``repair``, temp files (never acknowledged) are removed
+        and records that fail their check are moved to ``quarantine/`` with a log line."""
+        d = self.objects / encode_key(bucket)
+        if not d.is_dir():
+            return
+        for f in sorted(d.iterdir()):
+            if f.name.startswith(_TMP_PREFIX):
+                if repair:
+                    f.unlink(missing_ok=True)
+                continue
+            try:
+                if f.is_symlink() or not f.is_file():
+                    raise ValueError("not a regular file")
+                yield decode_record(f.read_bytes(), bucket=bucket, name=f.name)
+            except (ValueError, OSError) as exc:
+                log.error("data folder: %s/%s is not served: %s", bucket, f.name, exc)
+                if repair:
+                    self._quarantine(bucket, f)
+
+    def _quarantine(self, bucket: str, f: Path) -> None:
+        q = self.root / "quarantine" / encode_key(bucket)
+        q.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        f.replace(q / f"{f.name[:150]}.{stamp}.{uuid.uuid4().hex[:6]}")
+
+    def verify(self) -> list[str]:
+        """Problems found without changing anything (empty = consistent)."""
+        problems = []
+        if not (self.root / FORMAT_FILE).is_file():
+            problems.append("no format file")
+        for bdir in sorted(self.objects.iterdir()) if self.objects.is_dir() else []:
+            for f in sorted(bdir.iterdir()):
+                if f.name.startswith(_TMP_PREFIX):
+                    problems.append(f"leftover temp file {f}")
+                    continue
+                try:
+                    decode_record(f.read_bytes(), bucket=unquote(bdir.name), name=f.name)
+                except (ValueError, OSError) as exc:
+                    problems.append(f"{f}: {exc}")
+        return problems
+
+    # -------------------------------------------------------------------------------------- migration
+    def _migrate_mirror_v1(self) -> int:
+        """Import the old whole-folder mirror (``s3/<bucket>/<percent-encoded key>`` + ``.index.json``).
+        Its index is not trusted: only flat, regular files whose name is exactly the encoding of a key are
+        read; the old folder is left in place for the operator to delete."""
+        old = self.root / "s3"
+        if not old.is_dir():
+            return 0
+        n = 0
+        for bdir in sorted(p for p in old.iterdir() if p.is_dir() and not p.is_symlink()):
+            try:
+                index: dict[str, Any] = json.loads((bdir / ".index.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                index = {}
+            for name, meta in index.items():
+                f = bdir / name
+                ok = (isinstance(name, str) and "/" not in name and not name.startswith(".")
+                      and quote(unquote(name), safe="") == name and f.is_file() and not f.is_symlink())
+                if not ok:
+                    log.warning("old mirror: skipping index entry %r", name)
+                    continue
+                ctype = meta.get("content_type") if isinstance(meta, dict) else None
+                body = f.read_bytes()
+                self.put(Record(bdir.name, unquote(name), body, hashlib.md5(body, usedforsecurity=False).hexdigest(),
+                                {"Content-Type": ctype} if ctype else {}))
+                n += 1
+        log.info("data folder: %d objects migrated from the old mirror in %s", n, old)
+        return n
