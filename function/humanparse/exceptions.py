@@ -57,3 +57,47 @@ class ModelNotFound(ModelError):
 
 class DownloadError(HumanParseError):
     code = "download_failed"
+
+
+# --- video (issue #16): one cause per class, raised by humanparse.video before any frame is parsed.
+
+
+class NotAVideo(InputError):
+    code = "not_a_video"
+    http_status = 415
+
+
+class AudioOnly(InputError):
+    code = "audio_only"
+    http_status = 422
+
+
+class UnsupportedCodec(InputError):
+    code = "unsupported_codec"
+    http_status = 415
+
+
+class TruncatedVideo(InputError):
+    code = "truncated_video"
+
+
+class NoFrames(InputError):
+    code = "no_frames"
+    http_status = 422
+
+
+class CorruptVideo(InputError):
+    """More frames failed to decode than the caller tolerates (a few are skipped and reported instead)."""
+
+    code = "corrupt_video"
+    http_status = 422
+
+
+class VideoTooLong(InputError):
+    code = "video_too_long"
+    http_status = 413
+
+
+class VideoTooLarge(InputError):
+    code = "video_too_large"
+    http_status = 413
