@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy.ndimage import find_objects
 from scipy.optimize import linear_sum_assignment
 
 from ..labels import CIHP_LABELS, PERSON_PALETTE, hex_color
@@ -44,15 +45,20 @@ class Track:
                               for f in self.frames]}
 
 
-def iou_matrix(a: list[npt.NDArray[np.bool_]], b: list[npt.NDArray[np.bool_]]) -> npt.NDArray[np.float64]:
-    """(len(a), len(b)) float64 IoU of same-shape bool masks."""
-    if not a or not b:
-        return np.zeros((len(a), len(b)), dtype=np.float64)
-    fa = np.stack([m.ravel() for m in a]).astype(np.float32)
-    fb = np.stack([m.ravel() for m in b]).astype(np.float32)
-    inter = fa @ fb.T
-    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1.0), 0.0).astype(np.float64)
+def iou_matrix(masks: list[npt.NDArray[np.bool_]], grid: npt.NDArray[np.uint8], ids: list[int]
+               ) -> npt.NDArray[np.float64]:
+    """(len(masks), len(ids)) float64 IoU of each bool mask against each person ``ids[j]`` of the id grid
+    ``grid`` (same shape as the masks; a frame's persons are disjoint, so one bincount per mask gives every
+    intersection: cost = the masks' pixels, not masks x persons x frame)."""
+    out = np.zeros((len(masks), len(ids)), dtype=np.float64)
+    if not masks or not ids:
+        return out
+    areas = np.bincount(grid.ravel(), minlength=256)[ids].astype(np.float64)
+    for i, m in enumerate(masks):
+        inter = np.bincount(grid[m], minlength=256)[ids].astype(np.float64)
+        union = float(m.sum()) + areas - inter
+        out[i] = np.where(union > 0, inter / np.maximum(union, 1.0), 0.0)
+    return out
 
 
 class Tracker:
@@ -71,11 +77,11 @@ class Tracker:
                label_map: npt.NDArray[np.uint8]) -> dict[int, int]:
         """person_map: (H, W) uint8, 0 = nobody, k = person k of this frame; label_map: (H, W) uint8 CIHP ids.
         Returns {person id in this frame: track id}."""
-        ids = [int(k) for k in np.unique(person_map) if k != 0]
+        stats = _frame_stats(person_map, label_map)
+        ids = sorted(stats)
         grid = person_map[:: self.stride, :: self.stride]
-        masks = [grid == k for k in ids]
         live = [t for t in self.tracks if t.lost <= self.max_lost and t.mask is not None]
-        iou = iou_matrix([t.mask for t in live if t.mask is not None], masks)
+        iou = iou_matrix([t.mask for t in live if t.mask is not None], grid, ids)
         assigned: dict[int, Track] = {}
         if iou.size:
             rows, cols = linear_sum_assignment(-iou)
@@ -90,8 +96,9 @@ class Tracker:
             if track is None:
                 track = Track(id=len(self.tracks) + 1)
                 self.tracks.append(track)
-            track.mask, track.lost = masks[c], 0
-            track.frames.append(_track_frame(frame, time, person_map == pid, label_map))
+            bbox, area, parts = stats[pid]
+            track.mask, track.lost = grid == pid, 0
+            track.frames.append(TrackFrame(frame=frame, time=time, bbox=bbox, area=area, parts=parts))
             out[pid] = track.id
         return out
 
@@ -99,13 +106,20 @@ class Tracker:
         return [t.as_dict() for t in self.tracks if t.frames]
 
 
-def _track_frame(frame: int, time: float, sel: npt.NDArray[np.bool_],
-                 label_map: npt.NDArray[np.uint8]) -> TrackFrame:
-    ys, xs = np.nonzero(sel)
-    counts = np.bincount(label_map[sel], minlength=len(CIHP_LABELS))
-    parts = {int(k): int(counts[k]) for k in np.nonzero(counts)[0] if k != 0}
-    return TrackFrame(frame=frame, time=time, bbox=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
-                      area=int(ys.size), parts=parts)
+def _frame_stats(person_map: npt.NDArray[np.uint8], label_map: npt.NDArray[np.uint8],
+                 ) -> dict[int, tuple[tuple[int, int, int, int], int, dict[int, int]]]:
+    """{person id: (bbox x0, y0, x1, y1 exclusive; pixels; {CIHP id: pixels})} for every id > 0, in one pass."""
+    n = len(CIHP_LABELS)
+    joint = np.bincount(person_map.ravel().astype(np.int64) * n + label_map.ravel(), minlength=256 * n)
+    joint = joint[: 256 * n].reshape(256, n)
+    out: dict[int, tuple[tuple[int, int, int, int], int, dict[int, int]]] = {}
+    for k, sl in enumerate(find_objects(person_map), start=1):
+        if sl is None:
+            continue
+        parts = {int(j): int(joint[k, j]) for j in np.nonzero(joint[k])[0] if j != 0}
+        bbox = (int(sl[1].start), int(sl[0].start), int(sl[1].stop), int(sl[0].stop))
+        out[k] = (bbox, int(joint[k].sum()), parts)
+    return out
 
 
 def relabel(person_map: npt.NDArray[np.uint8], mapping: dict[int, int]) -> npt.NDArray[np.uint8]:
