@@ -372,3 +372,40 @@ def test_lite_end_to_end_outputs(tmp_path: Path, lite_parser: Any, photo: np.nda
     assert set(np.unique(persons)) - {0} <= {t["id"] for t in tracks if 3 in t["frames"]}
     assert Image.open(out / "poster.jpg").size == (192, 144)
     assert json.loads((out / "result.json").read_text())["frames"] == n
+
+
+@pytest.mark.browser
+def test_output_video_plays_in_chromium(tmp_path: Path) -> None:
+    """color.webm in headless Chromium (Debian's, as tests/test_browser.py): metadata, size, duration, a frame drawn."""
+    import shutil
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("Debian chromium not installed")
+    from playwright.sync_api import sync_playwright
+
+    path = write_clip(tmp_path / "m.mp4", moving(20), fps=10)
+    join_chunks(path, [_chunk(path, tmp_path / "k")], tmp_path / "out")
+    page_html = tmp_path / "out" / "play.html"
+    page_html.write_text('<video id="v" src="color.webm" muted preload="auto"></video><canvas id="c"></canvas>')
+    with sync_playwright() as p:
+        args = ["--no-sandbox", "--disable-gpu", "--allow-file-access-from-files"]  # file:// canvas readable
+        b = p.chromium.launch(executable_path=chromium, headless=True, args=args)
+        try:
+            page = b.new_page()
+            page.goto(page_html.as_uri())
+            page.wait_for_function("document.getElementById('v').readyState >= 2", timeout=15000)
+            got = page.evaluate("""async () => {
+                const v = document.getElementById('v');
+                v.currentTime = 1.0;
+                await new Promise(r => v.addEventListener('seeked', r, {once: true}));
+                const c = document.getElementById('c'); c.width = v.videoWidth; c.height = v.videoHeight;
+                const g = c.getContext('2d'); g.drawImage(v, 0, 0);
+                const px = g.getImageData(0, 0, c.width, c.height).data;
+                let lit = 0; for (let i = 0; i < px.length; i += 4) if (px[i] + px[i + 1] + px[i + 2] > 150) lit++;
+                return {w: v.videoWidth, h: v.videoHeight, d: v.duration, lit: lit, err: v.error && v.error.code};
+            }""")
+        finally:
+            b.close()
+    assert (got["w"], got["h"], got["err"]) == (128, 96, None)
+    assert 1.8 <= got["d"] <= 2.2 and got["lit"] > 24 * 50 * 0.5  # the blob, in its part colour
