@@ -324,6 +324,8 @@ def test_chunked_join_equals_single_run_across_borders(tmp_path: Path) -> None:
     parts = [_chunk(path, tmp_path / f"p{i}", s, e, fps=None) for i, (s, e) in enumerate(plan_chunks(12, 1.0,
                                                                                                   max_chunk_frames=5))]
     split = join_chunks(path, parts[::-1], tmp_path / "o2", fps=None)  # order given must not matter
+    with pytest.raises(ValueError, match="do not cover"):  # a lost chunk is our fault, never silent gaps
+        join_chunks(path, parts[:2], tmp_path / "o3", fps=None)
     t1 = json.loads((tmp_path / "o1" / "tracks.json").read_text())
     t2 = json.loads((tmp_path / "o2" / "tracks.json").read_text())
     assert t1 == t2 and len(t1["tracks"]) == 2 and all(len(t["frames"]) == 12 for t in t1["tracks"])

@@ -91,6 +91,9 @@ def join_chunks(video: Path, chunk_dirs: Sequence[Path], out_dir: Path, *, fps: 
     info = probe(video, fps=fps, limits=limits)
     chunks = [(d, json.loads((d / "chunk.json").read_text(encoding="utf-8"))) for d in chunk_dirs]
     chunks.sort(key=lambda c: int(c[1]["start"]))
+    covered = [(int(doc["start"]), int(doc["end"])) for _, doc in chunks]
+    if [a for a, _ in covered] != [0, *[b for _, b in covered[:-1]]] or not covered or covered[-1][1] != info.frames:
+        raise ValueError(f"chunks {covered} do not cover frames 0..{info.frames} exactly once")
     where = {int(f["index"]): d for d, doc in chunks for f in doc["frames"]}
     skipped = sorted(i for _, doc in chunks for i in doc["skipped"])
     check_corruption(DecodeReport(skipped=skipped), info.frames, limits)

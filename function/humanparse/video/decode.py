@@ -144,9 +144,14 @@ def _video_stream(c: av.container.InputContainer) -> av.video.stream.VideoStream
     return s
 
 
-def _check_duration(c: av.container.InputContainer, limits: VideoLimits) -> None:
-    if c.duration is not None and c.duration / av.time_base > limits.max_seconds:
-        raise VideoTooLong(f"video lasts {c.duration / av.time_base:.1f} s; the limit is {limits.max_seconds:g} s")
+def _declared_seconds(c: av.container.InputContainer, s: av.video.stream.VideoStream) -> float | None:
+    """The picture's length as the container states it: the stream's own duration, else the container's when
+    nothing else (a longer sound track) could make up its length."""
+    if s.duration is not None and s.time_base is not None:
+        return float(s.duration * s.time_base)
+    if c.duration is not None and len(c.streams) == 1:
+        return float(c.duration / av.time_base)
+    return None
 
 
 def _packet_pts(c: av.container.InputContainer, s: av.video.stream.VideoStream) -> tuple[list[int], bool]:
@@ -192,9 +197,10 @@ def probe(path: Path, *, fps: float | None = 10.0, limits: VideoLimits = VideoLi
         raise VideoTooLarge(f"video is {size / 2**20:.1f} MiB; the limit is {limits.max_bytes / 2**20:.0f} MiB")
     with _open(path) as c:
         s = _video_stream(c)
-        _check_duration(c, limits)
         declared = int(s.frames or 0)
-        declared_s = float(c.duration / av.time_base) if c.duration is not None else None
+        declared_s = _declared_seconds(c, s)
+        if declared_s is not None and declared_s > limits.max_seconds:  # before reading every packet
+            raise VideoTooLong(f"video lasts {declared_s:.1f} s; the limit is {limits.max_seconds:g} s")
         tb = float(s.time_base) if s.time_base is not None else 1.0 / 90000
         pts, broken = _packet_pts(c, s)
         index, codec, container = s.index, s.codec_context.name, c.format.name
