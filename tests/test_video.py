@@ -182,8 +182,8 @@ def test_audio_track_is_ignored(tmp_path: Path) -> None:
     path = write_clip(tmp_path / "v.mp4", moving(5))
     with_audio = tmp_path / "va.mkv"
     with av.open(str(path)) as src, av.open(str(with_audio), "w") as dst:  # remux the picture beside a sound track
+        au = dst.add_stream("aac", rate=44100)  # sound first: the picture is not stream 0
         vs = dst.add_stream_from_template(src.streams.video[0])
-        au = dst.add_stream("aac", rate=44100)
         for p in src.demux(src.streams.video[0]):
             if p.dts is not None:
                 p.stream = vs

@@ -170,10 +170,10 @@ def _packet_pts(c: av.container.InputContainer, s: av.video.stream.VideoStream) 
     return sorted(pts), broken
 
 
-def _first_rotation(path: Path, s_index: int) -> int:
+def _first_rotation(path: Path) -> int:
     """Rotation of the first decodable frame; UnsupportedCodec when no packet decodes at all."""
     with av.open(str(path), "r") as c:
-        s = c.streams.video[s_index]
+        s = c.streams.video[0]
         try:
             for p in c.demux(s):
                 try:
@@ -203,7 +203,7 @@ def probe(path: Path, *, fps: float | None = 10.0, limits: VideoLimits = VideoLi
             raise VideoTooLong(f"video lasts {declared_s:.1f} s; the limit is {limits.max_seconds:g} s")
         tb = float(s.time_base) if s.time_base is not None else 1.0 / 90000
         pts, broken = _packet_pts(c, s)
-        index, codec, container = s.index, s.codec_context.name, c.format.name
+        codec, container = s.codec_context.name, c.format.name
         w, h = s.codec_context.width, s.codec_context.height
     if not pts:
         raise NoFrames("the video stream holds no frames")
@@ -219,7 +219,7 @@ def probe(path: Path, *, fps: float | None = 10.0, limits: VideoLimits = VideoLi
     keep = select_frames(times, fps)
     if len(keep) > limits.max_frames:
         raise VideoTooLong(f"{len(keep)} frames to parse; the limit is {limits.max_frames}: lower the frame rate")
-    rotation = _first_rotation(path, index)
+    rotation = _first_rotation(path)
     if rotation in (90, 270):
         w, h = h, w
     return VideoInfo(width=int(w), height=int(h), rotation=rotation, codec=codec, container=container,
