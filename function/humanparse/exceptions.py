@@ -161,3 +161,55 @@ class ModelNotFound(ModelError):
 class DownloadError(HumanParseError):
     code = "download_failed"
     message = "the download failed"
+
+
+# --- video (issue #16): one cause per class, raised by humanparse.video before any frame is parsed.
+
+
+class NotAVideo(InputError):
+    message = "the file is not a video this service can read"
+    code = "not_a_video"
+    http_status = 415
+
+
+class AudioOnly(InputError):
+    message = "the file holds sound but no video"
+    code = "audio_only"
+    http_status = 422
+
+
+class UnsupportedCodec(InputError):
+    message = "the video's codec cannot be decoded"
+    code = "unsupported_codec"
+    http_status = 415
+
+
+class TruncatedVideo(InputError):
+    message = "the video file is cut short"
+    code = "truncated_video"
+
+
+class NoFrames(InputError):
+    message = "the video holds no frames"
+    code = "no_frames"
+    http_status = 422
+
+
+class CorruptVideo(InputError):
+    """More frames failed to decode than the caller tolerates (a few are skipped and reported instead)."""
+
+    message = "too many of the video's frames are damaged"
+    code = "corrupt_video"
+    http_status = 422
+
+
+class VideoTooLong(InputError):
+    message = "the video is longer than the limit"
+    code = "video_too_long"
+    http_status = 413
+
+
+class VideoTooLarge(InputError):
+    message = "the video file is larger than the limit"
+    code = "video_too_large"
+    http_status = 413

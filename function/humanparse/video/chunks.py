@@ -1,0 +1,166 @@
+"""Split → chunk → join: the use-case functions the job flow calls (one invocation, a Step Functions Map, or the
+local runner's queue). Pure functions over local files; S3 plumbing belongs to the callers.
+
+- ``plan_chunks(frames, seconds_per_frame)`` → frame ranges, one per invocation.
+- ``process_chunk(parser, video, start, end, dir)`` parses frames [start, end) and saves, per frame,
+  ``labels/NNNNNN.png`` (CIHP ids) and ``persons/NNNNNN.png`` (the frame's own person ids) plus ``chunk.json``.
+- ``join_chunks(video, chunk_dirs, out_dir)`` tracks persons over all saved frames in order (so ids cannot break
+  at chunk borders: the join sees the same sequence a single run would) and writes the outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..colormap import colorize, overlay, person_view
+from ..engine.types import Parser
+from .decode import DecodeReport, VideoLimits, check_corruption, iter_frames, probe
+from .encode import LabelZip, WebmWriter, frame_name, label_png, person_png, poster_jpeg, read_png
+from .track import Tracker, relabel
+
+LAMBDA_TIMEOUT_S = 900.0
+OUTPUTS = {  # name -> MIME type, in the order join_chunks writes them (result.json last)
+    "color.webm": "video/webm", "overlay.webm": "video/webm", "persons.webm": "video/webm",
+    "labels.zip": "application/zip", "tracks.json": "application/json", "poster.jpg": "image/jpeg",
+    "result.json": "application/json",
+}
+Progress = Callable[[int, int], None]
+
+
+def plan_chunks(frames: int, seconds_per_frame: float, *, timeout_s: float = LAMBDA_TIMEOUT_S,
+                safety: float = 0.6, overhead_s: float = 60.0, max_chunk_frames: int | None = None,
+                ) -> list[tuple[int, int]]:
+    """Frame ranges [start, end) covering 0..frames, each expected to finish in ``safety * timeout_s`` after
+    ``overhead_s`` (cold start, model load, decode, upload). One range means "run in one invocation".
+    E.g. M2FP at 2 s a frame: (900 * 0.6 - 60) / 2 = 240 frames per chunk; lite at 0.15 s: 3200.
+    ``max_chunk_frames`` forces smaller chunks (tests, the local runner)."""
+    if frames <= 0:
+        return []
+    per = max(1, int((timeout_s * safety - overhead_s) / max(seconds_per_frame, 1e-6)))
+    if max_chunk_frames:
+        per = min(per, max_chunk_frames)
+    n = math.ceil(frames / per)
+    bounds = [round(i * frames / n) for i in range(n + 1)]  # even sizes, no tiny tail chunk
+    return [(bounds[i], bounds[i + 1]) for i in range(n)]
+
+
+def process_chunk(parser: Parser, video: Path, start: int, end: int, out_dir: Path, *, fps: float | None = 10.0,
+                  limits: VideoLimits = VideoLimits(), on_progress: Progress | None = None) -> dict[str, Any]:
+    """Parse sampled frames [start, end) of ``video`` with ``parser`` (same entry as stills). Writes the PNGs
+    and ``chunk.json`` under ``out_dir`` and returns the chunk.json document."""
+    t0 = time.perf_counter()
+    info = probe(video, fps=fps, limits=limits)
+    end = min(end, info.frames)
+    (out_dir / "labels").mkdir(parents=True, exist_ok=True)
+    (out_dir / "persons").mkdir(parents=True, exist_ok=True)
+    report = DecodeReport()
+    frames: list[dict[str, Any]] = []
+    parse_s = 0.0
+    for fr in iter_frames(video, info, start=start, end=end, report=report):
+        tp = time.perf_counter()
+        res = parser.parse(fr.rgb)
+        parse_s += time.perf_counter() - tp
+        name = frame_name(fr.index)
+        (out_dir / "labels" / name).write_bytes(label_png(res.label_map))
+        (out_dir / "persons" / name).write_bytes(person_png(res.person_map))
+        frames.append({"index": fr.index, "t": round(fr.time, 4),
+                       "persons": [{"id": p.id, "score": round(p.score, 4), "bbox": list(p.bbox), "area": p.area}
+                                   for p in res.persons]})
+        if on_progress:
+            on_progress(len(frames) + len(report.skipped), end - start)
+    doc = {"start": start, "end": end, "frames": frames, "skipped": report.skipped,
+           "decode_errors": report.errors[:20], "model": parser.info.kind,
+           "timings": {"parse_s": round(parse_s, 3), "total_s": round(time.perf_counter() - t0, 3)}}
+    (out_dir / "chunk.json").write_text(json.dumps(doc), encoding="utf-8")
+    return doc
+
+
+def join_chunks(video: Path, chunk_dirs: Sequence[Path], out_dir: Path, *, fps: float | None = 10.0,
+                limits: VideoLimits = VideoLimits(), alpha: float = 0.6, iou_threshold: float = 0.2,
+                max_lost: int = 10) -> dict[str, Any]:
+    """Track persons over every frame the chunks saved, in order, and write ``OUTPUTS`` into ``out_dir``.
+    Returns the result.json document. Raises CorruptVideo/NoFrames when too many frames were skipped."""
+    t0 = time.perf_counter()
+    info = probe(video, fps=fps, limits=limits)
+    chunks = [(d, json.loads((d / "chunk.json").read_text(encoding="utf-8"))) for d in chunk_dirs]
+    chunks.sort(key=lambda c: int(c[1]["start"]))
+    covered = [(int(doc["start"]), int(doc["end"])) for _, doc in chunks]
+    if [a for a, _ in covered] != [0, *[b for _, b in covered[:-1]]] or not covered or covered[-1][1] != info.frames:
+        raise ValueError(f"chunks {covered} do not cover frames 0..{info.frames} exactly once")
+    where = {int(f["index"]): d for d, doc in chunks for f in doc["frames"]}
+    skipped = sorted(i for _, doc in chunks for i in doc["skipped"])
+    check_corruption(DecodeReport(skipped=skipped), info.frames, limits)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tracker = Tracker(iou_threshold=iou_threshold, max_lost=max_lost)
+    w, h = info.width, info.height
+    rate = fps or info.source_fps or 10.0
+    writers = {name: WebmWriter(out_dir / name, w, h, fps=rate) for name in ("color.webm", "overlay.webm",
+                                                                            "persons.webm")}
+    labels = LabelZip(out_dir / "labels.zip")
+    poster: tuple[int, np.ndarray[Any, Any]] | None = None
+    done = 0
+    try:
+        for fr in iter_frames(video, info):
+            d = where.get(fr.index)
+            if d is None:
+                continue  # skipped by its chunk (undecodable there): reported in result.json
+            label_map = read_png((d / "labels" / frame_name(fr.index)).read_bytes())
+            person_map = read_png((d / "persons" / frame_name(fr.index)).read_bytes())
+            mapping = tracker.update(fr.index, fr.time, person_map, label_map)
+            track_map = relabel(person_map, mapping)
+            over = overlay(fr.rgb, label_map, alpha)
+            writers["color.webm"].write(colorize(label_map), fr.time)
+            writers["overlay.webm"].write(over, fr.time)
+            writers["persons.webm"].write(person_view(track_map, label_map), fr.time)
+            labels.add(fr.index, label_map, track_map)
+            if poster is None or len(mapping) > poster[0]:
+                poster = (len(mapping), over)
+            done += 1
+    finally:
+        for wr in writers.values():
+            wr.close()
+        labels.close()
+    tracks = tracker.summary()
+    (out_dir / "tracks.json").write_text(json.dumps({"tracks": tracks}), encoding="utf-8")
+    if poster is not None:
+        (out_dir / "poster.jpg").write_bytes(poster_jpeg(poster[1]))
+    parse_s = sum(float(doc["timings"]["parse_s"]) for _, doc in chunks)
+    result = {
+        "kind": "video", "video": info.as_dict(), "frames": done, "fps": rate, "width": w, "height": h,
+        "frame_times": [round(t, 4) for t in info.times], "skipped_frames": skipped,
+        "person_count": len(tracks),
+        "persons": [{"id": t["id"], "color": t["color"], "frames": len(t["frames"]), "first": t["first"],
+                     "last": t["last"]} for t in tracks],
+        "chunks": [[int(doc["start"]), int(doc["end"])] for _, doc in chunks],
+        "model": chunks[0][1]["model"] if chunks else None,
+        "timings": {"parse_s": round(parse_s, 3), "join_s": round(time.perf_counter() - t0, 3),
+                    "parse_s_per_frame": round(parse_s / max(1, done), 4)},
+        "outputs": list(OUTPUTS),
+    }
+    (out_dir / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return result
+
+
+def process_video(parser: Parser, video: Path, work_dir: Path, out_dir: Path, *, fps: float | None = 10.0,
+                  limits: VideoLimits = VideoLimits(), max_chunk_frames: int | None = None,
+                  seconds_per_frame: float = 0.2, on_progress: Progress | None = None, **join: Any) -> dict[str, Any]:
+    """Whole pipeline in one process: probe, plan, every chunk in turn, join. Same steps as the fan-out."""
+    info = probe(video, fps=fps, limits=limits)
+    plan = plan_chunks(info.frames, seconds_per_frame, max_chunk_frames=max_chunk_frames)
+    dirs: list[Path] = []
+    base = 0
+    for i, (s, e) in enumerate(plan):
+        def step(done: int, _total: int, base: int = base) -> None:
+            if on_progress:
+                on_progress(base + done, info.frames)
+        process_chunk(parser, video, s, e, work_dir / f"chunk-{i:04d}", fps=fps, limits=limits, on_progress=step)
+        dirs.append(work_dir / f"chunk-{i:04d}")
+        base += e - s
+    return join_chunks(video, dirs, out_dir, fps=fps, limits=limits, **join)
