@@ -52,7 +52,7 @@ def test_parse_a_photo(clone: Path, env: dict[str, str], tmp_path: Path) -> None
     names = sorted(p.name for p in out.iterdir())
     for suffix in ("label.png", "color.png", "overlay.png", ".json"):
         assert any(n.startswith("astronaut.") and n.endswith(suffix) for n in names), names
-    assert not any(Path(env["HOME"]).iterdir())  # nothing downloaded or cached
+    assert not (Path(env["HOME"]) / ".cache" / "humanparse").exists()  # no model downloaded or cached
 
 
 def _free_port() -> int:
