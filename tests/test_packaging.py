@@ -84,3 +84,27 @@ def test_serve_options_without_the_word_serve(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(cli, "cmd_serve", lambda a: seen.update(port=a.port, cmd=a.cmd) or 0)
     assert cli.main(["--port", "8123"]) == 0
     assert seen == {"port": 8123, "cmd": "serve"}
+
+
+def test_download_lite_refreshes_with_checked_hashes(tmp_path: Path) -> None:
+    from humanparse.download import download_lite
+    from humanparse.exceptions import DownloadError
+
+    got = download_lite(tmp_path / "cache", source_dir=packaged_lite_dir())
+    assert sorted(p.name for p in got) == sorted(LITE_SHA256)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in LITE_SHA256:
+        (bad / name).write_bytes(b"tampered")
+    with pytest.raises(DownloadError, match="does not match the pinned"):
+        download_lite(tmp_path / "other", source_dir=bad)
+    assert not any((tmp_path / "other").glob("*.onnx"))
+
+
+def test_cli_adds_the_download_hint_to_a_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from humanparse.local.cli import main
+
+    rc = main(["parse", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o"), "--model", "m2fp",
+               "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no M2FP model folder" in err and "python local_runner.py download m2fp" in err
