@@ -12,7 +12,9 @@ import pytest
 from humanparse.engine.m2fp import precision as prec
 from humanparse.engine.m2fp.precision import VERDICT_FILE, calibrate, choose_precision
 
-pytestmark = pytest.mark.slow  # two full-size M2FP forwards (fp32 + bf16)
+# Two full-size M2FP forwards (fp32 + bf16); bf16 is emulated (slow) on CPUs without AVX512-BF16/AMX, and the
+# random-weight folder is built first when this module runs alone: ~10 min on 2 shared cores.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")
