@@ -3,6 +3,7 @@
 #
 #   docker build -t humanparse .                                   # M2FP weights fetched by hub id at build
 #   docker build --build-arg WITH_M2FP=0 -t humanparse-lite .      # lite tier only (no weights download)
+# The lite ONNX models are package data of `humanparse` (sha256-pinned): `pip install .` below carries them.
 #
 # Why Debian slim + awslambdaric and not the AWS Lambda python:3.11 base: that base is Amazon Linux 2
 # (glibc 2.26) and current CPU PyTorch wheels need glibc >= 2.28.
@@ -24,12 +25,13 @@ RUN /opt/venv/bin/pip install ".[local]" awslambdaric \
  && find /opt/venv -name "__pycache__" -prune -exec rm -rf {} + \
  && rm -rf /opt/venv/lib/python*/site-packages/torch/include /opt/venv/lib/python*/site-packages/torch/share/cmake
 COPY local_runner.py ./
-# Models: the explicit download step (builders never download). Lite models are pinned by sha256.
-RUN /opt/venv/bin/python local_runner.py download lite --dest /opt/models/lite
+# M2FP: the explicit download step (builders never download), then the fp32/bf16 calibration whose verdict lets
+# precision=auto use bf16 on AMX hosts (without it, auto runs fp32).
 RUN if [ "$WITH_M2FP" = "1" ]; then \
       python -m venv /opt/dl && /opt/dl/bin/pip install modelscope \
       && /opt/dl/bin/python -c "from modelscope.hub.snapshot_download import snapshot_download as d; import shutil; p=d('${MODEL_ID}', cache_dir='/tmp/hub'); shutil.copytree(p, '/opt/models/m2fp')" \
-      && test -f /opt/models/m2fp/configuration.json && test -f /opt/models/m2fp/pytorch_model.pt; \
+      && test -f /opt/models/m2fp/configuration.json && test -f /opt/models/m2fp/pytorch_model.pt \
+      && /opt/venv/bin/python local_runner.py calibrate --model-dir /opt/models/m2fp; \
     else mkdir -p /opt/models/m2fp; fi
 
 # -------------------------------------------------------------------------------------------- runtime
@@ -49,7 +51,7 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/
 USER 1000
 EXPOSE 8000
 # Non-Lambda hosts: `docker run -p 8000:8000 humanparse python local_runner.py serve --host 0.0.0.0
-#   --model-dir /opt/models/m2fp --lite-dir /opt/models/lite --data-dir /tmp/data`
+#   --model-dir /opt/models/m2fp --data-dir /tmp/data`
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/api/healthz', timeout=4).status == 200 else 1)" || exit 1
 ENTRYPOINT ["/usr/local/bin/entrypoint"]

@@ -1,5 +1,5 @@
-"""Shared fixtures. Real parts only: moto's HTTP server for S3/SQS, the shared trained ONNX models, a
-random-weight M2FP folder in ModelScope's exact layout."""
+"""Shared fixtures. Real parts only: moto's HTTP server for S3/SQS, the trained lite ONNX models (shipped in the
+package), a random-weight M2FP folder in ModelScope's exact layout."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HUMANPARSE_TEST_SHARED", ROOT.parent / "shared"))
 CIHP = SHARED / "data" / "cihp"
-MODELS = SHARED / "models"
 EVENTS = Path(__file__).parent / "events"
 
 
@@ -25,9 +24,10 @@ def cihp_images() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def shared_models() -> Path:
-    if not (MODELS / "bodypix-mobilenetv1-050-stride16.onnx").is_file():
-        pytest.skip("../shared/models not present")
-    return MODELS
+    """The folder of the two lite ONNX models: the package's own copy (no ../shared needed)."""
+    from humanparse.models import packaged_lite_dir
+
+    return packaged_lite_dir()
 
 
 @pytest.fixture(scope="session")

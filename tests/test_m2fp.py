@@ -4,6 +4,7 @@ against a line-by-line restatement of ModelScope's algorithm on random tensors."
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,15 @@ import torch.nn.functional as F
 from conftest import SHARED
 from humanparse.engine.m2fp.modeling import M2FPNet
 from humanparse.engine.m2fp.postprocess import m2fp_postprocess
-from humanparse.engine.m2fp.predictor import build_m2fp, preprocess, preprocess_shape
-from humanparse.exceptions import ModelError, ModelNotFound
+from humanparse.engine.m2fp.predictor import (
+    CheckpointError,
+    build_m2fp,
+    load_weights,
+    preprocess,
+    preprocess_shape,
+    read_checkpoint,
+)
+from humanparse.exceptions import ModelNotFound
 
 
 def test_architecture_matches_published_configuration() -> None:
@@ -56,11 +64,76 @@ def test_loading_errors(tmp_path: Path, m2fp_dir: Path) -> None:
     bad.mkdir()
     (bad / "configuration.json").write_text((m2fp_dir / "configuration.json").read_text())
     torch.save({"model": {"backbone.stem.conv1.weight": torch.zeros(1)}}, bad / "pytorch_model.pt")
-    with pytest.raises(ModelError, match="does not match"):
+    with pytest.raises(CheckpointError, match="does not match configuration.json: missing .* keys"):
         build_m2fp(bad)
     (bad / "pytorch_model.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelError):
+    with pytest.raises(CheckpointError, match="is not a PyTorch checkpoint"):
         build_m2fp(bad)
+
+
+@pytest.fixture(scope="module")
+def small_net() -> M2FPNet:
+    """A depth-50 network: same key kinds as ResNet-101 at a third of the build time."""
+    from humanparse.devtools import M2FP_CONFIGURATION
+
+    m = M2FP_CONFIGURATION["model"]
+    return M2FPNet({**m["backbone"], "depth": 50}, dict(m["encoder"]), dict(m["decoder"]))
+
+
+def test_unexpected_keys_warn_and_load(small_net: M2FPNet, caplog: pytest.LogCaptureFixture) -> None:
+    """As ModelScope: extra keys (loss buffers, modules the code no longer has) are named in a warning and skipped;
+    an absent BatchNorm ``num_batches_tracked`` is no error (inference never reads it)."""
+    state = {k: v.clone() + 1 if v.is_floating_point() else v.clone() for k, v in small_net.state_dict().items()}
+    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    state["criterion.empty_weight"] = torch.ones(21)
+    state["sem_seg_head.old_aux_head.weight"] = torch.zeros(3)
+    with caplog.at_level(logging.WARNING, logger="humanparse.engine.m2fp.predictor"):
+        unexpected = load_weights(small_net, state, "ckpt.pt")
+    assert unexpected == ["criterion.empty_weight", "sem_seg_head.old_aux_head.weight"]
+    assert "criterion.empty_weight" in caplog.text and "old_aux_head" in caplog.text
+    k = "sem_seg_head.predictor.class_embed.weight"
+    assert torch.equal(small_net.state_dict()[k], state[k])  # the weights really loaded
+
+
+def test_missing_and_misshaped_keys_are_named(small_net: M2FPNet) -> None:
+    state = dict(small_net.state_dict())
+    del state["sem_seg_head.predictor.class_embed.bias"]
+    with pytest.raises(CheckpointError, match=r"missing 1 keys: sem_seg_head\.predictor\.class_embed\.bias"):
+        load_weights(small_net, state, "ckpt.pt")
+    state = dict(small_net.state_dict())
+    state["sem_seg_head.predictor.class_embed.weight"] = torch.zeros(21, 256)  # a 20-class head
+    with pytest.raises(CheckpointError, match=r"wrong shape: sem_seg_head\.predictor\.class_embed\.weight "
+                                              r"\(21, 256\) \(expected \(22, 256\)\)"):
+        load_weights(small_net, state, "ckpt.pt")
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", b"PK\x03\x04broken zip", b"\x80\x04K\x01."])
+def test_read_checkpoint_names_a_file_that_is_not_one(tmp_path: Path, content: bytes) -> None:
+    f = tmp_path / "pytorch_model.pt"
+    f.write_bytes(content)
+    with pytest.raises(CheckpointError, match="pytorch_model.pt"):
+        read_checkpoint(f)
+
+
+def test_read_checkpoint_takes_model_entry_beside_training_state(tmp_path: Path) -> None:
+    f = tmp_path / "pytorch_model.pt"
+    w = torch.arange(3.0)
+    torch.save({"model": {"a.weight": w}, "optimizer": {"state": {}, "param_groups": []}, "iteration": 89999}, f)
+    assert torch.equal(read_checkpoint(f)["a.weight"], w)
+    torch.save({"model": {"a.weight": "not a tensor"}}, f)
+    with pytest.raises(CheckpointError, match="not tensors: a.weight"):
+        read_checkpoint(f)
+
+
+def test_model_id_under_damo_and_iic(tmp_path: Path) -> None:
+    from humanparse.config import Settings
+
+    name = "cv_resnet101_image-multiple-human-parsing"
+    for asked in (f"damo/{name}", f"iic/{name}"):
+        spec = Settings(model_id=asked, model_cache_dir=tmp_path).model_spec(2)
+        assert [p.name for p in spec.m2fp_dirs] == [asked.replace("/", "--"),
+                                                    ("iic/" if asked.startswith("damo") else "damo/").replace("/", "--")
+                                                    + name]
 
 
 def _modelscope_reference(cls: torch.Tensor, masks: torch.Tensor, padded: tuple[int, int], image: tuple[int, int],

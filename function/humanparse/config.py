@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .engine.loader import ModelSpec, m2fp_cache_candidates
 from .jobs import EXTENSIONS
 
 
@@ -28,7 +29,7 @@ class Settings(BaseSettings):
     lite_model_dir: Path | None = None
     threads: int | None = None  # None: from the container's CPU quota
     person_score_thr: float = 0.3
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # M2FP arithmetic; auto: bf16 on AMX hosts only
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # M2FP arithmetic; auto: bf16 only if calibrated, on AMX
 
     # --- storage
     upload_bucket: str = "humanparse-uploads"
@@ -56,6 +57,20 @@ class Settings(BaseSettings):
     @property
     def output_bucket(self) -> str:
         return self.results_bucket or self.upload_bucket
+
+    def model_spec(self, threads: int | None = None) -> ModelSpec:
+        """The engine's view of these settings. Places in order: M2FP — ``model_dir``, then the cache (under
+        the id's damo/ and iic/ names); lite — ``lite_model_dir`` (``--lite-dir`` / ``HUMANPARSE_LITE_MODEL_DIR``),
+        the files shipped in the package, then the cache (``download lite``)."""
+        from .models import packaged_lite_dir
+
+        m2fp = ([self.model_dir] if self.model_dir else []) + m2fp_cache_candidates(self.model_cache_dir,
+                                                                                  self.model_id)
+        lite = ([self.lite_model_dir] if self.lite_model_dir else []) + [packaged_lite_dir(),
+                                                                          self.model_cache_dir / "lite"]
+        return ModelSpec(kind=self.model_kind, m2fp_dirs=tuple(m2fp), lite_dirs=tuple(lite),
+                         threads=threads or self.threads or 2, precision=self.precision, model_id=self.model_id,
+                         person_score_thr=self.person_score_thr)
 
 
 @lru_cache(maxsize=1)

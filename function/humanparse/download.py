@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import urllib.request
 from pathlib import Path
 
 from .exceptions import DownloadError
+from .models import LITE_SHA256, sha256_file
 
-# Public origins of the lite models, pinned by content hash.
-LITE_MODELS: dict[str, tuple[str, str]] = {
-    "bodypix-mobilenetv1-050-stride16.onnx": (
+# Public origins of the lite models; their content hashes are the package's pins.
+LITE_URLS: dict[str, str] = {
+    "bodypix-mobilenetv1-050-stride16.onnx":
         "https://github.com/keijiro/BodyPixSentis/raw/main/Packages/jp.keijiro.bodypix/ONNX/"
         "MobileNetV1-x050-stride16.onnx",
-        "f2e51d18eec8e3c9ef3f196ea0245db1d86529161d19e14466ad4ebc5e6ee242",
-    ),
-    "pan-mobilenetv3-skin-clothes-hair.onnx": (
+    "pan-mobilenetv3-skin-clothes-hair.onnx":
         "https://github.com/Kazuhito00/Skin-Clothes-Hair-Segmentation-using-SMP/raw/main/02.model/"
         "PAN(timm-mobilenetv3_small_100)_452_1.02M_0.8028/best_model_simplifier.onnx",
-        "324a22a1c2e3a433d6225d4c5c50f50912797a4d14b69f7d632eeb5c85346f36",
-    ),
 }
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+LITE_MODELS: dict[str, tuple[str, str]] = {name: (url, LITE_SHA256[name]) for name, url in LITE_URLS.items()}
 
 
 def download_lite(dest: Path, *, source_dir: Path | None = None, timeout: float = 60.0) -> list[Path]:

@@ -151,12 +151,21 @@ class _GridRun:
 
 
 def find_lite_models(search_dirs: list[Path]) -> tuple[Path, Path]:
+    """(bodypix, pan) from the first folder in ``search_dirs`` (in order) that holds both files. Each file's
+    sha256 must equal its pin (``humanparse.models.LITE_SHA256``): the fusion was tuned on exactly these."""
+    from ..exceptions import ModelError
+    from ..models import LITE_SHA256, sha256_file
+
     for d in search_dirs:
         bp, pan = Path(d) / BODYPIX_FILE, Path(d) / PAN_FILE
         if bp.is_file() and pan.is_file():
+            for f in (bp, pan):
+                got = sha256_file(f)
+                if got != LITE_SHA256[f.name]:
+                    raise ModelError(f"{f} has sha256 {got}, not the pinned {LITE_SHA256[f.name]}: "
+                                     "a different or damaged file")
             return bp, pan
-    raise ModelNotFound("lite models not found in " + ", ".join(str(d) for d in search_dirs)
-                        + "; run `python local_runner.py download lite`")
+    raise ModelNotFound("lite models not found in " + ", ".join(str(d) for d in search_dirs))
 
 
 class LiteParser:

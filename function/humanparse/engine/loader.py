@@ -1,31 +1,61 @@
-"""Pick and build the parser a deployment serves. Only reads local folders; downloading is
-``humanparse.download`` (an explicit CLI step or the Docker build)."""
+"""Pick and build the parser a deployment serves, from a ``ModelSpec``: which model, the ordered places to look,
+threads, precision. Only reads local folders (downloading is ``humanparse.download``, an explicit step); knows no
+settings, buckets or commands — the entry points build the spec (``Settings.model_spec``) and add their own hints."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Protocol
 
-from ..config import Settings
 from ..exceptions import ModelNotFound
 from .types import Parser
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+M2FP_MODEL_NAME = "cv_resnet101_image-multiple-human-parsing"
+# ModelScope moved the model from the `damo` namespace to `iic`; both ids name the same files.
+M2FP_NAMESPACES = ("damo", "iic")
+DEFAULT_M2FP_ID = f"damo/{M2FP_MODEL_NAME}"
 
 
-def m2fp_cache_path(settings: Settings) -> Path:
-    return settings.model_cache_dir / "m2fp" / re.sub(r"[^A-Za-z0-9_.-]+", "--", settings.model_id)
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load and where from. Places are tried in order; the first holding the files wins."""
+
+    kind: Literal["auto", "m2fp", "lite"] = "auto"
+    m2fp_dirs: tuple[Path, ...] = ()  # candidate M2FP folders (configuration.json + pytorch_model.pt)
+    lite_dirs: tuple[Path, ...] = ()  # candidate folders of the two lite ONNX files (sha256-pinned)
+    threads: int = 2
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    model_id: str = DEFAULT_M2FP_ID  # reported in results when the folder came from the cache
+    person_score_thr: float = 0.3
 
 
-def lite_search_dirs(settings: Settings) -> list[Path]:
-    dirs = [settings.lite_model_dir] if settings.lite_model_dir else []
-    # ../shared/models beside a checkout: the project's test data, present in CI and dev machines
-    return dirs + [settings.model_cache_dir / "lite", REPO_ROOT.parent / "shared" / "models"]
+class HasModelSpec(Protocol):
+    """Anything that can describe the model to load (``Settings`` does)."""
+
+    def model_spec(self, threads: int | None = None) -> ModelSpec: ...
 
 
-def find_m2fp_dir(settings: Settings) -> Path | None:
-    for cand in ([settings.model_dir] if settings.model_dir else []) + [m2fp_cache_path(settings)]:
+def model_id_aliases(model_id: str) -> list[str]:
+    """``model_id`` first, then the same model under ModelScope's other namespace (damo/ ↔ iic/)."""
+    ns, _, name = model_id.partition("/")
+    if ns in M2FP_NAMESPACES and name:
+        return [model_id] + [f"{other}/{name}" for other in M2FP_NAMESPACES if other != ns]
+    return [model_id]
+
+
+def m2fp_cache_path(cache_dir: Path, model_id: str) -> Path:
+    """Where ``download m2fp`` puts ``model_id`` under the model cache."""
+    return cache_dir / "m2fp" / re.sub(r"[^A-Za-z0-9_.-]+", "--", model_id)
+
+
+def m2fp_cache_candidates(cache_dir: Path, model_id: str) -> list[Path]:
+    return [m2fp_cache_path(cache_dir, mid) for mid in model_id_aliases(model_id)]
+
+
+def find_m2fp_dir(places: tuple[Path, ...] | list[Path]) -> Path | None:
+    for cand in places:
         if (cand / "configuration.json").is_file() and (cand / "pytorch_model.pt").is_file():
             return cand
     return None
@@ -37,23 +67,25 @@ class LoadedParser:
     notice: str  # one line telling a person which model is serving
 
 
-def load_parser(settings: Settings, threads: int = 2) -> LoadedParser:
-    kind = settings.model_kind
-    m2fp_dir = find_m2fp_dir(settings) if kind in ("auto", "m2fp") else None
-    if kind == "m2fp" and m2fp_dir is None:
-        where = settings.model_dir or m2fp_cache_path(settings)
-        raise ModelNotFound(f"no M2FP model folder at {where}; run `python local_runner.py download m2fp` "
-                            "(needs a network) or set the model folder")
+def load_parser(spec: ModelSpec | HasModelSpec, threads: int | None = None) -> LoadedParser:
+    """Build the parser ``spec`` names. ``spec`` may also be a settings object (``.model_spec(threads)``)."""
+    if not isinstance(spec, ModelSpec):
+        spec = spec.model_spec(threads)
+    m2fp_dir = find_m2fp_dir(spec.m2fp_dirs) if spec.kind in ("auto", "m2fp") else None
+    if spec.kind == "m2fp" and m2fp_dir is None:
+        raise ModelNotFound("no M2FP model folder (configuration.json + pytorch_model.pt) in "
+                            + (", ".join(str(d) for d in spec.m2fp_dirs) or "any configured place"))
     if m2fp_dir is not None:
         from .m2fp import build_m2fp
 
-        parser = build_m2fp(m2fp_dir, model_id=settings.model_id if settings.model_dir is None else m2fp_dir.name,
-                            precision=settings.precision)
-        parser.person_score_thr = settings.person_score_thr
-        return LoadedParser(parser, f"serving M2FP from {m2fp_dir} ({parser.precision} fast path)")
+        cached = m2fp_dir in m2fp_cache_candidates(m2fp_dir.parent.parent, spec.model_id)
+        parser = build_m2fp(m2fp_dir, model_id=spec.model_id if cached else m2fp_dir.name,
+                            precision=spec.precision)
+        parser.person_score_thr = spec.person_score_thr
+        return LoadedParser(parser, f"serving M2FP from {m2fp_dir} ({parser.precision}: {parser.precision_reason})")
     from .lite import LiteParser, find_lite_models
 
-    bp, pan = find_lite_models(lite_search_dirs(settings))
-    notice = (f"serving the LITE model (BodyPix + PAN from {bp.parent}); for M2FP run "
-              "`python local_runner.py download m2fp` (needs a network)")
-    return LoadedParser(LiteParser(bp, pan, threads=threads), notice)
+    bp, pan = find_lite_models(list(spec.lite_dirs))
+    notice = (f"serving the LITE model (BodyPix + PAN from {bp.parent}); no M2FP folder in "
+              + (", ".join(str(d) for d in spec.m2fp_dirs) or "any configured place"))
+    return LoadedParser(LiteParser(bp, pan, threads=spec.threads), notice)

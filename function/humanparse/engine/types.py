@@ -17,6 +17,8 @@ class ModelInfo:
     model_id: str  # hub id or folder name
     supported_labels: tuple[int, ...]  # CIHP ids this model can produce
     notes: str = ""
+    precision: str = "fp32"  # arithmetic the network runs in: "fp32" | "bf16"
+    precision_reason: str = "the only precision this model runs in"  # M2FP: calibration verdict and CPU
 
 
 @dataclass
@@ -59,7 +61,8 @@ class ParseResult:
             "height": self.height,
             "model": {"kind": self.model.kind, "id": self.model.model_id,
                       "supported_labels": [CIHP_LABELS[i] for i in self.model.supported_labels],
-                      "notes": self.model.notes},
+                      "notes": self.model.notes, "precision": self.model.precision,
+                      "precision_reason": self.model.precision_reason},
             "labels": self.label_stats(),
             "person_count": len(self.persons),
             "persons": [

@@ -1,4 +1,4 @@
-"""``python local_runner.py [serve|parse|download]`` — see ``--help`` of each."""
+"""``python local_runner.py [serve|parse|download|calibrate]`` (or the ``humanparse`` command) — see ``--help``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..exceptions import FileUnreadable, HumanParseError, ImageTooLarge, InputError
+from ..exceptions import FileUnreadable, HumanParseError, ImageTooLarge, InputError, ModelError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FRONTEND_DIR = REPO_ROOT / "frontend"
@@ -29,6 +29,8 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         kw["model_cache_dir"] = Path(args.cache_dir)
     if getattr(args, "threads", None):
         kw["threads"] = args.threads
+    if getattr(args, "precision", None):
+        kw["precision"] = args.precision
     kw.update(extra)
     return Settings(**kw)
 
@@ -99,14 +101,34 @@ def cmd_download(args: argparse.Namespace) -> int:
             dest = Path(args.dest) if args.dest else settings.model_cache_dir / "lite"
             for p in download_lite(dest, source_dir=Path(args.source) if args.source else None):
                 print(p)
-        else:
-            if args.model_id:
-                settings = settings.model_copy(update={"model_id": args.model_id})
-            dest = Path(args.dest) if args.dest else m2fp_cache_path(settings)
-            print(download_m2fp(settings.model_id, dest))
+            return 0
+        model_id = args.model_id or settings.model_id
+        dest = Path(args.dest) if args.dest else m2fp_cache_path(settings.model_cache_dir, model_id)
+        print(download_m2fp(model_id, dest))
     except HumanParseError as exc:
         print(f"download failed: {exc}", file=sys.stderr)
         return 2
+    if args.no_calibrate:
+        return 0
+    return _calibrate(dest)
+
+
+# -------------------------------------------------------------------------------------------- calibrate
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    return _calibrate(Path(args.model_dir), [Path(p) for p in args.photos] or None)
+
+
+def _calibrate(model_dir: Path, photos: list[Path] | None = None) -> int:
+    """fp32 vs bf16 on photos of people; the verdict file decides whether ``precision=auto`` may use bf16."""
+    from ..engine.m2fp.precision import VERDICT_FILE, calibrate, choose_precision
+    from ..runtime import configure_threads
+
+    configure_threads(None)
+    print(f"calibrating {model_dir}: fp32 and bf16 on {len(photos) if photos else 1} photo(s)…", file=sys.stderr)
+    verdict = calibrate(model_dir, photos)
+    choice = choose_precision("auto", model_dir)
+    print(f"bf16 agrees with fp32 on {verdict['agreement']:.2%} of pixels (bar {verdict['bar']:.1%}); "
+          f"wrote {model_dir / VERDICT_FILE}\nprecision=auto will run {choice.precision}: {choice.reason}")
     return 0
 
 
@@ -140,19 +162,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return status
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="local_runner.py", description="humanparse on one machine, offline.")
-    sub = ap.add_subparsers(dest="cmd")
+EXAMPLES = {
+    "serve": "python local_runner.py --port 8000            # page + API + embedded S3 at http://127.0.0.1:8000/",
+    "parse": "python local_runner.py parse photos/*.jpg --out out/",
+    "download": "python local_runner.py download m2fp       # M2FP weights (needs a network), then calibrate",
+    "calibrate": "python local_runner.py calibrate --model-dir ~/.cache/humanparse/m2fp/damo--cv_resnet101_image-"
+                 "multiple-human-parsing",
+}
+COMMANDS = tuple(EXAMPLES)
+
+
+def build_parser(prog: str = "local_runner.py") -> argparse.ArgumentParser:
+    run = f"python {prog}" if prog.endswith(".py") else prog
+
+    def examples(*names: str) -> str:
+        return "example" + ("s" if len(names) > 1 else "") + ":\n" + "\n".join(
+            "  " + EXAMPLES[n].replace("python local_runner.py", run) for n in names)
+
+    raw = argparse.RawDescriptionHelpFormatter
+    ap = argparse.ArgumentParser(prog=prog, formatter_class=raw,
+                                 description="humanparse on one machine, offline. With no command (or only serve's "
+                                             "options, e.g. --port 8000) it serves.",
+                                 epilog=examples(*COMMANDS))
+    sub = ap.add_subparsers(dest="cmd", metavar="{" + ",".join(COMMANDS) + "}")
 
     def model_opts(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", choices=["auto", "m2fp", "lite"], default="auto",
-                       help="auto: M2FP if its folder is found, else the lite model")
+                       help="auto: M2FP if its folder is found, else the lite model (ships with the package)")
         p.add_argument("--model-dir", help="an M2FP folder (configuration.json + pytorch_model.pt)")
-        p.add_argument("--lite-dir", help="folder holding the two lite ONNX models")
+        p.add_argument("--lite-dir", help="folder holding the two lite ONNX models (default: the packaged ones)")
         p.add_argument("--cache-dir", help="model cache (default ~/.cache/humanparse)")
         p.add_argument("--threads", type=int, help="CPU threads (default: the CPU quota)")
+        p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                       help="M2FP arithmetic; auto: bf16 only where a calibration verdict allows it, on AMX CPUs")
 
-    s = sub.add_parser("serve", help="embedded S3 + trigger + API + page (default)")
+    s = sub.add_parser("serve", help="embedded S3 + trigger + API + page (default)", formatter_class=raw,
+                       epilog=examples("serve"))
     model_opts(s)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
@@ -163,30 +208,51 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--drain-timeout", type=float, default=120.0)
     s.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("parse", help="parse image files into label/colour/overlay PNGs and JSON")
+    p = sub.add_parser("parse", help="parse image files into label/colour/overlay PNGs and JSON", formatter_class=raw,
+                       epilog=examples("parse"))
     model_opts(p)
     p.add_argument("images", nargs="+")
     p.add_argument("--out", required=True)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_parse)
 
-    d = sub.add_parser("download", help="fetch model files (needs a network)")
+    d = sub.add_parser("download", help="fetch model files (needs a network)", formatter_class=raw,
+                       epilog=examples("download") + "\n  " + run + " download lite        # refresh the lite "
+                       "models from their public origins (they ship with the package)")
     d.add_argument("what", choices=["m2fp", "lite"])
-    d.add_argument("--model-id", help="hub id (default damo/cv_resnet101_image-multiple-human-parsing)")
+    d.add_argument("--model-id", help="hub id, damo/ or iic/ (default damo/cv_resnet101_image-multiple-human-parsing)")
     d.add_argument("--dest", help="target folder (default: the model cache)")
     d.add_argument("--source", help="lite: copy from this folder instead of the network (checksums still checked)")
     d.add_argument("--cache-dir")
+    d.add_argument("--no-calibrate", action="store_true", help="m2fp: skip the fp32/bf16 calibration after download")
     d.set_defaults(func=cmd_download)
+
+    c = sub.add_parser("calibrate", help="run fp32 and bf16 on sample photos; write the verdict into the model folder",
+                       formatter_class=raw, epilog=examples("calibrate"))
+    c.add_argument("--model-dir", required=True, help="an M2FP folder (configuration.json + pytorch_model.pt)")
+    c.add_argument("photos", nargs="*", help="photos of people (default: the public-domain photo in the package)")
+    c.set_defaults(func=cmd_calibrate)
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = build_parser()
-    args = ap.parse_args(argv)
-    if args.cmd is None:
-        args = ap.parse_args(["serve", *(argv or sys.argv[1:])])
+_HINT = ("model files: the lite models ship with the package (`{run} download lite` refreshes them); M2FP "
+         "weights are fetched with `{run} download m2fp` (needs a network), or pass --model-dir")
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """``local_runner.py`` and the ``humanparse`` console script. No command, or serve's options alone
+    (``--port 8000``), means ``serve``."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    prog = prog or ("humanparse" if Path(sys.argv[0]).name == "humanparse" else "local_runner.py")
+    if not args_in or (args_in[0] not in COMMANDS and args_in[0] not in ("-h", "--help")):
+        args_in = ["serve", *args_in]
+    args = build_parser(prog).parse_args(args_in)
     try:
         return int(args.func(args))
+    except ModelError as exc:
+        run = f"python {prog}" if prog.endswith(".py") else prog
+        print(f"error: {exc}\n{_HINT.format(run=run)}", file=sys.stderr)
+        return 2
     except HumanParseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import pickle
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,13 @@ WEIGHTS_FILE = "pytorch_model.pt"
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
 SIZE_DIVISIBILITY = 32
-# Keys a training checkpoint may carry beside the network's own; safe to ignore.
-_IGNORABLE_PREFIXES = ("pixel_mean", "pixel_std", "criterion.")
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(ModelError):
+    """``pytorch_model.pt`` is not a checkpoint, or its weights do not fit the configuration."""
+
+    code = "bad_checkpoint"
 
 
 @dataclass(frozen=True)
@@ -80,18 +88,50 @@ def preprocess(rgb: npt.NDArray[np.uint8], short: int = 640, max_size: int = 133
 
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict of a ModelScope ``pytorch_model.pt``: ``{"model": state_dict, ...training state}`` or a
+    bare state dict. Anything else is a ``CheckpointError`` naming the file."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise ModelError(f"cannot read {path}: {exc}") from exc
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError,
+            AttributeError, TypeError) as exc:  # what torch.load raises for a file that is not a checkpoint
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelError(f"{path} holds no state dict under 'model'")
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"{path} holds no state dict (expected a dict of tensors under 'model')")
+    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(f"{path}: entries that are not tensors: {_names(not_tensors)}")
     return state
 
 
+def _names(keys: list[str], n: int = 8) -> str:
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def load_weights(net: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> list[str]:
+    """Load ``state`` into ``net`` as ModelScope's ``M2FP.__init__`` does (``strict=False``), except where that
+    would give wrong answers silently. Returns the unexpected keys (logged as one warning, then ignored:
+    ``criterion.*``, ``pixel_mean``/``pixel_std``, modules the code no longer has). A missing key or a wrong shape
+    raises ``CheckpointError`` naming them (ModelScope logs mis-shaped keys and runs with random weights there).
+    BatchNorm's ``num_batches_tracked`` is a training counter that inference never reads: absent is fine."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})" for k, v in own.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or wrong:
+        parts = ([f"missing {len(missing)} keys: {_names(missing)}"] if missing else []) + \
+                ([f"wrong shape: {_names(wrong)}"] if wrong else [])
+        raise CheckpointError(f"{source} does not match configuration.json: " + "; ".join(parts))
+    unexpected = [k for k in state if k not in own]
+    if unexpected:
+        log.warning("%s: ignoring %d keys the network does not use: %s", source, len(unexpected), _names(unexpected))
+    net.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    return unexpected
+
+
 def build_m2fp_net(model_dir: str | Path) -> tuple[M2FPNet, M2FPConfig]:
-    """Build the network from ``configuration.json`` and load ``pytorch_model.pt`` strictly."""
+    """Build the network from ``configuration.json`` and load ``pytorch_model.pt`` (see ``load_weights``)."""
     root = Path(model_dir)
     cfg_path, w_path = root / CONFIG_FILE, root / WEIGHTS_FILE
     if not cfg_path.is_file() or not w_path.is_file():
@@ -100,17 +140,7 @@ def build_m2fp_net(model_dir: str | Path) -> tuple[M2FPNet, M2FPConfig]:
     if cfg.single_human:
         raise ModelError("single-human M2FP checkpoints are not supported; use the multi-human model")
     net = M2FPNet(cfg.backbone, cfg.encoder, cfg.decoder)
-    state = read_checkpoint(w_path)
-    state = {k: v for k, v in state.items() if not k.startswith(_IGNORABLE_PREFIXES)}
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}" for k, v in own.items()
-             if k in state and state[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        raise ModelError(f"checkpoint does not match configuration: missing {missing[:5]}"
-                         f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}")
-    net.load_state_dict(state, strict=True)
+    load_weights(net, read_checkpoint(w_path), w_path)
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
@@ -121,12 +151,14 @@ class M2FPParser:
     """Image in, ``ParseResult`` out. Thread-safe for concurrent ``parse`` calls (no mutable state)."""
 
     def __init__(self, net: M2FPNet, cfg: M2FPConfig, model_id: str, *, person_score_thr: float = 0.3,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", precision_reason: str = "") -> None:
         self.net, self.cfg = net, cfg
-        self.precision = precision
+        self.precision = precision  # "fp32" | "bf16": what ``forward`` runs
+        self.precision_reason = precision_reason or f"{precision} was requested"
         self.person_score_thr = person_score_thr
         self.info = ModelInfo(kind="m2fp", model_id=model_id, supported_labels=tuple(range(cfg.num_parsing)),
-                              notes="M2FP (Mask2Former for Parsing), ResNet-101, CIHP 20 classes")
+                              notes="M2FP (Mask2Former for Parsing), ResNet-101, CIHP 20 classes",
+                              precision=precision, precision_reason=self.precision_reason)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (1, 3, Hp, Wp) normalised. Returns class logits (Q, C+1) and mask logits (Q, Hp/4, Wp/4)."""
@@ -156,11 +188,14 @@ class M2FPParser:
 def build_m2fp(model_dir: str | Path, *, model_id: str | None = None, fast: bool = True,
                precision: str = "auto") -> M2FPParser:
     """``fast``: the rearranged fast path (``fast.py``); False keeps the reference arithmetic that matches
-    ModelScope bit for bit. ``precision``: auto | fp32 | bf16 (see ``fast.choose_precision``)."""
-    from .fast import choose_precision, make_fast
+    ModelScope bit for bit (always fp32). ``precision``: auto | fp32 | bf16; ``auto`` is bf16 only where the
+    folder's calibration verdict allows it on an AMX CPU (``precision.choose_precision``)."""
+    from .fast import make_fast
+    from .precision import PrecisionChoice, choose_precision
 
     net, cfg = build_m2fp_net(model_dir)
     if fast:
         make_fast(net)
-    prec = choose_precision(precision) if fast else "fp32"
-    return M2FPParser(net, cfg, model_id or Path(model_dir).name, precision=prec)
+    choice = choose_precision(precision, model_dir) if fast else PrecisionChoice("fp32", "reference path (fp32 only)")
+    return M2FPParser(net, cfg, model_id or Path(model_dir).name, precision=choice.precision,
+                      precision_reason=choice.reason)

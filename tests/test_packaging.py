@@ -1,0 +1,110 @@
+"""What a wheel carries (the pinned lite models, licences, the calibration photo, the console script), that
+look-up finds models only in the places it is given, and the command line as people type it."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from humanparse.models import LITE_SHA256, packaged_lite_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout")
+    src = tmp_path_factory.mktemp("src")  # build from a copy: setuptools writes build/ and *.egg-info in place
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout
+    for rel in filter(None, files.decode().split("\0")):
+        if (ROOT / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel)
+    out = tmp_path_factory.mktemp("wheel")
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(out), str(src)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    (whl,) = out.glob("humanparse-*.whl")
+    return whl
+
+
+def test_wheel_carries_pinned_models_licences_and_script(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        for name, digest in LITE_SHA256.items():
+            assert hashlib.sha256(z.read(f"humanparse/models/lite/{name}")).hexdigest() == digest
+        for extra in ("LICENSE-bodypix.txt", "LICENSE-pan.txt", "NOTICE"):
+            assert f"humanparse/models/lite/{extra}" in names
+        assert {"humanparse/calibration/astronaut.jpg", "humanparse/calibration/LICENSE.txt"} <= names
+        (ep,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        assert "humanparse = humanparse.local.cli:main" in z.read(ep).decode()
+
+
+def test_packaged_models_are_found_and_verified(tmp_path: Path) -> None:
+    from humanparse.engine.lite import find_lite_models
+    from humanparse.exceptions import ModelError, ModelNotFound
+
+    bp, pan = find_lite_models([tmp_path / "absent", packaged_lite_dir()])
+    assert bp.parent == packaged_lite_dir() and pan.parent == packaged_lite_dir()
+    with pytest.raises(ModelNotFound, match="lite models not found in") as info:
+        find_lite_models([tmp_path])
+    assert "local_runner" not in str(info.value)  # the engine names no command; the CLI adds the hint
+    for f in (bp, pan):
+        (tmp_path / f.name).write_bytes(f.read_bytes()[:-1] + b"\0")
+    with pytest.raises(ModelError, match="not the pinned"):
+        find_lite_models([tmp_path, packaged_lite_dir()])
+
+
+def test_no_development_path_in_the_package() -> None:
+    pkg = ROOT / "function" / "humanparse"
+    offenders = [str(p.relative_to(pkg)) for p in pkg.rglob("*.py") if '"shared"' in p.read_text()]
+    assert offenders == []
+
+
+def test_help_shows_an_example_per_command() -> None:
+    from humanparse.local.cli import COMMANDS, build_parser
+
+    top = build_parser().format_help()
+    for cmd in COMMANDS:
+        assert f"python local_runner.py {cmd}" in top or cmd == "serve"
+    assert "python local_runner.py --port 8000" in top
+    assert "humanparse parse photos/*.jpg --out out/" in build_parser("humanparse").format_help()
+
+
+def test_serve_options_without_the_word_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    from humanparse.local import cli
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(cli, "cmd_serve", lambda a: seen.update(port=a.port, cmd=a.cmd) or 0)
+    assert cli.main(["--port", "8123"]) == 0
+    assert seen == {"port": 8123, "cmd": "serve"}
+
+
+def test_download_lite_refreshes_with_checked_hashes(tmp_path: Path) -> None:
+    from humanparse.download import download_lite
+    from humanparse.exceptions import DownloadError
+
+    got = download_lite(tmp_path / "cache", source_dir=packaged_lite_dir())
+    assert sorted(p.name for p in got) == sorted(LITE_SHA256)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in LITE_SHA256:
+        (bad / name).write_bytes(b"tampered")
+    with pytest.raises(DownloadError, match="does not match the pinned"):
+        download_lite(tmp_path / "other", source_dir=bad)
+    assert not any((tmp_path / "other").glob("*.onnx"))
+
+
+def test_cli_adds_the_download_hint_to_a_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from humanparse.local.cli import main
+
+    rc = main(["parse", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o"), "--model", "m2fp",
+               "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no M2FP model folder" in err and "python local_runner.py download m2fp" in err
