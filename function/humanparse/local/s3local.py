@@ -20,7 +20,10 @@ from urllib.parse import quote, unquote
 import boto3
 from botocore.config import Config
 
-LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local-secret"}
+from .gate import S3Gate, new_local_credentials
+
+# Random per process (= per run): only this runner's own clients can sign for its S3/SQS (see gate.py).
+LOCAL_CREDENTIALS = new_local_credentials()
 
 
 def free_port() -> int:
@@ -49,6 +52,7 @@ class EmbeddedS3:
         self.host, self.port, self.region = host, port or free_port(), region
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self.gate: S3Gate | None = None
 
     @property
     def endpoint(self) -> str:
@@ -60,12 +64,9 @@ class EmbeddedS3:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
 
-        from .policy import PostPolicyMiddleware
-
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-        app = PostPolicyMiddleware(DomainDispatcherApplication(create_backend_app),
-                                   {LOCAL_CREDENTIALS["aws_access_key_id"]: LOCAL_CREDENTIALS["aws_secret_access_key"]})
-        self._server = make_server(self.host, self.port, app, threaded=True)
+        self.gate = S3Gate(DomainDispatcherApplication(create_backend_app), LOCAL_CREDENTIALS)
+        self._server = make_server(self.host, self.port, self.gate, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-s3", daemon=True)
         self._thread.start()
 
@@ -78,6 +79,8 @@ class EmbeddedS3:
     def provision(self, buckets: list[str], cors_origins: list[str]) -> LocalAws:
         aws = LocalAws(self.endpoint, self.region, "", "")
         s3, sqs = aws.client("s3"), aws.client("sqs")
+        if self.gate is not None:
+            self.gate.allow_origins(cors_origins)
         for b in dict.fromkeys(buckets):
             try:
                 s3.create_bucket(Bucket=b)
