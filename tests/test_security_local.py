@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 import requests
 from botocore.auth import SigV4Auth
@@ -22,6 +23,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+from conftest import encode_png
 from urllib3.filepost import encode_multipart_formdata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -266,3 +268,35 @@ def test_check_policy_errors_are_s3_errors() -> None:
     with pytest.raises(S3Error) as ei:
         check_policy(fields, 1, "b", {LOCAL_CREDENTIALS["aws_access_key_id"]: LOCAL_CREDENTIALS["aws_secret_access_key"]})
     assert ei.value.status.startswith("403") and "expiration" in ei.value.message
+
+
+# -------------------------------------------------------------------------------- the runner as users run it
+def test_runner_storage_refuses_strangers_and_serves_the_page(tmp_path: Path, shared_models: Path) -> None:
+    """``local_runner.py serve``: its S3 refuses unsigned reads and the admin reset, answers CORS for the page's
+    own origin only, and the page's flow (presigned POST with the page's Origin, then the job) still works."""
+    from runner import Runner
+    from test_local_runner import wait
+
+    r = Runner(tmp_path / "data").start()
+    try:
+        ep = re.search(r"embedded S3 at (http://127\.0\.0\.1:\d+)", r.log())
+        assert ep, r.log()
+        s3 = ep.group(1)
+        assert requests.get(f"{s3}/humanparse-uploads", timeout=10).status_code == 403
+        assert requests.post(f"{s3}/moto-api/reset", timeout=10).status_code == 404
+        answer = requests.post(r.base + "/api/uploads", json={"content_type": "image/png"}, timeout=30).json()
+        up, job = answer["upload"], answer["job_id"]
+        pre = requests.options(up["url"], headers={"Origin": r.base, "Access-Control-Request-Method": "POST"}, timeout=10)
+        assert pre.status_code == 200 and pre.headers["Access-Control-Allow-Origin"] == r.base
+        assert "Access-Control-Allow-Origin" not in requests.options(up["url"], timeout=10, headers={
+            "Origin": EVIL, "Access-Control-Request-Method": "POST"}).headers
+        png = encode_png(np.full((64, 48, 3), 128, np.uint8))
+        sent = requests.post(up["url"], data=up["fields"], files={"file": ("p.png", png, "image/png")},
+                             headers={"Origin": r.base}, timeout=30)
+        assert sent.status_code == 204 and sent.headers["Access-Control-Allow-Origin"] == r.base
+        j = wait(r.base, job)
+        assert j["status"] == "done", j
+        got = requests.get(j["results"]["label.png"], headers={"Origin": r.base}, timeout=30)
+        assert got.status_code == 200 and got.headers["Access-Control-Allow-Origin"] == r.base
+    finally:
+        r.stop()
