@@ -199,6 +199,18 @@ def test_a_second_file_part_is_refused(s3srv: dict[str, Any]) -> None:
     assert r.status_code == 400 and xml_code(r) == "EntityTooLarge"
 
 
+def test_form_without_key_or_file_is_400_not_500(s3srv: dict[str, Any]) -> None:
+    post = presigned_post(s3srv)
+    no_key = [(k, v) for k, v in post["fields"].items() if k != "key"]
+    r = send(post["url"], [*no_key, ("file", ("p.jpg", b"x", "image/jpeg"))])
+    assert r.status_code == 400 and "key" in r.text
+    r = send(post["url"], list(post["fields"].items()))
+    assert r.status_code == 400 and xml_code(r) == "InvalidArgument"
+    r = requests.post(post["url"], data=b"--x\r\nbroken", headers={"Content-Type": "multipart/form-data; boundary=x"},
+                      timeout=10)
+    assert r.status_code == 400
+
+
 def test_upper_case_media_type_is_checked(s3srv: dict[str, Any]) -> None:
     post = presigned_post(s3srv)
     forged = dict(post["fields"], key="uploads/forged/image.jpg")

@@ -217,6 +217,8 @@ def _form_from_parts(parts: list[tuple[str, bytes, str | None]]) -> PostForm:
     fields: dict[str, str] = {}
     names: dict[str, str] = {}
     for name, value, filename in parts:
+        if name.lower() == "file" and "key" not in fields:
+            raise _bad("InvalidArgument", "Bucket POST must contain a field named 'key'.")
         if name.lower() == "file":
             return PostForm(fields, names, value, filename or "")
         if name.lower() in fields:
