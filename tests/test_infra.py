@@ -203,10 +203,10 @@ def test_handler_with_template_environment(moto_server: str, shared_models: Path
     delivers an S3 event and an HTTP event to the Lambda entry points."""
     import boto3
     from conftest import encode_jpeg
+    from humanparse.local.s3local import LOCAL_CREDENTIALS  # the embedded S3 takes only this run's keys
 
     env = template_env()
-    s3 = boto3.client("s3", endpoint_url=moto_server, region_name=REGION, aws_access_key_id="x",
-                      aws_secret_access_key="x")
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name=REGION, **LOCAL_CREDENTIALS)
     for b in (env["HUMANPARSE_UPLOAD_BUCKET"], env["HUMANPARSE_RESULTS_BUCKET"]):
         try:
             s3.create_bucket(Bucket=b)
@@ -226,7 +226,8 @@ def test_handler_with_template_environment(moto_server: str, shared_models: Path
         " 'http': h.http_handler(json.load(open(sys.argv[2])), None), 'notice': h._loaded.notice}))\n")
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANPARSE_")}
     run_env.update(env)
-    run_env.update({"AWS_ENDPOINT_URL_S3": moto_server, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+    run_env.update({"AWS_ENDPOINT_URL_S3": moto_server, "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+                    "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
                     "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "PYTHONPATH": str(ROOT / "function"),
                     "HOME": str(tmp_path)})
     r = subprocess.run([sys.executable, "-c", script, str(tmp_path / "s3.json"), str(tmp_path / "http.json")],

@@ -30,10 +30,12 @@ import boto3
 from botocore.config import Config
 
 from .durable import DiskStore, Record, StorageUnavailable
+from .gate import S3Gate, new_local_credentials
 
 log = logging.getLogger("humanparse.local.s3")
 
-LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local-secret"}
+# Random per process (= per run): only this runner's own clients can sign for its S3/SQS (see gate.py).
+LOCAL_CREDENTIALS = new_local_credentials()
 RETRY_AFTER_S = 10
 
 StartResponse = Callable[..., Any]
@@ -200,18 +202,15 @@ def _xml_escape(s: str) -> str:
 
 # ------------------------------------------------------------------------------------------- server
 def build_s3_app(store: DiskStore | None, reserve: Callable[[str, str], bool]) -> WsgiApp:
-    """The WSGI stack, innermost first: moto → write-through (if a store) → presigned-POST policy check.
-    Gates that must see every request (auth, CORS) wrap the result."""
+    """moto → write-through (if a store). ``S3Gate`` (auth, CORS, admin blocking, presigned-POST policy) wraps
+    the result, so every request it lets through is checked before it can change anything."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-    from .policy import PostPolicyMiddleware
 
     app: WsgiApp = DomainDispatcherApplication(create_backend_app)
     if store is not None:
         _install_notification_hook()
         app = WriteThrough(app, store, reserve)
-    return PostPolicyMiddleware(app, {LOCAL_CREDENTIALS["aws_access_key_id"]:
-                                      LOCAL_CREDENTIALS["aws_secret_access_key"]})
+    return app
 
 
 class EmbeddedS3:
@@ -224,6 +223,7 @@ class EmbeddedS3:
         self.store, self.reserve = store, reserve
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self.gate: S3Gate | None = None
 
     @property
     def endpoint(self) -> str:
@@ -233,7 +233,8 @@ class EmbeddedS3:
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-        self._server = make_server(self.host, self.port, build_s3_app(self.store, self.reserve), threaded=True)
+        self.gate = S3Gate(build_s3_app(self.store, self.reserve), LOCAL_CREDENTIALS)
+        self._server = make_server(self.host, self.port, self.gate, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-s3", daemon=True)
         self._thread.start()
 
@@ -246,6 +247,8 @@ class EmbeddedS3:
     def provision(self, buckets: list[str], cors_origins: list[str]) -> LocalAws:
         aws = LocalAws(self.endpoint, self.region)
         s3, sqs = aws.client("s3"), aws.client("sqs")
+        if self.gate is not None:
+            self.gate.allow_origins(cors_origins)
         for b in dict.fromkeys(buckets):
             try:
                 s3.create_bucket(Bucket=b)
