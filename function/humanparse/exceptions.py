@@ -57,3 +57,18 @@ class ModelNotFound(ModelError):
 
 class DownloadError(HumanParseError):
     code = "download_failed"
+
+
+class TooManyScans(InputError):
+    """A progressive JPEG with far more scans than any camera writes: each scan re-decodes the whole image
+    (measured: a 583 KB file of ~7000 scans took 33 s), so it is refused from its markers."""
+
+    code = "too_many_scans"
+    http_status = 422
+
+
+class ParseTimeout(InputError):
+    """The parse ran past its time budget (``Settings.parse_time_budget_s``); not retried."""
+
+    code = "parse_timeout"
+    http_status = 422
