@@ -135,8 +135,36 @@ class BoxUpsampler:
         return (oy0, oy1, ox0, ox1), full[oy0:oy1, ox0:ox1]
 
 
-def _score_candidates(cands: list[Candidate], up: BoxUpsampler, num_parsing: int,
-                      human_score_thr: float) -> list[HumanMask]:
+def _photo_samples(hit: tuple[tuple[int, int, int, int], Tensor], work_hw: tuple[int, int],
+                   photo_hw: tuple[int, int]) -> Tensor:
+    """The logits the photo-size upsample would have on a grid of photo pixels (every k-th row and column, k the
+    upscale factor, so about as many as the working size has), from the working-size box ``hit``: the mask
+    score is a mean over photo pixels, and the working size's own mean is off by enough to move label edges
+    (measured on a 12 MP photo: 99.87 % → higher agreement, small classes' IoU 0.93 → see README)."""
+    (y0, y1, x0, x1), m = hit
+    k = max(1, int(photo_hw[0] / work_hw[0]))
+    plane = torch.full((y1 - y0 + 2, x1 - x0 + 2), _FLOOR, dtype=torch.float32)
+    plane[1:-1, 1:-1] = m
+    iy0, iy1, wy0, wy1 = (t[::k] for t in _linear_coords(work_hw[0], photo_hw[0]))
+    ix0, ix1, wx0, wx1 = (t[::k] for t in _linear_coords(work_hw[1], photo_hw[1]))
+    ry = torch.nonzero((iy1 >= y0) & (iy0 < y1)).flatten()
+    rx = torch.nonzero((ix1 >= x0) & (ix0 < x1)).flatten()
+    a0, a1 = (torch.clamp(i[ry] - y0 + 1, 0, y1 - y0 + 1) for i in (iy0, iy1))
+    b0, b1 = (torch.clamp(i[rx] - x0 + 1, 0, x1 - x0 + 1) for i in (ix0, ix1))
+    r0, r1 = plane[a0], plane[a1]
+    return ((r0[:, b0] * wx0[rx] + r0[:, b1] * wx1[rx]) * wy0[ry, None]
+            + (r1[:, b0] * wx0[rx] + r1[:, b1] * wx1[rx]) * wy1[ry, None])
+
+
+def _mask_score(m: Tensor) -> float:
+    pos = m > 0
+    return float((m.sigmoid() * pos).sum(dtype=torch.float32) / (pos.sum(dtype=torch.float32) + 1e-6))
+
+
+def _score_candidates(cands: list[Candidate], up: BoxUpsampler, num_parsing: int, human_score_thr: float,
+                      photo_hw: tuple[int, int] | None = None) -> list[HumanMask]:
+    """Set each candidate's score and box; return the human instances. ``photo_hw``: the decision size is
+    smaller than the photo, and scores are taken on a grid of photo pixels (``_photo_samples``)."""
     humans: list[HumanMask] = []
     for c in cands:
         hit = up(c.query)
@@ -145,8 +173,8 @@ def _score_candidates(cands: list[Candidate], up: BoxUpsampler, num_parsing: int
             continue
         c.box, m = hit
         pos = m > 0
-        denom = pos.sum(dtype=torch.float32) + 1e-6
-        c.score = c.class_score * float((m.sigmoid() * pos).sum(dtype=torch.float32) / denom)
+        sample = m if photo_hw is None else _photo_samples(hit, up.out_hw, photo_hw)
+        c.score = c.class_score * _mask_score(sample)
         if c.label == num_parsing and c.score > human_score_thr:
             humans.append(HumanMask(c.box, pos.numpy().copy(), c.score))
     return humans
@@ -279,7 +307,7 @@ def m2fp_postprocess(class_logits: Tensor, mask_logits: Tensor, *, padded_hw: tu
         upscale = not full_resolution and out_hw[0] * out_hw[1] > image_hw[0] * image_hw[1]
         decide_hw = image_hw if upscale else out_hw
         up = BoxUpsampler(mask_logits.float(), padded_hw, image_hw, decide_hw)
-        humans = _score_candidates(cands, up, num_parsing, human_score_thr)
+        humans = _score_candidates(cands, up, num_parsing, human_score_thr, out_hw if upscale else None)
         work, part_scores = _paste(cands, up, decide_hw, num_parsing, ins_score_thr)
         final = refine_band(work, cands, up, out_hw, num_parsing, ins_score_thr) if upscale else work
         return PostprocessOutput(final, work, humans, part_scores)
