@@ -300,11 +300,12 @@ def m2fp_postprocess(class_logits: Tensor, mask_logits: Tensor, *, padded_hw: tu
                      full_resolution: bool = False) -> PostprocessOutput:
     """class_logits: (Q, C+1) for one image (C includes the Human class at index ``num_parsing``);
     mask_logits: (Q, h4, w4). ``image_hw`` is the resized size inside the padded canvas; ``out_hw`` the
-    original photo size. Decisions are taken at ``image_hw`` when the photo is larger (then upscaled with
-    ``refine_band``), else at ``out_hw``; ``full_resolution`` decides every photo pixel (the reference)."""
+    original photo size. Decisions are taken at ``image_hw`` when the photo has at least twice its pixels (then
+    upscaled with ``refine_band``), else at ``out_hw``; ``full_resolution`` decides every photo pixel (the reference)."""
     with torch.no_grad():
         cands = select_candidates(class_logits, num_parsing, ins_score_thr, human_score_thr, topk)
-        upscale = not full_resolution and out_hw[0] * out_hw[1] > image_hw[0] * image_hw[1]
+        # below 2x the working size's pixels deciding every photo pixel is cheaper than the band refinement
+        upscale = not full_resolution and out_hw[0] * out_hw[1] >= 2 * image_hw[0] * image_hw[1]
         decide_hw = image_hw if upscale else out_hw
         up = BoxUpsampler(mask_logits.float(), padded_hw, image_hw, decide_hw)
         humans = _score_candidates(cands, up, num_parsing, human_score_thr, out_hw if upscale else None)
