@@ -78,10 +78,10 @@ def main() -> int:
         conf += confusion(FOLD[gt], res.label_map, 20)
         conf_c += confusion(COARSE[gt], COARSE[res.label_map], 6)
         # baseline: one BodyPix run's parts alone → coarse classes (carried to the image at the right offsets)
-        bp = parser._run_bodypix(rgb)
+        bp, scale = parser._run_bodypix(rgb)
         hw = (rgb.shape[0], rgb.shape[1])
-        seg = _grid_to_image(bp["segments"], hw, bp["_scale"])[..., 0]
-        parts = _grid_to_image(bp["part_heatmaps"], hw, bp["_scale"]).argmax(-1)
+        seg = _grid_to_image(bp["segments"], hw, scale)[..., 0]
+        parts = _grid_to_image(bp["part_heatmaps"], hw, scale).argmax(-1)
         bp_coarse = np.array([1, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5], np.uint8)[parts]
         bp_coarse[seg <= 0] = 0
         conf_bp += confusion(COARSE[gt], bp_coarse, 6)

@@ -59,7 +59,7 @@ def cases() -> list[tuple[str, bytes, str, str]]:
         ("16bit-png", _save(sixteen, "PNG"), "image/png", "ok"),
         ("rgba-png", _save(rgba, "PNG"), "image/png", "ok"),
         ("palette-png", _save(_photo().convert("P"), "PNG"), "image/png", "ok"),
-        ("animated-gif", gif.getvalue(), "image/png", "ok"),
+        ("animated-gif", gif.getvalue(), "image/png", "unsupported_format"),
         ("animated-webp", webp_anim.getvalue(), "image/webp", "ok"),
         ("exif-rotated", _save(exif_img, "JPEG", exif=exif.tobytes()), "image/jpeg", "ok"),
         ("png-declared-jpeg", png, "image/jpeg", "ok"),

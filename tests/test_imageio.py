@@ -64,12 +64,82 @@ def test_exif_orientation_applied() -> None:
     assert d.rgb.shape[:2] == (40, 20) and d.exif_rotated
 
 
-def test_animated_gif_first_frame() -> None:
+def test_animated_webp_first_frame() -> None:
     frames = [Image.new("RGB", (20, 20), c) for c in ((255, 0, 0), (0, 0, 255))]
     buf = io.BytesIO()
-    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:], lossless=True)
     d = decode_image(buf.getvalue())
     assert d.frames == 2 and d.rgb[0, 0, 0] > 200 and d.rgb[0, 0, 2] < 50
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF"])
+def test_unpromised_formats_refused_415(fmt: str) -> None:
+    with pytest.raises(E.UnsupportedFormat) as info:
+        decode_image(_save(Image.fromarray(_img()), fmt))
+    assert info.value.http_status == 415 and info.value.code == "unsupported_format"
+
+
+def _progressive_bomb(scans: int) -> bytes:
+    """A small progressive JPEG whose scan script is repeated ``scans`` times over (each extra scan a valid
+    refinement-free DC scan of the same data), as the red team's 7000-scan file."""
+    base = _save(Image.fromarray(_img(64, 64)), "JPEG", progressive=True, quality=80)
+    sos = base.index(b"\xff\xda")
+    eoi = base.rindex(b"\xff\xd9")
+    first_scan_end = base.index(b"\xff\xda", sos + 2)
+    scan = base[sos:first_scan_end]  # the DC scan: re-applying it only redoes work
+    return base[:first_scan_end] + scan * scans + base[first_scan_end:eoi] + b"\xff\xd9"
+
+
+def test_progressive_jpeg_bomb_refused_fast() -> None:
+    data = _progressive_bomb(5000)
+    t = time.perf_counter()
+    with pytest.raises(E.TooManyScans) as info:
+        decode_image(data)
+    assert time.perf_counter() - t < 2.0 and 400 <= info.value.http_status < 500
+    ok = _save(Image.fromarray(_img(64, 64)), "JPEG", progressive=True)  # an ordinary progressive file
+    assert decode_image(ok).rgb.shape == (64, 64, 3)
+
+
+def test_16bit_40mp_png_within_memory() -> None:
+    """A 40 MP 16-bit grey PNG (tiny on disk) decodes within the bounds: scaled to the output size, through
+    integer arithmetic (it used to cost +1.7 GB and 7.8 s); with a tighter decode budget it is refused."""
+    import resource
+
+    w, h = 7300, 5480
+    def chunk(t: bytes, d: bytes) -> bytes:
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    row = b"\x00" + b"\x80\x00" * w
+    comp = zlib.compressobj(9)
+    body = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
+    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 0, 0, 0, 0))
+            + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    with pytest.raises(E.ImageTooLarge):
+        decode_image(data, max_decode_megabytes=50)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    d = decode_image(data)
+    grew_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert d.rgb.shape[0] * d.rgb.shape[1] <= 12.5e6 and d.source_size == (w, h)
+    assert abs(int(d.rgb[10, 10, 0]) - 128) <= 1
+    assert grew_mb < 700  # peak growth of this process (measured 534 MB; the float64 path took +1.7 GB)
+
+
+def test_large_jpeg_decoded_scaled_to_output_size() -> None:
+    big = Image.fromarray(_img(40, 60)).resize((6000, 4000))
+    data = _save(big, "JPEG", quality=70)
+    d = decode_image(data)
+    assert (d.rgb.shape[1], d.rgb.shape[0]) == (3000, 2000) and d.source_size == (6000, 4000)
+    assert decode_image(data, max_output_megapixels=30).rgb.shape[:2] == (4000, 6000)
+
+
+def test_100mp_jpeg_header_refused_fast() -> None:
+    """A 12000x9000 (108 MP) JPEG header with no data behind it: refused from the header."""
+    head = _save(Image.new("RGB", (16, 16)), "JPEG")
+    sof = head.index(b"\xff\xc0")
+    bomb = head[:sof + 5] + struct.pack(">HH", 9000, 12000) + head[sof + 9:head.index(b"\xff\xda")]
+    t = time.perf_counter()
+    with pytest.raises(E.ImageTooLarge):
+        decode_image(bomb)
+    assert time.perf_counter() - t < 0.5
 
 
 @pytest.mark.parametrize("data,err", [

@@ -12,7 +12,7 @@ import numpy as np
 from conftest import cihp_images
 from humanparse.engine.lite import (
     _PART_REGION,
-    R_LEG_CIHP_L,
+    REGION_LEG_LEFT,
     SUPPORTED,
     LiteParser,
     _grid_to_image,
@@ -97,12 +97,12 @@ def test_shifted_runs_line_up_with_the_first(lite_parser: Any, cihp: Path) -> No
     either the padding or the mapping would flip this)."""
     rgb = np.asarray(Image.open(cihp / "images" / "0012008.jpg").convert("RGB"))
     hw = rgb.shape[:2]
-    base = lite_parser._run_bodypix(rgb)
-    ref = _grid_to_image(base["segments"], hw, base["_scale"])[..., 0]
-    shifted = lite_parser._run_bodypix(rgb, 8)
-    right = _grid_to_image(shifted["segments"], hw, shifted["_scale"], shift=8)[..., 0]
-    ignored = _grid_to_image(shifted["segments"], hw, shifted["_scale"], shift=0)[..., 0]
-    flipped = _grid_to_image(shifted["segments"], hw, shifted["_scale"], shift=-8)[..., 0]
+    base, scale = lite_parser._run_bodypix(rgb)
+    ref = _grid_to_image(base["segments"], hw, scale)[..., 0]
+    shifted, scale8 = lite_parser._run_bodypix(rgb, 8)
+    right = _grid_to_image(shifted["segments"], hw, scale8, shift=8)[..., 0]
+    ignored = _grid_to_image(shifted["segments"], hw, scale8, shift=0)[..., 0]
+    flipped = _grid_to_image(shifted["segments"], hw, scale8, shift=-8)[..., 0]
     err = np.abs(right - ref).mean()  # measured 0.61 against 1.09 (ignored) and 1.79 (flipped)
     assert err < 0.75 * np.abs(ignored - ref).mean()
     assert err < 0.5 * np.abs(flipped - ref).mean()
@@ -115,7 +115,7 @@ def test_region_scores_sum_their_parts() -> None:
     logits[0, 0, [14, 15]] = np.log(0.3)  # left upper leg, front and back
     logits[0, 0, 12] = np.log(0.4)  # torso front
     assert int(logits[0, 0].argmax()) == 12
-    assert int(_region_logits(logits)[0, 0].argmax()) == R_LEG_CIHP_L
+    assert int(_region_logits(logits)[0, 0].argmax()) == REGION_LEG_LEFT
     probs = np.random.default_rng(0).dirichlet(np.ones(24), size=(5, 6)).astype(np.float32)
     want = np.stack([probs[..., _PART_REGION == r].sum(-1) for r in range(8)], -1).argmax(-1)
     np.testing.assert_array_equal(_region_logits(np.log(probs) + 3.0).argmax(-1), want)  # any per-cell offset

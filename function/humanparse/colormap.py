@@ -24,12 +24,15 @@ def colorize(label_map: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 
 
 def overlay(rgb: npt.NDArray[np.uint8], label_map: npt.NDArray[np.uint8], alpha: float = 0.6) -> npt.NDArray[np.uint8]:
-    """Blend part colours over the photo with opacity ``alpha`` (0..1); background pixels keep the photo."""
+    """Blend part colours over the photo with opacity ``alpha`` (0..1); background pixels keep the photo.
+    uint8 arithmetic (cv2, rounded): at 12 MP the float32 version held ~0.6 GB of temporaries."""
+    import cv2
+
     if rgb.shape[:2] != label_map.shape:
         raise ValueError(f"image {rgb.shape[:2]} and label map {label_map.shape} differ in size")
-    a = (label_map > 0).astype(np.float32)[..., None] * float(np.clip(alpha, 0.0, 1.0))
-    out = rgb.astype(np.float32) * (1.0 - a) + _LUT[label_map].astype(np.float32) * a
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    a = float(np.clip(alpha, 0.0, 1.0))
+    blended = cv2.addWeighted(rgb, 1.0 - a, _LUT[label_map], a, 0.0)
+    return np.where((label_map > 0)[..., None], blended, rgb).astype(np.uint8)
 
 
 def person_view(person_map: npt.NDArray[np.uint8], label_map: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:

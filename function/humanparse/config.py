@@ -43,12 +43,17 @@ class Settings(BaseSettings):
     # --- limits
     max_upload_bytes: int = 15 * 1024 * 1024
     sync_max_bytes: int = 4 * 1024 * 1024  # POST /parse body: Lambda's 6 MB payload cap, with headroom
-    max_megapixels: float = 40.0
+    max_megapixels: float = 100.0  # largest photo accepted (header check; JPEGs decode scaled, see below)
     allowed_content_types: tuple[str, ...] = tuple(EXTENSIONS)  # spelled once, in jobs.EXTENSIONS
     max_json_bytes: int = 64 * 1024  # JSON request bodies (POST /uploads needs < 1 KB; Lambda caps at 6 MB)
     max_filename_bytes: int = 200  # x-amz-meta-filename, after control characters are stripped
     presign_expires_s: int = 300
     result_url_expires_s: int = 3600
+    # (engine: photo size, decode and parse cost — #23, #20.5)
+    max_output_megapixels: float = 12.5  # outputs at the photo's size up to this (4032x3024 = 12.2 MP)
+    max_decode_megabytes: float = 400.0  # decoded pixels x bytes per pixel, checked before decoding
+    max_jpeg_scans: int = 100  # progressive JPEGs from cameras have ~10 scans
+    parse_time_budget_s: float = 60.0  # a parse still running after this fails with parse_timeout
 
     # --- HTTP
     cors_origins: tuple[str, ...] = ()

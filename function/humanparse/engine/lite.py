@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from ..exceptions import ModelNotFound
 from .posenet import assign_to_poses, decode_poses, pixel_keypoint_votes, sigmoid
-from .types import ModelInfo, ParseResult, persons_from_masks
+from .types import ModelInfo, ParseResult, check_deadline, persons_from_masks, upscale_persons
 
 BODYPIX_FILE = "bodypix-mobilenetv1-050-stride16.onnx"
 PAN_FILE = "pan-mobilenetv3-skin-clothes-hair.onnx"
@@ -39,17 +39,19 @@ BG, HAIR, UPPER, PANTS, TORSO_SKIN, FACE = 0, 2, 5, 9, 10, 13
 L_ARM, R_ARM, L_LEG, R_LEG, L_SHOE, R_SHOE = 14, 15, 16, 17, 18, 19
 SUPPORTED = (BG, HAIR, UPPER, PANTS, TORSO_SKIN, FACE, L_ARM, R_ARM, L_LEG, R_LEG, L_SHOE, R_SHOE)
 
-# BodyPix part index → region code. Sides: BodyPix "left" (the person's own left) = CIHP "Left".
-R_HEAD, R_TORSO, R_ARM_CIHP_L, R_ARM_CIHP_R, R_LEG_CIHP_L, R_LEG_CIHP_R, R_FOOT_CIHP_L, R_FOOT_CIHP_R = range(8)
+# BodyPix part index → body region (REGION_*; ids above are CIHP labels). Sides: BodyPix "left" (the person's own
+# left) = CIHP "Left-*", so REGION_ARM_LEFT becomes L_ARM.
+(REGION_HEAD, REGION_TORSO, REGION_ARM_LEFT, REGION_ARM_RIGHT, REGION_LEG_LEFT, REGION_LEG_RIGHT, REGION_FOOT_LEFT,
+ REGION_FOOT_RIGHT) = range(8)
 _PART_REGION = np.array([
-    R_HEAD, R_HEAD,  # left_face, right_face
-    R_ARM_CIHP_L, R_ARM_CIHP_L, R_ARM_CIHP_R, R_ARM_CIHP_R,  # upper arms (left front/back, right front/back)
-    R_ARM_CIHP_L, R_ARM_CIHP_L, R_ARM_CIHP_R, R_ARM_CIHP_R,  # lower arms
-    R_ARM_CIHP_L, R_ARM_CIHP_R,  # hands
-    R_TORSO, R_TORSO,
-    R_LEG_CIHP_L, R_LEG_CIHP_L, R_LEG_CIHP_R, R_LEG_CIHP_R,  # upper legs
-    R_LEG_CIHP_L, R_LEG_CIHP_L, R_LEG_CIHP_R, R_LEG_CIHP_R,  # lower legs
-    R_FOOT_CIHP_L, R_FOOT_CIHP_R,
+    REGION_HEAD, REGION_HEAD,  # left_face, right_face
+    REGION_ARM_LEFT, REGION_ARM_LEFT, REGION_ARM_RIGHT, REGION_ARM_RIGHT,  # upper arms (left front/back, right front/back)
+    REGION_ARM_LEFT, REGION_ARM_LEFT, REGION_ARM_RIGHT, REGION_ARM_RIGHT,  # lower arms
+    REGION_ARM_LEFT, REGION_ARM_RIGHT,  # hands
+    REGION_TORSO, REGION_TORSO,
+    REGION_LEG_LEFT, REGION_LEG_LEFT, REGION_LEG_RIGHT, REGION_LEG_RIGHT,  # upper legs
+    REGION_LEG_LEFT, REGION_LEG_LEFT, REGION_LEG_RIGHT, REGION_LEG_RIGHT,  # lower legs
+    REGION_FOOT_LEFT, REGION_FOOT_RIGHT,
 ], dtype=np.uint8)
 
 
@@ -142,9 +144,11 @@ def _grid_to_image(a: npt.NDArray[np.float32], hw: tuple[int, int], scale: npt.N
 @dataclass(frozen=True)
 class _GridRun:
     """One BodyPix run carried to the work image: ``seg`` (H, W) person logit, ``region_logit`` (H, W, 8);
-    ``people`` (gh, gw) int32 person ids on its grid (unshifted run only), ``raw`` its outputs."""
+    ``people`` (gh, gw) int32 person ids on its grid (unshifted run only), ``raw`` its outputs, ``scale`` its
+    input size over the image's, (bh / H, bw / W)."""
 
     raw: dict[str, npt.NDArray[np.float32]]
+    scale: npt.NDArray[np.float32]
     seg: npt.NDArray[np.float32]
     region_logit: npt.NDArray[np.float32]
     people: npt.NDArray[np.int32] | None
@@ -198,10 +202,12 @@ class LiteParser:
                      "as background, as CIHP annotates." if self.tuning.min_person_rel_area > 0 else ""))
 
     # ---------------------------------------------------------------------------------------- models
-    def _run_bodypix(self, rgb: npt.NDArray[np.uint8], shift: int = 0) -> dict[str, npt.NDArray[np.float32]]:
+    def _run_bodypix(self, rgb: npt.NDArray[np.uint8], shift: int = 0
+                     ) -> tuple[dict[str, npt.NDArray[np.float32]], npt.NDArray[np.float32]]:
         """BodyPix on ``rgb`` (H, W, 3) uint8 RGB, resized to 16k+1 sides. ``shift`` (0..15) pads the input by
         that many pixels at the top/left (and 16 - shift at the bottom/right), so cell i lands on resized pixel
-        16*i - shift: another grid, between the unshifted one's cells. ``_scale``: (bh / H, bw / W)."""
+        16*i - shift: another grid, between the unshifted one's cells. Returns the outputs by name (each
+        (gh, gw, C) float32) and the scale (bh / H, bw / W) float32."""
         h, w = rgb.shape[:2]
         s = (self.tuning.bodypix_long_side - 1) / max(h, w)
         bh = max(1, int(round(h * s / 16))) * 16 + 1
@@ -213,8 +219,7 @@ class LiteParser:
             x = np.pad(x, ((shift, 16 - shift), (shift, 16 - shift), (0, 0)), mode="edge")
         outs = self.bodypix.run(None, {"input": x[None]})
         res = {k: v[0] for k, v in zip(self._bp_outputs, outs, strict=False)}
-        res["_scale"] = np.array([bh / h, bw / w], dtype=np.float32)
-        return res
+        return res, np.array([bh / h, bw / w], dtype=np.float32)
 
     def _run_pan(self, rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """PAN on ``rgb`` (H, W, 3) uint8 RGB. Returns (512, 512, 3) float32 in [0, 1]: skin, clothes, hair."""
@@ -227,10 +232,10 @@ class LiteParser:
         return np.ascontiguousarray(out[0].transpose(1, 2, 0))
 
     def _bodypix_maps(self, work: npt.NDArray[np.uint8], shift: int, hw: tuple[int, int]) -> _GridRun:
-        b = self._run_bodypix(work, shift)
+        b, scale = self._run_bodypix(work, shift)
         people = self._person_instances(b, b["segments"][..., 0] > self.tuning.person_threshold) if shift == 0 else None
-        return _GridRun(raw=b, seg=_grid_to_image(b["segments"], hw, b["_scale"], shift=shift)[..., 0],
-                        region_logit=_grid_to_image(_region_logits(b["part_heatmaps"]), hw, b["_scale"], shift=shift),
+        return _GridRun(raw=b, scale=scale, seg=_grid_to_image(b["segments"], hw, scale, shift=shift)[..., 0],
+                        region_logit=_grid_to_image(_region_logits(b["part_heatmaps"]), hw, scale, shift=shift),
                         people=people)
 
     def _pan_maps(self, work: npt.NDArray[np.uint8], hw: tuple[int, int]) -> npt.NDArray[np.float32]:
@@ -257,29 +262,48 @@ class LiteParser:
         return labels
 
     # ------------------------------------------------------------------------------------------ parse
-    def parse(self, rgb: npt.NDArray[np.uint8]) -> ParseResult:
-        import cv2
-
+    def parse(self, rgb: npt.NDArray[np.uint8], *, deadline: float | None = None) -> ParseResult:
+        """rgb (H, W, 3) uint8 RGB → ``ParseResult`` at (H, W). Everything is decided on a work image of at most
+        ``work_long_side`` pixels; the label and person maps are brought to the photo once (nearest)."""
         t0 = time.perf_counter()
         h0, w0 = rgb.shape[:2]
-        tn = self.tuning
-        s = min(1.0, tn.work_long_side / max(h0, w0))
+        s = min(1.0, self.tuning.work_long_side / max(h0, w0))
         hw = (max(1, int(round(h0 * s))), max(1, int(round(w0 * s))))
-        work = _resize_rgb(rgb, hw)
-        # BodyPix on its own grid and on grids shifted by part of a cell (stride 16 is coarse: the shifted runs
-        # sample between its cells; their logits, each carried to the image at its own offsets, are averaged).
-        # Each job also carries its own maps to the image (and the unshifted one decodes the people), so that
-        # work overlaps the other model runs instead of following them on one core.
-        shifts = (0, *tn.extra_shifts)
-        jobs: list[Callable[[], Any]] = [partial(self._bodypix_maps, work, sh, hw) for sh in shifts]
+        runs, pan_w = self._run_models(_resize_rgb(rgb, hw), hw)
+        t1 = time.perf_counter()
+        check_deadline(deadline, "inference")
+        label = self._fuse_labels(runs, pan_w)
+        masks, scores = self._find_people(label, runs[0], hw)
+        masks, scores = self._drop_small_people(label, masks, scores)
+        work_persons, persons = persons_from_masks(label, masks, scores)
+        if (h0, w0) != hw:
+            import cv2
+
+            label = np.asarray(cv2.resize(label, (w0, h0), interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
+        person_map, persons = upscale_persons(label, work_persons, persons)
+        t2 = time.perf_counter()
+        return ParseResult(label_map=label, person_map=person_map, persons=persons, model=self.info,
+                           timings={"inference": t1 - t0, "fusion": t2 - t1, "total": t2 - t0})
+
+    def _run_models(self, work: npt.NDArray[np.uint8], hw: tuple[int, int]
+                    ) -> tuple[list[_GridRun], npt.NDArray[np.float32]]:
+        """BodyPix on its own grid and on grids shifted by part of a cell (stride 16 is coarse: the shifted runs
+        sample between its cells), and PAN, side by side. Each job also carries its own maps to the work image
+        (and the unshifted one decodes the people), so that work overlaps the other model runs. Returns the
+        BodyPix runs (unshifted first) and PAN's (h, w, 3) skin/clothes/hair probabilities."""
+        jobs: list[Callable[[], Any]] = [partial(self._bodypix_maps, work, sh, hw)
+                                         for sh in (0, *self.tuning.extra_shifts)]
         jobs.append(partial(self._pan_maps, work, hw))
         outs = list(self._pool.map(lambda f: f(), jobs)) if self._pool else [f() for f in jobs]
-        runs: list[_GridRun] = outs[:-1]
-        pan_w: npt.NDArray[np.float32] = outs[-1]
-        bp, clusters = runs[0].raw, runs[0].people
-        assert clusters is not None
-        t1 = time.perf_counter()
+        return outs[:-1], outs[-1]
 
+    def _fuse_labels(self, runs: list[_GridRun], pan_w: npt.NDArray[np.float32]
+                     ) -> npt.NDArray[np.uint8]:
+        """BodyPix regions (where) × PAN skin/clothes/hair (what covers it) → (h, w) uint8 CIHP ids. The grids'
+        logits, each carried to the image at its own offsets, are averaged."""
+        import cv2
+
+        tn = self.tuning
         seg, region_logit = runs[0].seg.copy(), runs[0].region_logit.copy()
         for r in runs[1:]:
             seg += r.seg
@@ -290,68 +314,75 @@ class LiteParser:
         # BodyPix's own silhouette: PAN-based or PAN-refined ones scored lower on CIHP (README)
         # Legs and feet are thin and often dark against the floor: BodyPix's logit there runs low, so they get
         # a lower bar than the rest of the body (measured: bench/lite_eval.py).
-        person = seg > np.where(region >= R_LEG_CIHP_L, tn.lower_body_threshold, tn.person_threshold)
+        person = seg > np.where(region >= REGION_LEG_LEFT, tn.lower_body_threshold, tn.person_threshold)
 
-        label = np.zeros(hw, dtype=np.uint8)
+        label = np.zeros(seg.shape, dtype=np.uint8)
         # Bare skin needs positive evidence: PAN under-calls vests, coats, dark sleeves and beige cloth as
         # "clothes", and CIHP labels most torsos, sleeves and legs as garments.
         is_skin = (skin > tn.skin_threshold) & (skin > clothes)
-        head = person & (region == R_HEAD)
+        head = person & (region == REGION_HEAD)
         label[head] = FACE
-        torso = person & (region == R_TORSO)
+        torso = person & (region == REGION_TORSO)
         label[torso] = np.where(is_skin[torso], TORSO_SKIN, UPPER)
-        for reg, arm in ((R_ARM_CIHP_L, L_ARM), (R_ARM_CIHP_R, R_ARM)):
+        for reg, arm in ((REGION_ARM_LEFT, L_ARM), (REGION_ARM_RIGHT, R_ARM)):
             m = person & (region == reg)
             label[m] = np.where(is_skin[m], arm, UPPER)
-        for reg, leg in ((R_LEG_CIHP_L, L_LEG), (R_LEG_CIHP_R, R_LEG)):
+        for reg, leg in ((REGION_LEG_LEFT, L_LEG), (REGION_LEG_RIGHT, R_LEG)):
             m = person & (region == reg)
             label[m] = np.where(is_skin[m], leg, PANTS)
-        label[person & (region == R_FOOT_CIHP_L)] = L_SHOE
-        label[person & (region == R_FOOT_CIHP_R)] = R_SHOE
+        label[person & (region == REGION_FOOT_LEFT)] = L_SHOE
+        label[person & (region == REGION_FOOT_RIGHT)] = R_SHOE
         # Hair: BodyPix has no hair part and often cuts it off; PAN sees it. Accept hair inside the person
         # and in a band around the head.
         head_zone = cv2.dilate(head.astype(np.uint8), np.ones((tn.hair_zone, tn.hair_zone), np.uint8)) > 0 if tn.hair_zone > 0 else head
         hair_m = (hair > tn.hair_threshold) & (hair >= np.maximum(skin, clothes)) & head_zone
         label[hair_m] = HAIR
+        return label
 
-        # Instances (decoded on the unshifted BodyPix grid), carried to the work resolution.
+    def _find_people(self, label: npt.NDArray[np.uint8], run: _GridRun, hw: tuple[int, int]
+                     ) -> tuple[list[npt.NDArray[np.bool_]], list[float]]:
+        """The people decoded on the unshifted BodyPix grid, carried to the work image: one (h, w) bool mask per
+        person (within ``label`` > 0) and its score (mean person probability of its cells)."""
+        clusters = run.people
+        assert clusters is not None
         masks: list[npt.NDArray[np.bool_]] = []
         scores: list[float] = []
-        if clusters.max() > 0:
-            # cells outside BodyPix's grid mask (the pixel-level mask is wider: lower bar for legs, averaged
-            # grids) take the nearest assigned cell's person, on the grid: cheap, and the same at this scale
-            from scipy import ndimage
+        if clusters.max() == 0:
+            return masks, scores
+        # cells outside BodyPix's grid mask (the pixel-level mask is wider: lower bar for legs, averaged
+        # grids) take the nearest assigned cell's person, on the grid: cheap, and the same at this scale
+        from scipy import ndimage
 
-            filled = clusters
-            if (clusters == 0).any():
-                idx = ndimage.distance_transform_edt(clusters == 0, return_distances=False, return_indices=True)
-                filled = clusters[idx[0], idx[1]]
-            # people meet along smooth lines, not cell edges: each person's cells as a 0/1 map, carried
-            # bilinearly, and the strongest wins
-            n = int(filled.max())
-            onehot = (filled[..., None] == np.arange(1, n + 1)).astype(np.float32)
-            cl_up = (_grid_to_image(onehot, hw, bp["_scale"]).argmax(-1) + 1).astype(np.int32)
-            probs = sigmoid(bp["segments"][..., 0])
-            for k in range(1, int(clusters.max()) + 1):
-                m = (cl_up == k) & (label > 0)
-                if m.any():
-                    masks.append(m)
-                    scores.append(float(probs[clusters == k].mean()) if (clusters == k).any() else 0.5)
-        if masks and tn.min_person_rel_area > 0:
-            areas = [int(m.sum()) for m in masks]
-            keep = [a >= tn.min_person_rel_area * max(areas) for a in areas]
-            for m, k in zip(masks, keep, strict=True):
-                if not k:
-                    label[m] = BG
-            masks = [m for m, k in zip(masks, keep, strict=True) if k]
-            scores = [s for s, k in zip(scores, keep, strict=True) if k]
-        if (h0, w0) != hw:
-            label = np.asarray(cv2.resize(label, (w0, h0), interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
-            masks = [cv2.resize(m.astype(np.uint8), (w0, h0), interpolation=cv2.INTER_NEAREST) > 0 for m in masks]
-        person_map, persons = persons_from_masks(label, masks, scores)
-        t2 = time.perf_counter()
-        return ParseResult(label_map=label, person_map=person_map, persons=persons, model=self.info,
-                           timings={"inference": t1 - t0, "fusion": t2 - t1, "total": t2 - t0})
+        filled = clusters
+        if (clusters == 0).any():
+            idx = ndimage.distance_transform_edt(clusters == 0, return_distances=False, return_indices=True)
+            filled = clusters[idx[0], idx[1]]
+        # people meet along smooth lines, not cell edges: each person's cells as a 0/1 map, carried
+        # bilinearly, and the strongest wins
+        n = int(filled.max())
+        onehot = (filled[..., None] == np.arange(1, n + 1)).astype(np.float32)
+        cl_up = (_grid_to_image(onehot, hw, run.scale).argmax(-1) + 1).astype(np.int32)
+        probs = sigmoid(run.raw["segments"][..., 0])
+        for k in range(1, int(clusters.max()) + 1):
+            m = (cl_up == k) & (label > 0)
+            if m.any():
+                masks.append(m)
+                scores.append(float(probs[clusters == k].mean()) if (clusters == k).any() else 0.5)
+        return masks, scores
+
+    def _drop_small_people(self, label: npt.NDArray[np.uint8], masks: list[npt.NDArray[np.bool_]],
+                           scores: list[float]) -> tuple[list[npt.NDArray[np.bool_]], list[float]]:
+        """People smaller than ``min_person_rel_area`` of the largest become background in ``label`` (in place)
+        and leave the lists."""
+        if not masks or self.tuning.min_person_rel_area <= 0:
+            return masks, scores
+        areas = [int(m.sum()) for m in masks]
+        keep = [a >= self.tuning.min_person_rel_area * max(areas) for a in areas]
+        for m, k in zip(masks, keep, strict=True):
+            if not k:
+                label[m] = BG
+        return ([m for m, k in zip(masks, keep, strict=True) if k],
+                [s for s, k in zip(scores, keep, strict=True) if k])
 
 
 def build_lite(model_dir: str | Path, *, threads: int = 2) -> LiteParser:

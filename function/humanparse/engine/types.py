@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from ..exceptions import ParseTimeout
 from ..labels import CIHP_LABELS
 
 
@@ -76,11 +78,18 @@ class ParseResult:
 
 
 class Parser(Protocol):
-    """What every engine (M2FP, lite) offers. ``rgb``: (H, W, 3) uint8 RGB."""
+    """What every engine (M2FP, lite) offers. ``rgb``: (H, W, 3) uint8 RGB. ``deadline``: a ``time.monotonic()``
+    instant; a parse still running then raises ``ParseTimeout`` at its next stage boundary."""
 
     info: ModelInfo
 
-    def parse(self, rgb: npt.NDArray[np.uint8]) -> ParseResult: ...
+    def parse(self, rgb: npt.NDArray[np.uint8], *, deadline: float | None = None) -> ParseResult: ...
+
+
+def check_deadline(deadline: float | None, stage: str) -> None:
+    """Cooperative time budget: called between a parse's stages (a stage itself is never interrupted)."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise ParseTimeout(f"the parse ran past its time budget (stopped after {stage})")
 
 
 def persons_from_masks(label_map: npt.NDArray[np.uint8], masks: list[npt.NDArray[np.bool_]],
@@ -103,15 +112,66 @@ def persons_from_masks(label_map: npt.NDArray[np.uint8], masks: list[npt.NDArray
         pid = len(persons) + 1
         person_map[free] = pid
         persons.append(Person(id=pid, score=float(scores[idx]), bbox=(0, 0, 0, 0), area=0))
+    return person_map, person_stats(label_map, person_map, persons, part_scores)
+
+
+def persons_from_box_masks(label_map: npt.NDArray[np.uint8], boxes: list[tuple[int, int, int, int]],
+                           masks: list[npt.NDArray[np.bool_]], scores: list[float],
+                           part_scores: dict[int, float] | None = None) -> tuple[npt.NDArray[np.uint8], list[Person]]:
+    """``persons_from_masks`` for masks given inside boxes: ``masks[i]`` is (y1-y0, x1-x0) bool at ``boxes[i]`` =
+    (y0, y1, x0, x1) of ``label_map``; the same assignment, at the cost of the boxes."""
+    person_map = np.zeros(label_map.shape, dtype=np.uint8)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    persons: list[Person] = []
+    for idx in order[:255]:
+        y0, y1, x0, x1 = boxes[idx]
+        pm = person_map[y0:y1, x0:x1]
+        free = masks[idx] & (label_map[y0:y1, x0:x1] > 0) & (pm == 0)
+        if not free.any():
+            continue
+        persons.append(Person(id=len(persons) + 1, score=float(scores[idx]), bbox=(0, 0, 0, 0), area=0))
+        pm[free] = persons[-1].id
+    return person_map, person_stats(label_map, person_map, persons, part_scores)
+
+
+def person_stats(label_map: npt.NDArray[np.uint8], person_map: npt.NDArray[np.uint8], persons: list[Person],
+                 part_scores: dict[int, float] | None = None) -> list[Person]:
+    """Fill each person's area, bbox and parts from the maps (one bincount over the image); persons left
+    without pixels are dropped and the rest renumbered 1..N in order (``person_map`` is rewritten to match)."""
+    n = len(CIHP_LABELS)
+    joint = np.bincount((person_map.astype(np.int32) * n + label_map).ravel(), minlength=(len(persons) + 1) * n)
+    joint = joint.reshape(-1, n)
+    kept: list[Person] = []
+    remap = np.zeros(256, dtype=np.uint8)
     for p in persons:
-        sel = person_map == p.id
-        ys, xs = np.nonzero(sel)
-        p.area = int(ys.size)
-        p.bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-        counts = np.bincount(label_map[sel], minlength=len(CIHP_LABELS))
-        for lab in np.nonzero(counts)[0]:
-            if lab == 0:
-                continue
-            s = (part_scores or {}).get(int(lab), p.score)
-            p.parts[int(lab)] = {"pixels": float(counts[lab]), "score": float(s)}
-    return person_map, persons
+        counts = joint[p.id]
+        if counts.sum() == 0:
+            continue
+        remap[p.id] = len(kept) + 1
+        p.area = int(counts.sum())
+        p.parts = {int(lab): {"pixels": float(counts[lab]), "score": float((part_scores or {}).get(int(lab), p.score))}
+                   for lab in np.nonzero(counts)[0] if lab != 0}
+        kept.append(p)
+    if len(kept) != len(persons):
+        person_map[...] = remap[person_map]
+    for i, p in enumerate(kept, start=1):
+        p.id = i
+        rows = np.flatnonzero((person_map == i).any(axis=1))
+        y0, y1 = int(rows[0]), int(rows[-1]) + 1
+        cols = np.flatnonzero((person_map[y0:y1] == i).any(axis=0))
+        p.bbox = (int(cols[0]), y0, int(cols[-1]) + 1, y1)
+    return kept
+
+
+def upscale_persons(label_map: npt.NDArray[np.uint8], work_person_map: npt.NDArray[np.uint8], persons: list[Person],
+                    part_scores: dict[int, float] | None = None) -> tuple[npt.NDArray[np.uint8], list[Person]]:
+    """The person map decided at the working size, brought to ``label_map``'s (photo) size once: nearest-neighbour,
+    cleared where the label is background; person statistics recomputed at the photo size."""
+    import cv2
+
+    h, w = label_map.shape
+    if work_person_map.shape == (h, w):
+        return work_person_map, persons
+    pm = np.asarray(cv2.resize(work_person_map, (w, h), interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
+    pm[label_map == 0] = 0
+    return pm, person_stats(label_map, pm, persons, part_scores)

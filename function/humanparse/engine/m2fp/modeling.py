@@ -174,9 +174,6 @@ def ms_deform_attn_core(value: Tensor, shapes: Sequence[tuple[int, int]], sampli
     return out.transpose(1, 2).contiguous()
 
 
-# torch labels CSR tensors "beta"; the op used here (CSR @ dense, fp32, CPU) is the MKL path and is covered
-# by tests/test_fast_path.py, so the notice is only noise for users.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 
 def ms_deform_attn_sparse(value: Tensor, shapes: Sequence[tuple[int, int]], sampling_locations: Tensor,
@@ -215,8 +212,12 @@ def ms_deform_attn_sparse(value: Tensor, shapes: Sequence[tuple[int, int]], samp
     vals = torch.stack((ya0 * f0[..., 0], ya0 * f1[..., 0], ya1 * f0[..., 0], ya1 * f1[..., 0]), -1)
     k = levels * points * 4
     crow = torch.arange(0, q * heads * k + 1, k, device=dev, dtype=torch.int64)
-    mat = torch.sparse_csr_tensor(crow, cols.reshape(-1), vals.reshape(-1), size=(q * heads, heads * offset),
-                                  check_invariants=False)
+    with warnings.catch_warnings():
+        # torch labels CSR tensors "beta"; the op used here (CSR @ dense, fp32, CPU) is the MKL path, covered by
+        # tests/test_fast_path.py, so the notice is noise. Silenced here only, not process-wide.
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        mat = torch.sparse_csr_tensor(crow, cols.reshape(-1), vals.reshape(-1), size=(q * heads, heads * offset),
+                                      check_invariants=False)
     return (mat @ v).view(1, q, heads * d)
 
 

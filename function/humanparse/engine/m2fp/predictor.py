@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ...exceptions import ModelError, ModelNotFound
-from ..types import ModelInfo, ParseResult, persons_from_masks
+from ..types import ModelInfo, ParseResult, check_deadline, persons_from_box_masks, upscale_persons
 from .modeling import M2FPNet
 from .postprocess import m2fp_postprocess
 
@@ -167,18 +167,24 @@ class M2FPParser:
             cls, masks = self.net(x)
         return cls[0].float(), masks[0].float()
 
-    def parse(self, rgb: npt.NDArray[np.uint8]) -> ParseResult:
+    def parse(self, rgb: npt.NDArray[np.uint8], *, deadline: float | None = None) -> ParseResult:
+        """rgb (H, W, 3) uint8 RGB → maps at (H, W). Decisions are taken at the network's working size and
+        brought to the photo once (``m2fp_postprocess``), so a 12 MP photo costs about what a small one does."""
         t0 = time.perf_counter()
         x, (nh, nw) = preprocess(rgb)
         t1 = time.perf_counter()
+        check_deadline(deadline, "preprocess")
         cls, masks = self.forward(x)
         t2 = time.perf_counter()
+        check_deadline(deadline, "forward")
         out = m2fp_postprocess(cls, masks, padded_hw=(int(x.shape[2]), int(x.shape[3])), image_hw=(nh, nw),
                                out_hw=(int(rgb.shape[0]), int(rgb.shape[1])), num_parsing=self.cfg.num_parsing,
                                ins_score_thr=self.cfg.parsing_ins_score_thr)
-        keep = [i for i, s in enumerate(out.human_scores) if s >= self.person_score_thr]
-        person_map, persons = persons_from_masks(out.label_map, [out.human_masks[i] for i in keep],
-                                                 [out.human_scores[i] for i in keep], out.part_scores)
+        humans = [h for h in out.humans if h.score >= self.person_score_thr]
+        work_persons, persons = persons_from_box_masks(out.work_label_map, [h.box for h in humans],
+                                                       [h.mask for h in humans], [h.score for h in humans],
+                                                       out.part_scores)
+        person_map, persons = upscale_persons(out.label_map, work_persons, persons, out.part_scores)
         t3 = time.perf_counter()
         return ParseResult(label_map=out.label_map, person_map=person_map, persons=persons, model=self.info,
                            timings={"preprocess": t1 - t0, "forward": t2 - t1, "postprocess": t3 - t2,
