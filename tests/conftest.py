@@ -74,7 +74,7 @@ class StubParser:
         self.info = ModelInfo(kind="stub", model_id="stub", supported_labels=(0, 5, 9, 13), notes="test stub")
         self.calls = 0
 
-    def parse(self, rgb: np.ndarray) -> Any:
+    def parse(self, rgb: np.ndarray, *, deadline: float | None = None) -> Any:
         from humanparse.engine.types import ParseResult, persons_from_masks
 
         self.calls += 1

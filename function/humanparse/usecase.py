@@ -22,12 +22,18 @@ from .rendering import render_all
 
 @dataclass(frozen=True)
 class ParseOptions:
-    max_megapixels: float = 40.0  # refused before any pixel is decoded
+    max_megapixels: float = 100.0  # refused before any pixel is decoded
+    max_output_megapixels: float = 12.5  # decoded (JPEG: DCT-scaled) and delivered at most this size
+    max_decode_megabytes: float = 400.0  # decoded pixels x bytes per pixel, checked before decoding
+    max_jpeg_scans: int = 100  # progressive-JPEG CPU bombs
+    parse_time_budget_s: float | None = 60.0  # a parse past this fails with parse_timeout
     overlay_alpha: float = 0.6  # weight of the colour map in overlay.png
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ParseOptions:
-        return cls(max_megapixels=settings.max_megapixels, overlay_alpha=settings.overlay_alpha)
+        return cls(max_megapixels=settings.max_megapixels, max_output_megapixels=settings.max_output_megapixels,
+                   max_decode_megabytes=settings.max_decode_megabytes, max_jpeg_scans=settings.max_jpeg_scans,
+                   parse_time_budget_s=settings.parse_time_budget_s, overlay_alpha=settings.overlay_alpha)
 
 
 @dataclass(frozen=True)
@@ -56,9 +62,12 @@ def parse_image(data: bytes, parser: Parser, options: ParseOptions = ParseOption
     """Parse the raw file bytes ``data`` (JPEG/PNG/WebP) with ``parser``. ``extra`` is merged into the JSON
     summary (a job id, a source path). Raises an ``InputError`` subclass for input it will not parse."""
     t0 = time.perf_counter()
-    decoded = decode_image(data, max_megapixels=options.max_megapixels)
+    decoded = decode_image(data, max_megapixels=options.max_megapixels,
+                           max_output_megapixels=options.max_output_megapixels,
+                           max_decode_megabytes=options.max_decode_megabytes, max_jpeg_scans=options.max_jpeg_scans)
     t1 = time.perf_counter()
-    result = parser.parse(decoded.rgb)
+    budget = options.parse_time_budget_s
+    result = parser.parse(decoded.rgb, deadline=None if budget is None else time.monotonic() + budget)
     t2 = time.perf_counter()
     doc_extra: dict[str, Any] = {"input": {"format": decoded.format, "mode": decoded.original_mode,
                                            "frames": decoded.frames, "exif_rotated": decoded.exif_rotated}}
