@@ -28,6 +28,7 @@ from typing import Any
 from ..config import Settings
 from ..engine.types import Parser
 from ..jobs import Layout
+from ..video.job import QueueFanOut
 from .durable import DataDirError, DiskStore
 from .s3local import EmbeddedS3, LocalAws, send_notification
 from .worker import Worker
@@ -131,6 +132,8 @@ class LocalDeployment:
         restored = self.s3srv.restore(buckets)
         self.restored = sum(len(v) for v in restored.values())
         service = build_service(base, self.parser, aws.client("s3"), max_concurrent_parses=opts.workers)
+        # a long video's chunk and join messages go on the same queue; the worker hands them to the same handler
+        service.trigger.video.fan_out = QueueFanOut(aws.client("sqs"), aws.queue_url)
         self.worker = Worker(aws.client("sqs"), aws.queue_url, service.handler, concurrency=opts.workers)
         self.resumed = self._resume(aws, restored)
         self.worker.start()
