@@ -131,3 +131,83 @@ def test_chunk_that_keeps_failing_fails_the_job(aws: dict[str, Any], stub_parser
     assert view is not None and view["status"] == "failed" and view["error"] == "chunk_failed", view
     assert "out of memory" in view["detail"]
     assert svc.handler(msg)["status"] == "skipped"  # a late redelivery changes nothing
+
+
+def _trigger(aws: dict[str, Any], parser: Any, **kw: Any) -> Any:
+    settings = Settings(upload_bucket=aws["upload_bucket"], results_bucket=aws["results_bucket"],
+                        s3_endpoint_url=aws["endpoint"], **kw)
+    return build_service(settings, parser, aws["s3"])
+
+
+def _put(aws: dict[str, Any], svc: Any, body: bytes, ctype: str, ext: str, job: str) -> dict[str, Any]:
+    from humanparse.local.notifications import make_s3_event
+
+    key = f"uploads/{job}/video.{ext}"
+    aws["s3"].put_object(Bucket=aws["upload_bucket"], Key=key, Body=body, ContentType=ctype)
+    etag = aws["s3"].head_object(Bucket=aws["upload_bucket"], Key=key)["ETag"].strip('"')
+    out: dict[str, Any] = svc.handler(make_s3_event(aws["upload_bucket"], key, size=len(body), etag=etag))
+    return out
+
+
+def test_hostile_videos_fail_with_their_code(aws: dict[str, Any], stub_parser: Any, tmp_path: Path,
+                                             photo: np.ndarray) -> None:
+    from test_video import write_audio_only
+
+    frames = _clip_from_photo(photo, 20, (64, 48))
+    good = write_clip(tmp_path / "g.mp4", frames).read_bytes()
+    cases = {  # name: (bytes, content type, extension, settings, expected code)
+        "empty": (b"", "video/mp4", "mp4", {}, "empty"),
+        "text": (b"hello, not a clip" * 20, "video/webm", "webm", {}, "not_a_video"),
+        "truncated": (good[: len(good) // 2], "video/mp4", "mp4", {}, "truncated_video"),
+        "audio": (write_audio_only(tmp_path / "a.mp4").read_bytes(), "video/mp4", "mp4", {}, "audio_only"),
+        "too-long": (good, "video/mp4", "mp4", {"video_max_seconds": 1.0}, "video_too_long"),
+        "too-large": (good, "video/mp4", "mp4", {"video_max_bytes": 100}, "video_too_large"),
+        "codec": (write_clip(tmp_path / "m.mov", frames, codec="mjpeg").read_bytes(), "video/quicktime", "mov", {},
+                  "unsupported_codec"),
+    }
+    for i, (name, (body, ctype, ext, kw, code)) in enumerate(cases.items()):
+        svc = _trigger(aws, stub_parser, **kw)
+        job = f"{i:032x}"
+        out = _put(aws, svc, body, ctype, ext, job)
+        view = svc.store.job_view(job)
+        assert out["records"][0]["status"] == "failed" and view is not None, (name, out)
+        assert (view["status"], view["error"], view["kind"]) == ("failed", code, "video"), (name, view)
+    assert stub_parser.calls == 0  # refused before any frame was parsed
+
+
+class StatusSpy:
+    """The Parser boundary: the stub's parse, recording what status.json says while frames are parsed."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.info, self.seen = inner, inner.info, []
+        self.read: Any = None
+
+    def parse(self, rgb: np.ndarray) -> Any:
+        if self.read is not None:
+            doc = self.read()
+            self.seen.append((doc["status"], doc.get("frames_done"), doc.get("frames_total")))
+        return self.inner.parse(rgb)
+
+
+def test_short_clip_runs_in_one_invocation_with_progress(aws: dict[str, Any], stub_parser: Any, tmp_path: Path,
+                                                         photo: np.ndarray) -> None:
+    spy = StatusSpy(stub_parser)
+    svc = _trigger(aws, spy, video_progress_interval_s=0.0, video_sample_fps=5.0)
+    job = "b" * 32
+    spy.read = lambda: svc.store.read_status(job)
+    body = write_clip(tmp_path / "s.webm", _clip_from_photo(photo, 20, (64, 48)), codec="libvpx-vp9",
+                      fmt="webm").read_bytes()
+    out = _put(aws, svc, body, "video/webm", "webm", job)
+    assert out["records"][0]["status"] == "done"
+    assert [s[0] for s in spy.seen] == ["running"] * 10 and spy.seen[-1][1:] == (9, 10), spy.seen
+    view = svc.store.job_view(job)
+    assert view is not None and view["status"] == "done" and view["frames_done"] == view["frames_total"] == 10
+    assert set(view["results"]) == {"color.webm", "overlay.webm", "persons.webm", "labels.zip", "tracks.json",
+                                    "poster.jpg", "result.json"}
+    assert requests.get(view["original"], timeout=30).content == body
+    keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=aws["results_bucket"])["Contents"]]
+    assert not [k for k in keys if "/work/" in k]  # one invocation: no work objects
+    # redelivery of the same event: skipped, nothing parsed again
+    calls = stub_parser.calls
+    assert _put(aws, svc, body, "video/webm", "webm", job)["records"][0]["status"] == "skipped"
+    assert stub_parser.calls == calls

@@ -125,7 +125,10 @@ class LocalDeployment:
             raise DeploymentError(str(exc)) from exc
         self.s3srv = EmbeddedS3(port=opts.s3_port, store=self.store, reserve=self._is_upload)
         self.s3srv.start()
-        self.settings = base = base.model_copy(update={"s3_endpoint_url": self.s3srv.endpoint})
+        # a video chunk must finish within the queue's visibility timeout (120 s, s3local.provision), or the
+        # queue hands the same chunk to a second worker while the first still runs
+        self.settings = base = base.model_copy(update={"s3_endpoint_url": self.s3srv.endpoint,
+                                                      "video_timeout_s": min(base.video_timeout_s, 120.0)})
         buckets = [base.upload_bucket, base.output_bucket]
         aws = self.s3srv.provision(buckets, [opts.origin, f"http://localhost:{opts.port}"])
         self.s3srv.enable_notifications(aws, base.upload_bucket, base.upload_prefix)
