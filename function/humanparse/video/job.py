@@ -176,8 +176,10 @@ class VideoJobs:
                                                      timeout_s=self.settings.video_timeout_s,
                                                      max_chunk_frames=self.settings.video_chunk_frames)]
                 if len(plan) > 1 and self.fan_out is not None:
+                    # chunks of an earlier upload under this job id must not count as this one's
+                    self.store.delete_keys(self.store.list_keys(self.layout.work_prefix(job_id)))
                     self._status(job_id, source, "running", frames_total=info.frames, frames_done=0,
-                                 chunks=len(plan), plan=plan)
+                                 chunks=len(plan), plan=plan, started=time.time())
                     self._resume_split(job_id, source, plan)
                     return "running"
                 return self._run_whole(job_id, source, video, Path(tmp), info.frames, t0)
@@ -230,7 +232,8 @@ class VideoJobs:
                     "status": self._fail(job_id, source, VideoChunkFailed(detail))}
         step = f"chunk-{int(msg['index']):04d}" if kind == "chunk" else "join"
         try:
-            status = self._chunk(job_id, source, msg) if kind == "chunk" else self._join(job_id, source, msg)
+            status = self._chunk(job_id, source, msg) if kind == "chunk" else \
+                self._join(job_id, source, msg, float((prior or {}).get("started") or time.time()))
         except InputError as exc:
             status = self._fail(job_id, source, exc)
         except Exception as exc:
@@ -280,8 +283,8 @@ class VideoJobs:
             self.fan_out.send(join_message(job_id, source, count))
         return "chunk_done"
 
-    def _join(self, job_id: str, source: dict[str, Any], msg: dict[str, Any]) -> str:
-        t0 = time.perf_counter()
+    def _join(self, job_id: str, source: dict[str, Any], msg: dict[str, Any], started: float) -> str:
+        t0 = time.perf_counter() - (time.time() - started)  # elapsed_ms: from the split, not from the join
         count = int(msg["count"])
         prefix = self.layout.work_prefix(job_id)
         with tempfile.TemporaryDirectory(prefix="hp-video-") as name:
