@@ -235,6 +235,60 @@ def test_upload_parse_explore(runner: Runner, browser: Any, cihp: Path) -> None:
     page.close()
 
 
+def test_video_upload_plays_with_people_and_downloads(runner: Runner, browser: Any, tmp_path: Path,
+                                                     photo: np.ndarray) -> None:
+    """A clip dropped on the page: progress by frames, then a colour-map video that plays in headless Chromium
+    (readyState >= 2, duration > 0, a frame drawn to a canvas is not blank), the people list from tracks.json and
+    the downloads of every output."""
+    from test_video import _clip_from_photo, write_clip
+
+    clip = write_clip(tmp_path / "walk.mp4", _clip_from_photo(photo, 15, (192, 144)), fps=10)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(runner.base + "/")
+    page.wait_for_function("() => document.querySelector('#model-line').textContent.includes('Model')")
+    page.set_input_files("#file", str(clip))
+    page.wait_for_selector(".job[data-ready='1']", timeout=120_000)
+    job = page.locator(".job").first
+    assert "done" in job.locator(".state").inner_text()
+    state = page.evaluate("""async () => {
+        const p = document.querySelector('.job').player;
+        const v = p.top;
+        if (v.readyState < 2) await new Promise((r) => v.addEventListener('loadeddata', r, { once: true }));
+        await p.base.play();
+        await new Promise((r) => setTimeout(r, 600));
+        p.base.pause();
+        const c = document.createElement('canvas');
+        c.width = v.videoWidth; c.height = v.videoHeight;
+        const g = c.getContext('2d');
+        g.drawImage(v, 0, 0);
+        const d = g.getImageData(0, 0, c.width, c.height).data;
+        let lit = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 30) lit++;
+        return { ready: v.readyState, duration: v.duration, w: v.videoWidth, h: v.videoHeight, lit,
+                 base: p.base.readyState, t: p.base.currentTime, opacity: v.style.opacity };
+    }""")
+    assert state["ready"] >= 2 and state["duration"] > 0 and (state["w"], state["h"]) == (192, 144), state
+    assert state["lit"] > 0.01 * 192 * 144, state  # the person's colours, not a black frame
+    assert state["base"] >= 2 and state["t"] > 0 and state["opacity"] == "0.6", state
+    job.locator(".tabs button[data-view='color']").click()
+    assert page.evaluate("() => document.querySelector('.job').player.top.style.opacity") == "1"
+    job.locator(".tabs button[data-view='original']").click()
+    assert page.evaluate("() => document.querySelector('.job').player.top.style.opacity") == "0"
+    job.locator(".tabs button[data-view='overlay']").click()
+    job.locator(".opacity input").fill("25")
+    assert page.evaluate("() => document.querySelector('.job').player.top.style.opacity") == "0.25"
+    people = job.locator(".people li[data-person]")
+    assert people.count() >= 1
+    links = job.locator(".downloads a").evaluate_all("(as) => as.map((a) => a.textContent)")
+    assert links == ["Colour video", "Overlay video", "Persons video", "Label maps (zip)", "Tracks JSON", "JSON",
+                     "Poster"]
+    people.first.locator("input").check()
+    shot(page, "video-result.png")
+    assert not errors, errors
+
+
 def test_non_image_shows_error_and_retry(runner: Runner, browser: Any, tmp_path: Path) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844})  # phone width
     page.goto(runner.base + "/")

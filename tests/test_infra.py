@@ -109,7 +109,7 @@ def test_trigger_never_sees_outputs(rendered: dict[str, Any]) -> None:
              notified["UploadBucket"]["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]]
     prefixes = {r["Value"] for rs in rules for r in rs if r["Name"] == "prefix"}
     suffixes = {r["Value"] for rs in rules for r in rs if r["Name"] == "suffix"}
-    assert prefixes == {"uploads/"} and suffixes == {".jpg", ".jpeg", ".png", ".webp"}
+    assert prefixes == {"uploads/"} and suffixes == {".jpg", ".jpeg", ".png", ".webp", ".mp4", ".mov", ".webm"}
     env = load_template()["Globals"]["Function"]["Environment"]["Variables"]
     assert not env["HUMANPARSE_RESULTS_PREFIX"].startswith(env["HUMANPARSE_UPLOAD_PREFIX"])
     assert str(env["HUMANPARSE_RESULTS_BUCKET"]) != str(env["HUMANPARSE_UPLOAD_BUCKET"])
@@ -157,7 +157,7 @@ def test_every_bucket_denies_plain_http(rendered: dict[str, Any]) -> None:
 
 
 def test_state_machine_role_is_scoped(rendered: dict[str, Any]) -> None:
-    (sm,) = resources(rendered, "AWS::StepFunctions::StateMachine").values()
+    sm = rendered["Resources"]["BackfillStateMachine"]
     role = rendered["Resources"][sm["Properties"]["RoleArn"]["Fn::GetAtt"][0]]
     states = [st for pol in role["Properties"]["Policies"] for st in pol["PolicyDocument"]["Statement"]
               if any(str(a).startswith("states:") for a in (st["Action"] if isinstance(st["Action"], list)
@@ -181,9 +181,46 @@ def test_least_privilege(rendered: dict[str, Any]) -> None:
 
 
 def test_backfill_uses_same_function(rendered: dict[str, Any]) -> None:
-    (sm,) = resources(rendered, "AWS::StepFunctions::StateMachine").values()
+    sm = rendered["Resources"]["BackfillStateMachine"]
     text = json.dumps(sm["Properties"])
     assert "DISTRIBUTED" in text and "listObjectsV2" in text and "ParserFunction" in text
+
+
+def test_video_fan_out_wiring(rendered: dict[str, Any]) -> None:
+    """The video state machine: a Map of chunk invocations of the same ParserFunction with retries, a join
+    step, and every failure caught into a FailJob step that writes the failed status (never a hung job); the
+    function may start only that state machine, and finds it by the ARN its environment names."""
+    assert set(resources(rendered, "AWS::StepFunctions::StateMachine")) == {"BackfillStateMachine",
+                                                                           "VideoStateMachine"}
+    sm = rendered["Resources"]["VideoStateMachine"]["Properties"]
+    assert sm["StateMachineName"] == {"Fn::Sub": "${AWS::StackName}-video"}
+    sub = sm["DefinitionSubstitutions"]
+    text = "\n".join(sm["DefinitionString"]["Fn::Join"][1])
+    states = json.loads(re.sub(r"(?<!\")\$\{(\w+)\}", "1", text))["States"]  # unquoted (numeric) substitutions
+    chunk = states["Chunks"]["ItemProcessor"]["States"]["Chunk"]
+    for task in (chunk, states["Join"], states["FailJob"]):
+        fn = task["Parameters"]["FunctionName"]
+        key = fn.strip("${}")
+        assert sub[key] == {"Fn::GetAtt": ["ParserFunction", "Arn"]}, task
+        assert task["Retry"][0]["ErrorEquals"] == ["States.ALL"] and task["Retry"][0]["MaxAttempts"] >= 2
+    assert states["Chunks"]["Type"] == "Map" and states["Chunks"]["ItemsPath"] == "$.chunks"
+    assert states["Chunks"]["Next"] == "Join" and states["Chunks"]["Catch"][0]["Next"] == "FailJob"
+    assert states["Join"]["Catch"][0]["Next"] == "FailJob" and states["FailJob"]["Next"] == "Failed"
+    assert states["Join"]["Parameters"]["Payload"]["humanparse_video"] == "join"
+    assert states["FailJob"]["Parameters"]["Payload"]["humanparse_video"] == "fail"
+    fn = rendered["Resources"]["ParserFunction"]["Properties"]
+    arn = fn["Environment"]["Variables"]["HUMANPARSE_VIDEO_STATE_MACHINE_ARN"]["Fn::Sub"]
+    assert arn.endswith(":stateMachine:${AWS::StackName}-video")
+    assert fn["Environment"]["Variables"]["HUMANPARSE_VIDEO_TIMEOUT_S"] == str(fn["Timeout"])
+    role = rendered["Resources"][fn["Role"]["Fn::GetAtt"][0]]
+    starts = [st for pol in role["Properties"]["Policies"] for st in pol["PolicyDocument"]["Statement"]
+              if "states:StartExecution" in json.dumps(st["Action"])]
+    assert [st["Resource"]["Fn::Sub"] for st in starts] == [arn]
+    # the message the function sends into the Map is what its handler dispatches
+    from humanparse.video.job import chunk_message, is_video_message
+
+    assert is_video_message(chunk_message("a" * 32, {"etag": "e"}, [[0, 3]], 0))
+    assert is_video_message(states["Join"]["Parameters"]["Payload"])
 
 
 def template_env() -> dict[str, str]:

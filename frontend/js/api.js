@@ -6,7 +6,16 @@ const TOKEN_KEY = "humanparse.token";
 
 export const plain = {
   too_large: "This file is too big.",
-  unsupported_type: "That file type is not accepted — use a JPEG, PNG or WebP photo.",
+  unsupported_type: "That file type is not accepted — use a JPEG, PNG or WebP photo, or an MP4, MOV or WebM video.",
+  not_a_video: "This file is not a video we can read.",
+  truncated_video: "The video is damaged or incomplete.",
+  audio_only: "This file has sound but no picture.",
+  unsupported_codec: "The video's codec is not supported — use H.264, H.265, VP8 or VP9.",
+  no_frames: "The video holds no frames.",
+  corrupt_video: "Too many of the video's frames are damaged.",
+  video_too_long: "The video is too long.",
+  video_too_large: "This video file is too big.",
+  chunk_failed: "Part of the video could not be processed; try again later.",
   not_an_image: "This file is not an image we can read.",
   truncated: "The image is damaged or incomplete.",
   too_small: "The image is too small to parse.",
@@ -18,7 +27,7 @@ export const plain = {
 /** Plain words first; the server's detail only where its numbers help (sizes, limits) or for codes we do not know. */
 export function friendly(code, detail) {
   if (!plain[code]) return detail || "";
-  return (code === "too_large" || code === "too_small") && detail ? `${plain[code]} (${detail})` : plain[code];
+  return ["too_large", "too_small", "video_too_long", "video_too_large"].includes(code) && detail ? `${plain[code]} (${detail})` : plain[code];
 }
 
 /** A failed job's message: `detail` (current servers) or `reason` (results written by older versions). */

@@ -3,8 +3,10 @@ import { $ } from "./dom.js";
 import { jobFailure, plain } from "./api.js";
 import { submit } from "./upload.js";
 import { showResult } from "./result.js";
+import { showVideoResult } from "./video.js";
 
-const DEFAULT_TYPES = ["image/jpeg", "image/png", "image/webp"];
+const DEFAULT_TYPES = ["image/jpeg", "image/png", "image/webp", "video/mp4", "video/quicktime", "video/webm"];
+const isVideo = (file) => file.type.startsWith("video/");
 
 function setState(node, text, cls) {
   const s = $(".state", node);
@@ -14,7 +16,8 @@ function setState(node, text, cls) {
 
 /** Refuse before uploading what the server would refuse (type, size, empty). */
 function precheck(file, config) {
-  const max = config ? config.max_upload_bytes : 15 * 1024 * 1024;
+  const max = isVideo(file) ? (config && config.video_max_bytes) || 200 * 1024 * 1024
+    : config ? config.max_upload_bytes : 15 * 1024 * 1024;
   const types = config ? config.allowed_content_types : DEFAULT_TYPES;
   if (!types.includes(file.type)) throw new Error(plain.unsupported_type);
   if (file.size > max) throw new Error(`${plain.too_large} The limit is ${Math.round(max / 1048576)} MB.`);
@@ -30,12 +33,16 @@ async function run(node, file, ctx) {
     setState(node, "uploading…");
     const job = await submit(file, {
       onProgress: (p) => { bar.value = p; },
-      onState: (text, jobId) => { setState(node, text); node.dataset.jobId = jobId; },
+      onState: (text, jobId, status) => {
+        setState(node, text); node.dataset.jobId = jobId;
+        if (status && status.frames_total) bar.value = 100 * (status.frames_done || 0) / status.frames_total;  // by frames
+      },
     });
     if (job.status === "failed") throw new Error(jobFailure(job));
     setState(node, `done in ${job.elapsed_ms ? (job.elapsed_ms / 1000).toFixed(1) + " s" : "—"}`, "done");
     bar.hidden = true;
-    await showResult(node, file, job, ctx.config());
+    if (job.kind === "video") await showVideoResult(node, file, job);
+    else await showResult(node, file, job, ctx.config());
   } catch (e) {
     setState(node, "failed", "failed");
     err.textContent = e.message; err.hidden = false; retry.hidden = false;

@@ -46,6 +46,10 @@ async function loadConfig() {
     return;
   }
   $("#max-mb").textContent = Math.round(state.config.max_upload_bytes / 1048576);
+  if (state.config.video_max_bytes) {
+    $("#video-max-mb").textContent = Math.round(state.config.video_max_bytes / 1048576);
+    $("#video-max-s").textContent = Math.round(state.config.video_max_seconds);
+  }
   line.textContent = state.config.model === "m2fp" ? "Model: M2FP (ResNet-101)" : "Model: lite (BodyPix + PAN)";
 }
 

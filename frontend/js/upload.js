@@ -21,14 +21,16 @@ export function uploadWithProgress(url, fields, file, onProgress) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const GIVE_UP_MS = 10 * 60 * 1000;
 
-/** Poll GET /jobs/{id} (backing off to 2 s) until done/failed; onState gets "parsing… N s". */
+/** Poll GET /jobs/{id} (backing off to 2 s) until done/failed; onState gets "parsing… N s" (a video: "parsing…
+ * frame N of M") and the job's status document. */
 export async function pollJob(jobId, onState) {
   const started = Date.now();
   for (let i = 0; ; i++) {
     const job = await api(`/jobs/${encodeURIComponent(jobId)}`);
     if (job.status === "done" || job.status === "failed") return job;
-    onState(`parsing… ${Math.round((Date.now() - started) / 1000)} s`);
-    if (Date.now() - started > GIVE_UP_MS) throw new Error("This is taking too long. Try again later.");
+    const secs = Math.round((Date.now() - started) / 1000);
+    onState(job.frames_total ? `parsing… frame ${job.frames_done || 0} of ${job.frames_total}, ${secs} s` : `parsing… ${secs} s`, job);
+    if (Date.now() - started > (job.kind === "video" ? 6 * GIVE_UP_MS : GIVE_UP_MS)) throw new Error("This is taking too long. Try again later.");
     await sleep(Math.min(2000, 400 + i * 150));
   }
 }
@@ -41,5 +43,5 @@ export async function submit(file, { onProgress, onState }) {
   await uploadWithProgress(up.upload.url, up.upload.fields, file, onProgress);
   onProgress(100);
   onState("parsing…", up.job_id);
-  return pollJob(up.job_id, (t) => onState(t, up.job_id));
+  return pollJob(up.job_id, (t, job) => onState(t, up.job_id, job));
 }

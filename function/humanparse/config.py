@@ -55,6 +55,18 @@ class Settings(BaseSettings):
     max_jpeg_scans: int = 100  # progressive JPEGs from cameras have ~10 scans
     parse_time_budget_s: float = 60.0  # a parse still running after this fails with parse_timeout
 
+    # --- video (issue #16): MP4/MOV/WebM uploads; long clips are split into frame ranges (video/chunks.py)
+    video_max_bytes: int = 200 * 1024 * 1024
+    video_max_seconds: float = 120.0
+    video_max_frames: int = 1200  # sampled frames parsed per clip
+    video_sample_fps: float = 10.0  # 0: every frame
+    video_max_corrupt_share: float = 0.25
+    video_chunk_frames: int | None = None  # force chunks of at most this many frames (tests, small hosts)
+    video_seconds_per_frame: float | None = None  # None: measured figure per model kind (video/job.py)
+    video_timeout_s: float = 300.0  # one invocation's budget (= ParserFunction Timeout in the template)
+    video_progress_interval_s: float = 3.0  # frames_done written to status.json at most this often
+    video_state_machine_arn: str = ""  # AWS: long clips fan out through this Step Functions state machine
+
     # --- HTTP
     cors_origins: tuple[str, ...] = ()
     overlay_alpha: float = 0.6

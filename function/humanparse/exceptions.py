@@ -230,3 +230,12 @@ class VideoTooLarge(InputError):
     message = "the video file is larger than the limit"
     code = "video_too_large"
     http_status = 413
+
+
+class VideoChunkFailed(HumanParseError):
+    """A step of a split video job (a chunk, or the join) kept failing after its retries: the job fails with
+    this instead of waiting forever."""
+
+    message = "part of the video could not be processed after several tries"
+    code = "chunk_failed"
+    http_status = 500

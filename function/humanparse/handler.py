@@ -24,6 +24,11 @@ service = build_service(settings, _loaded.parser,
                         boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region,
                                      # SigV4 for presigned POSTs too (boto3 may pick the deprecated SigV2)
                                      config=Config(signature_version="s3v4")))
+if settings.video_state_machine_arn:  # long videos fan out through the video state machine (template)
+    from .video.job import StepFunctionsFanOut
+
+    service.trigger.video.fan_out = StepFunctionsFanOut(
+        boto3.client("stepfunctions", region_name=settings.region), settings.video_state_machine_arn)
 app = service.app
 http_handler = service.http_handler
 

@@ -10,9 +10,13 @@ from dataclasses import dataclass
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_NAME = "image"
+VIDEO_UPLOAD_NAME = "video"
 # The accepted upload types, spelled once, and the extension each gives the upload's key (the S3 notification
 # filters on these suffixes). ``Settings.allowed_content_types`` defaults to these keys.
-EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp",
+              "video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm"}
+VIDEO_TYPES = frozenset(ct for ct in EXTENSIONS if ct.startswith("video/"))
+VIDEO_SUFFIXES = frozenset(f".{EXTENSIONS[ct]}" for ct in VIDEO_TYPES) | {".m4v", ".mkv"}
 STATUS_NAME = "status.json"
 
 
@@ -24,13 +28,23 @@ def is_job_id(value: str) -> bool:
     return bool(JOB_ID_RE.match(value))
 
 
+def is_video_type(content_type: str | None) -> bool:
+    return (content_type or "").split(";")[0].strip().lower() in VIDEO_TYPES
+
+
+def is_video_key(key: str) -> bool:
+    """By the key's suffix (what the S3 notification filters on)."""
+    return any(key.lower().endswith(sfx) for sfx in VIDEO_SUFFIXES)
+
+
 @dataclass(frozen=True)
 class Layout:
     upload_prefix: str  # e.g. "uploads/"
     results_prefix: str  # e.g. "results/"
 
     def upload_key(self, job_id: str, content_type: str = "image/jpeg") -> str:
-        return f"{self.upload_prefix}{job_id}/{UPLOAD_NAME}.{EXTENSIONS.get(content_type, 'jpg')}"
+        name = VIDEO_UPLOAD_NAME if is_video_type(content_type) else UPLOAD_NAME
+        return f"{self.upload_prefix}{job_id}/{name}.{EXTENSIONS.get(content_type, 'jpg')}"
 
     def upload_job_prefix(self, job_id: str) -> str:
         return f"{self.upload_prefix}{job_id}/"
@@ -40,6 +54,13 @@ class Layout:
 
     def status_key(self, job_id: str) -> str:
         return self.result_key(job_id, STATUS_NAME)
+
+    def work_prefix(self, job_id: str) -> str:
+        """A split video job's intermediate files (one zip per chunk), removed after the join."""
+        return self.result_key(job_id, "work/")
+
+    def chunk_key(self, job_id: str, index: int) -> str:
+        return f"{self.work_prefix(job_id)}chunk-{index:04d}.zip"
 
     def in_uploads(self, key: str) -> bool:
         """True for keys we process: under the uploads prefix, not under results, no ``.``/``..`` segments
@@ -54,6 +75,6 @@ class Layout:
         uploads prefix (a bulk copy, a backfill) → a stable hash of the key, so duplicates map to one job."""
         rest = key[len(self.upload_prefix):]
         parts = rest.split("/")
-        if len(parts) == 2 and is_job_id(parts[0]) and parts[1].split(".")[0] == UPLOAD_NAME:
+        if len(parts) == 2 and is_job_id(parts[0]) and parts[1].split(".")[0] in (UPLOAD_NAME, VIDEO_UPLOAD_NAME):
             return parts[0]
         return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]

@@ -24,6 +24,7 @@ from .events import S3ObjectRecord, is_backfill_batch, parse_backfill_batch, par
 from .exceptions import ImageTooLarge, InputError, UploadMissing
 from .store import JobStore, StoredObject
 from .usecase import ParseOptions, parse_image
+from .video.job import FanOut, VideoJobs, is_video_message, is_video_upload
 
 log = logging.getLogger("humanparse.s3")
 
@@ -48,23 +49,28 @@ def _disagrees(rec: S3ObjectRecord, stored: StoredObject | None) -> bool:
 class RecordOutcome:
     key: str
     job_id: str | None
-    status: str  # "done" | "failed" | "skipped" | "ignored"
+    status: str  # "done" | "failed" | "skipped" | "ignored" | "running" (a split video job, fanned out)
     reason: str = ""
 
 
 class S3Trigger:
-    def __init__(self, parser: Parser, s3: Any, settings: Settings, store: JobStore | None = None) -> None:
+    def __init__(self, parser: Parser, s3: Any, settings: Settings, store: JobStore | None = None,
+                 video_fan_out: FanOut | None = None) -> None:
         self.parser, self.s3, self.settings = parser, s3, settings
         self.store = store or JobStore(s3, settings)
         self.layout = self.store.layout
         self.options = ParseOptions.from_settings(settings)
+        self.video = VideoJobs(parser, self.store, settings, video_fan_out)
 
     def read_status(self, job_id: str) -> dict[str, Any] | None:
         return self.store.read_status(job_id)
 
     # ------------------------------------------------------------------------------------------ records
     def handle_event(self, event: Any) -> dict[str, Any]:
-        """An S3 notification, or a backfill batch from the Step Functions Distributed Map."""
+        """An S3 notification, a backfill batch from the Step Functions Distributed Map, or a split video job's
+        chunk / join / fail message."""
+        if is_video_message(event):
+            return self.video.handle_message(event)
         records = parse_backfill_batch(event) if is_backfill_batch(event) else parse_s3_event(event)
         outcomes = [self.handle_record(r) for r in records]
         return {"records": [o.__dict__ for o in outcomes],
@@ -96,6 +102,9 @@ class S3Trigger:
             return RecordOutcome(rec.key, job_id, "skipped", skip)
         identity = {"bucket": rec.bucket, "key": rec.key, "etag": stored.etag if stored else rec.etag,
                     "version_id": rec.version_id, "sequencer": rec.sequencer}
+        if self._is_video(rec, stored):
+            # "done", "failed", or "running" (a long clip, handed to the fan-out)
+            return RecordOutcome(rec.key, job_id, self.video.start(job_id, identity, stored, prior))
         t0 = time.perf_counter()
         try:
             data = self._fetch(rec, stored)
@@ -111,6 +120,13 @@ class S3Trigger:
             "model": out.result.model.kind, "width": out.result.width, "height": out.result.height,
             "person_count": len(out.result.persons), "elapsed_ms": round(1000 * (time.perf_counter() - t0), 1)})
         return RecordOutcome(rec.key, job_id, "done")
+
+    def _is_video(self, rec: S3ObjectRecord, stored: StoredObject | None) -> bool:
+        """Video by stored type or suffix; an untyped object (a bulk copy) by its leading bytes."""
+        ct = (stored.content_type or "") if stored else ""
+        if ct.startswith("image/") or stored is None:
+            return is_video_upload(rec.key, stored)
+        return is_video_upload(rec.key, stored, self.store.read_head(rec.bucket, rec.key, 16))
 
     def _fetch(self, rec: S3ObjectRecord, stored: StoredObject | None) -> bytes:
         """The upload's bytes, sized by what S3 stores (never by the event's claim)."""

@@ -16,6 +16,7 @@ from .engine.types import Parser
 from .events import is_backfill_batch, is_s3_event
 from .s3_handler import S3Trigger
 from .store import JobStore
+from .video.job import is_video_message
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Service:
 
     def handler(self, event: dict[str, Any], context: Any = None) -> Any:
         """The Lambda entry: S3 notifications → trigger; API Gateway / Function URL events → Mangum."""
-        if is_s3_event(event) or is_backfill_batch(event):
+        if is_s3_event(event) or is_backfill_batch(event) or is_video_message(event):
             return self.s3_handler(event, context)
         return self.http_handler(event, context)
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import Settings
 from .exceptions import StorageUnavailable
-from .jobs import Layout, new_job_id
+from .jobs import Layout, is_video_type, new_job_id
 from .rendering import ARTIFACTS
 
 # S3 says NoSuchKey for GET, 404/NotFound for HEAD (no body to carry a code), NoSuchVersion for a gone version.
@@ -40,6 +41,7 @@ class StoredObject:
     size: int
     etag: str | None
     version_id: str | None
+    content_type: str | None = None
 
 
 class JobStore:
@@ -54,7 +56,8 @@ class JobStore:
         s = self.settings
         job_id = new_job_id()
         fields: dict[str, str] = {"Content-Type": content_type}
-        conditions: list[Any] = [{"Content-Type": content_type}, ["content-length-range", 1, s.max_upload_bytes]]
+        max_bytes = s.video_max_bytes if is_video_type(content_type) else s.max_upload_bytes
+        conditions: list[Any] = [{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]]
         safe = safe_filename(filename or "", s.max_filename_bytes)
         if safe:
             fields["x-amz-meta-filename"] = safe
@@ -85,7 +88,7 @@ class JobStore:
             raise
         etag = head.get("ETag")
         return StoredObject(int(head.get("ContentLength", 0)), str(etag).strip('"') if etag else None,
-                            head.get("VersionId"))
+                            head.get("VersionId"), head.get("ContentType"))
 
     def read_upload(self, bucket: str, key: str, limit: int, version_id: str | None = None) -> bytes | None:
         """At most ``limit + 1`` bytes of the object (so a caller can tell "over the limit"), or None if gone."""
@@ -99,6 +102,62 @@ class JobStore:
                 return None
             raise
         return bytes(obj["Body"].read(limit + 1))
+
+    def download_upload(self, bucket: str, key: str, dest: Path, version_id: str | None = None) -> bool:
+        """Stream the object to ``dest`` (a video: up to ``video_max_bytes``, never held in memory). False if gone."""
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            obj = self.s3.get_object(**kwargs)
+        except ClientError as exc:
+            if is_missing(exc):
+                return False
+            raise
+        with dest.open("wb") as f:
+            for block in iter(lambda: obj["Body"].read(1 << 20), b""):
+                f.write(block)
+        return True
+
+    def read_head(self, bucket: str, key: str, n: int = 16) -> bytes:
+        """The object's first ``n`` bytes (a ranged GET: enough to sniff a container's signature)."""
+        try:
+            obj = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{n - 1}")
+        except ClientError as exc:
+            if is_missing(exc) or exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return b""
+            raise
+        return bytes(obj["Body"].read(n))
+
+    # ------------------------------------------------------------------------------ video work objects
+    def put_result_file(self, job_id: str, name: str, path: Path, content_type: str) -> None:
+        with path.open("rb") as f:
+            self.s3.put_object(Bucket=self.settings.output_bucket, Key=self.layout.result_key(job_id, name),
+                               Body=f, ContentType=content_type)
+
+    def put_object(self, key: str, path: Path, content_type: str = "application/octet-stream") -> None:
+        with path.open("rb") as f:
+            self.s3.put_object(Bucket=self.settings.output_bucket, Key=key, Body=f, ContentType=content_type)
+
+    def get_object_to(self, key: str, dest: Path) -> bool:
+        return self.download_upload(self.settings.output_bucket, key, dest)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.settings.output_bucket,
+                                                                      Prefix=prefix):
+            keys.extend(str(o["Key"]) for o in page.get("Contents", []))
+        return keys
+
+    def delete_keys(self, keys: list[str]) -> None:
+        for key in keys:
+            self.s3.delete_object(Bucket=self.settings.output_bucket, Key=key)
+
+    def upload_url(self, bucket: str, key: str) -> str:
+        """A presigned GET of an upload (the page's "Original" view of a video)."""
+        url: str = self.s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
+                                                  ExpiresIn=self.settings.result_url_expires_s)
+        return url
 
     # ---------------------------------------------------------------------------------------------- status
     def read_status(self, job_id: str) -> dict[str, Any] | None:
@@ -136,11 +195,32 @@ class JobStore:
             if status is None:
                 return {"job_id": job_id, "status": "pending"} if self.upload_arrived(job_id) else None
             out: dict[str, Any] = {"job_id": job_id, "status": status.get("status")}
+            if status.get("kind") == "video":
+                out.update(self._video_view(job_id, status))
             if status.get("status") == "failed":
                 out.update(error=status.get("error"), detail=status.get("detail", status.get("reason")))
+                return out
+            if status.get("status") != "done":
                 return out
             out["results"] = {name: self.result_url(job_id, name) for name in status.get("files", [])}
         except (ClientError, BotoCoreError) as exc:
             raise StorageUnavailable(str(exc)) from exc
         out.update({k: status[k] for k in ("model", "width", "height", "person_count", "elapsed_ms") if k in status})
+        return out
+
+    def _video_view(self, job_id: str, status: dict[str, Any]) -> dict[str, Any]:
+        """A video job's extra answer: kind, progress (a split job sums its chunks' progress objects) and the
+        original upload's URL (the page's "Original" view)."""
+        out: dict[str, Any] = {"kind": "video", "frames_total": status.get("frames_total"),
+                               "frames_done": status.get("frames_done", 0)}
+        if status.get("status") == "running" and int(status.get("chunks", 1)) > 1:
+            done = 0
+            for key in self.list_keys(self.layout.work_prefix(job_id)):
+                if key.endswith(".progress"):
+                    obj = self.s3.get_object(Bucket=self.settings.output_bucket, Key=key)
+                    done += int(obj["Body"].read() or b"0")
+            out["frames_done"] = done
+        src = status.get("source", {})
+        if src.get("bucket") and src.get("key"):
+            out["original"] = self.upload_url(src["bucket"], src["key"])
         return out

@@ -28,6 +28,7 @@ from typing import Any
 from ..config import Settings
 from ..engine.types import Parser
 from ..jobs import Layout
+from ..video.job import QueueFanOut
 from .durable import DataDirError, DiskStore
 from .s3local import EmbeddedS3, LocalAws, send_notification
 from .worker import Worker
@@ -124,13 +125,18 @@ class LocalDeployment:
             raise DeploymentError(str(exc)) from exc
         self.s3srv = EmbeddedS3(port=opts.s3_port, store=self.store, reserve=self._is_upload)
         self.s3srv.start()
-        self.settings = base = base.model_copy(update={"s3_endpoint_url": self.s3srv.endpoint})
+        # a video chunk must finish within the queue's visibility timeout (120 s, s3local.provision), or the
+        # queue hands the same chunk to a second worker while the first still runs
+        self.settings = base = base.model_copy(update={"s3_endpoint_url": self.s3srv.endpoint,
+                                                      "video_timeout_s": min(base.video_timeout_s, 120.0)})
         buckets = [base.upload_bucket, base.output_bucket]
         aws = self.s3srv.provision(buckets, [opts.origin, f"http://localhost:{opts.port}"])
         self.s3srv.enable_notifications(aws, base.upload_bucket, base.upload_prefix)
         restored = self.s3srv.restore(buckets)
         self.restored = sum(len(v) for v in restored.values())
         service = build_service(base, self.parser, aws.client("s3"), max_concurrent_parses=opts.workers)
+        # a long video's chunk and join messages go on the same queue; the worker hands them to the same handler
+        service.trigger.video.fan_out = QueueFanOut(aws.client("sqs"), aws.queue_url)
         self.worker = Worker(aws.client("sqs"), aws.queue_url, service.handler, concurrency=opts.workers)
         self.resumed = self._resume(aws, restored)
         self.worker.start()

@@ -26,5 +26,6 @@ def api_config(settings: SettingsDep, parser: ParserDep) -> dict[str, Any]:
     """What the page needs to know: limits, accepted types, the legend of all labels."""
     return {"max_upload_bytes": settings.max_upload_bytes, "allowed_content_types": list(settings.allowed_content_types),
             "sync_max_bytes": settings.sync_max_bytes, "labels": full_legend(),
+            "video_max_bytes": settings.video_max_bytes, "video_max_seconds": settings.video_max_seconds,
             "supported_labels": list(parser.info.supported_labels), "model": parser.info.kind,
             "person_colors": [hex_color(c) for c in PERSON_PALETTE]}

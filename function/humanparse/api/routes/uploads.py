@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from ...exceptions import EmptyInput, ImageTooLarge, UnsupportedFormat
+from ...exceptions import EmptyInput, ImageTooLarge, UnsupportedFormat, VideoTooLarge
+from ...jobs import is_video_type
 from ..deps import SettingsDep, StoreDep
 from ..limits import JsonCappedRoute
 
@@ -27,10 +28,12 @@ def create_upload(req: UploadRequest, settings: SettingsDep, store: StoreDep) ->
     if ct not in settings.allowed_content_types:
         raise UnsupportedFormat(f"{ct or 'no type'} is not accepted; send one of "
                                 f"{', '.join(settings.allowed_content_types)}")
-    if req.size is not None and req.size > settings.max_upload_bytes:
-        raise ImageTooLarge(f"{req.size} bytes is over the {settings.max_upload_bytes} byte limit")
+    video = is_video_type(ct)
+    max_bytes = settings.video_max_bytes if video else settings.max_upload_bytes
+    if req.size is not None and req.size > max_bytes:
+        raise (VideoTooLarge if video else ImageTooLarge)(f"{req.size} bytes is over the {max_bytes} byte limit")
     if req.size == 0:
         raise EmptyInput()
     job_id, upload = store.create_upload(ct, req.filename)
     return {"job_id": job_id, "upload": upload, "expires_in": settings.presign_expires_s,
-            "max_bytes": settings.max_upload_bytes, "status_url": f"/jobs/{job_id}"}
+            "max_bytes": max_bytes, "status_url": f"/jobs/{job_id}", "kind": "video" if video else "image"}
