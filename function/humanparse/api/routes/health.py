@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from ... import __version__
 from ...colormap import full_legend
 from ...labels import PERSON_PALETTE, hex_color
-from ..deps import ParserDep, SettingsDep
+from ..deps import AuthDep, ParserDep, SettingsDep
 
 router = APIRouter()
 
@@ -21,7 +21,7 @@ def healthz(parser: ParserDep) -> dict[str, Any]:
                                                              "notes": info.notes}}
 
 
-@router.get("/config")
+@router.get("/config", dependencies=[AuthDep])
 def api_config(settings: SettingsDep, parser: ParserDep) -> dict[str, Any]:
     """What the page needs to know: limits, accepted types, the legend of all labels."""
     return {"max_upload_bytes": settings.max_upload_bytes, "allowed_content_types": list(settings.allowed_content_types),
