@@ -136,3 +136,96 @@ def test_metrics_stay_off_outside_lambda(aws: dict[str, Any], svc: Any, photo: n
     assert observability.metrics_enabled()
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     assert not observability.metrics_enabled()
+
+
+
+def test_http_entry_logs_and_flushes_per_invocation(svc: Any, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A synchronous ``POST /parse`` through the Lambda entry (a real Function URL payload): a "parsed" line
+    with the invocation's request id, and the parse metrics flushed when the invocation ends."""
+    import base64
+
+    from conftest import EVENTS
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    ev = json.loads((EVENTS / "function-url-post-parse.json").read_text(encoding="utf-8"))
+    ev["body"] = base64.b64encode(encode_jpeg(photo[:200, :160], quality=90)).decode()
+    handler = observability.logger.logger_handler
+    buf = io.StringIO()
+    old = handler.setStream(buf)  # type: ignore[attr-defined]
+    try:
+        capsys.readouterr()
+        out = svc.handler(ev, FakeContext("req-http"))
+    finally:
+        handler.setStream(old)  # type: ignore[attr-defined]
+    assert out["statusCode"] == 200
+    lines = [json.loads(line) for line in buf.getvalue().splitlines() if line.strip()]
+    (p,) = [x for x in lines if x["message"] == "parsed"]
+    assert p["request_id"] == "req-http" and p["model"] == "stub" and p["persons"] == 1
+    (blob,) = [b for b in emf_blobs(capsys.readouterr().out) if "ParseTime" in b]
+    assert blob["ImagesParsed"] in (1.0, [1.0]) and not observability.metrics.metric_set
+
+class Collect:
+    """An X-Ray emitter that keeps what would go to the daemon."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send_entity(self, entity: Any) -> None:
+        self.sent.append(entity)
+
+    def set_daemon_address(self, address: Any) -> None:
+        pass
+
+    @property
+    def ip(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return 2000
+
+
+def test_xray_subsegments_on_an_s3_trigger_run(aws: dict[str, Any], svc: Any, photo: np.ndarray,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tracing is off outside Lambda (as in every other test); switched on here, a real trigger run records
+    fetch, decode, parse, render and write, in that order, under one segment."""
+    from aws_xray_sdk import global_sdk_config
+    from aws_xray_sdk.core import xray_recorder
+
+    assert observability.tracer.disabled  # off by default outside Lambda
+    emitter = Collect()
+    was_enabled, old_emitter, old_sampling = global_sdk_config.sdk_enabled(), xray_recorder.emitter, \
+        xray_recorder.sampling
+    monkeypatch.setattr(observability.tracer, "disabled", False)
+    global_sdk_config.set_sdk_enabled(True)
+    xray_recorder.configure(emitter=emitter, sampling=False)
+    ev, _ = upload_event(aws, encode_jpeg(photo[:200, :160], quality=90))
+    try:
+        xray_recorder.begin_segment("test")
+        (rec,) = run(svc, ev, "req-1")["records"]
+        segment = xray_recorder.current_segment()
+        xray_recorder.end_segment()
+    finally:
+        xray_recorder.configure(emitter=old_emitter, sampling=old_sampling)
+        global_sdk_config.set_sdk_enabled(was_enabled)
+    assert rec["status"] == "done"
+    names = [s.name for s in segment.subsegments]
+    assert [n for n in names if n in ("fetch", "decode", "parse", "render", "write")] == \
+        ["fetch", "decode", "parse", "render", "write"], names
+    assert emitter.sent and emitter.sent[-1] is segment
+
+
+@pytest.mark.parametrize("mode", ["Active", "PassThrough"])
+def test_template_tracing_switch(mode: str) -> None:
+    """The template's ``Tracing`` parameter reaches both functions through the SAM translator, and their roles
+    may write to X-Ray."""
+    from test_infra import render
+
+    t = render(Tracing=mode)
+    for fn in ("ParserFunction", "ApiFunction"):
+        props = t["Resources"][fn]["Properties"]
+        assert props["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}
+        role = t["Resources"][props["Role"]["Fn::GetAtt"][0]]["Properties"]
+        assert any("AWSXrayWriteOnlyAccess" in str(a) for a in role["ManagedPolicyArns"])
+    assert t["Parameters"]["Tracing"]["AllowedValues"] == ["Active", "PassThrough"]
