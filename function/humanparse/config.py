@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .engine.loader import ModelSpec, m2fp_cache_candidates
@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     # --- HTTP
     cors_origins: tuple[str, ...] = ()
     overlay_alpha: float = 0.6
+
+    # --- who may call the API (issue 18). On AWS the template's AuthMode (JWT / IAM) is the gate; this shared
+    # token is the local runner's (``serve --token``). Set: every API call but /healthz needs
+    # ``Authorization: Bearer <token>``. Empty or unset: open.
+    api_token: SecretStr | None = None
 
     @property
     def output_bucket(self) -> str:

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 
 from .engine.m2fp.modeling import M2FPNet
+from .labels import CIHP_LABELS
 
-CIHP_CLASSES = ["Background", "Hat", "Hair", "Glove", "Sunglasses", "UpperClothes", "Dress", "Coat", "Socks",
-                "Pants", "Torso-skin", "Scarf", "Skirt", "Face", "Left-arm", "Right-arm", "Left-leg",
-                "Right-leg", "Left-shoe", "Right-shoe", "Human"]
+# ModelScope's configuration lists the 20 CIHP parts and then the person class
+CIHP_CLASSES = [*CIHP_LABELS, "Human"]
 
 M2FP_CONFIGURATION: dict[str, Any] = {
     "framework": "pytorch",

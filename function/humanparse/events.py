@@ -1,5 +1,10 @@
 """S3 notification events, typed at the edge (the shape AWS delivers to Lambda). Keys arrive URL-encoded
-(space → ``+``, ``+`` → ``%2B``, UTF-8 percent-encoded) and are decoded here, once, with ``unquote_plus``."""
+(space → ``+``, ``+`` → ``%2B``, UTF-8 percent-encoded) and are decoded here, once, with ``unquote_plus``.
+
+Hand-written on purpose, not Powertools' ``S3Model`` parser: that model requires fields we never read
+(``userIdentity``, ``requestParameters``, ``responseElements``, the bucket's ``ownerIdentity``), which the
+notifications of the local runner's embedded S3 (moto) do not carry, so it would refuse every local upload;
+its data class ``S3Event`` leaves the key encoded and validates nothing. Only the fields used here are checked."""
 
 from __future__ import annotations
 

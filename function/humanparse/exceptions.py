@@ -125,6 +125,15 @@ class ResponseTooLarge(InputError):
     message = "result too large for a synchronous answer; use POST /uploads"
 
 
+class Unauthorized(InputError):
+    """An API call without the bearer token this deployment was started with (``serve --token``)."""
+
+    code = "unauthorized"
+    http_status = 401
+    message = "this API needs an access token: send Authorization: Bearer <token>"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
 class EventFormatError(InputError, ValueError):
     """The payload is not an S3 notification (or backfill batch) we understand."""
 

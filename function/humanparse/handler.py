@@ -7,19 +7,18 @@ at import — Mangum's lifespan would run per invocation.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
 from .config import get_settings
+from .observability import logger
 from .service import build_service, load_configured_parser
 
-logging.getLogger().setLevel(logging.INFO)
 settings = get_settings()
 _loaded = load_configured_parser(settings)
-logging.getLogger("humanparse").info(_loaded.notice)
+logger.info(_loaded.notice, extra={"model": _loaded.parser.info.kind})
 service = build_service(settings, _loaded.parser,
                         boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region,
                                      # SigV4 for presigned POSTs too (boto3 may pick the deprecated SigV2)
@@ -30,7 +29,10 @@ if settings.video_state_machine_arn:  # long videos fan out through the video st
     service.trigger.video.fan_out = StepFunctionsFanOut(
         boto3.client("stepfunctions", region_name=settings.region), settings.video_state_machine_arn)
 app = service.app
-http_handler = service.http_handler
+
+
+def http_handler(event: dict[str, Any], context: Any) -> Any:
+    return service.api_handler(event, context)
 
 
 def s3_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

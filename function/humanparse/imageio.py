@@ -47,14 +47,6 @@ class DecodedImage:
     exif_rotated: bool
     source_size: tuple[int, int] = (0, 0)  # (width, height) of the photo as stored, before any scaling
 
-    @property
-    def height(self) -> int:
-        return int(self.rgb.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.rgb.shape[1])
-
 
 def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode

@@ -22,6 +22,7 @@ from .config import Settings
 from .engine.types import Parser
 from .events import S3ObjectRecord, is_backfill_batch, parse_backfill_batch, parse_s3_event
 from .exceptions import ImageTooLarge, InputError, UploadMissing
+from .observability import log_keys, record_failure, record_parse, span
 from .store import JobStore, StoredObject
 from .usecase import ParseOptions, parse_image
 from .video.job import FanOut, VideoJobs, is_video_message, is_video_upload
@@ -72,7 +73,10 @@ class S3Trigger:
         if is_video_message(event):
             return self.video.handle_message(event)
         records = parse_backfill_batch(event) if is_backfill_batch(event) else parse_s3_event(event)
-        outcomes = [self.handle_record(r) for r in records]
+        outcomes = []
+        for r in records:
+            with log_keys(s3_key=r.key):
+                outcomes.append(self.handle_record(r))
         return {"records": [o.__dict__ for o in outcomes],
                 "failed": sum(o.status == "failed" for o in outcomes)}
 
@@ -112,13 +116,17 @@ class S3Trigger:
         except InputError as exc:
             self.store.write_status(job_id, {"status": "failed", "job_id": job_id, **exc.to_dict(),
                                              "source": identity})
-            log.info("job %s failed: %s", job_id, exc)
+            log.warning("job failed", extra={"job_id": job_id, "error": exc.code, "detail": str(exc)})
+            record_failure(exc.code)
             return RecordOutcome(rec.key, job_id, "failed", str(exc))
-        self.store.write_results(job_id, out.files)
-        self.store.write_status(job_id, {
-            "status": "done", "job_id": job_id, "source": identity, "files": list(out.files),
-            "model": out.result.model.kind, "width": out.result.width, "height": out.result.height,
-            "person_count": len(out.result.persons), "elapsed_ms": round(1000 * (time.perf_counter() - t0), 1)})
+        elapsed_ms = round(1000 * (time.perf_counter() - t0), 1)
+        with span("write"):
+            self.store.write_results(job_id, out.files)
+            self.store.write_status(job_id, {
+                "status": "done", "job_id": job_id, "source": identity, "files": list(out.files),
+                "model": out.result.model.kind, "width": out.result.width, "height": out.result.height,
+                "person_count": len(out.result.persons), "elapsed_ms": elapsed_ms})
+        record_parse(out, elapsed_ms=elapsed_ms, job_id=job_id)
         return RecordOutcome(rec.key, job_id, "done")
 
     def _is_video(self, rec: S3ObjectRecord, stored: StoredObject | None) -> bool:
@@ -128,6 +136,7 @@ class S3Trigger:
             return is_video_upload(rec.key, stored)
         return is_video_upload(rec.key, stored, self.store.read_head(rec.bucket, rec.key, 16))
 
+    @span("fetch")
     def _fetch(self, rec: S3ObjectRecord, stored: StoredObject | None) -> bytes:
         """The upload's bytes, sized by what S3 stores (never by the event's claim)."""
         limit = self.settings.max_upload_bytes

@@ -3,6 +3,7 @@ the S3 trigger, and the single ``handler(event, context)`` that dispatches betwe
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from .config import Settings
 from .engine.loader import LoadedParser
 from .engine.types import Parser
 from .events import is_backfill_batch, is_s3_event
+from .observability import invocation, model_loaded
 from .s3_handler import S3Trigger
 from .store import JobStore
 from .video.job import is_video_message
@@ -32,13 +34,19 @@ class Service:
         return self.trigger.store
 
     def s3_handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        return self.trigger.handle_event(event)
+        with invocation(context):
+            return self.trigger.handle_event(event)
+
+    def api_handler(self, event: dict[str, Any], context: Any = None) -> Any:
+        """An API Gateway / Function URL event through Mangum, as one invocation (log keys, metrics flushed)."""
+        with invocation(context):
+            return self.http_handler(event, context)
 
     def handler(self, event: dict[str, Any], context: Any = None) -> Any:
         """The Lambda entry: S3 notifications → trigger; API Gateway / Function URL events → Mangum."""
         if is_s3_event(event) or is_backfill_batch(event) or is_video_message(event):
             return self.s3_handler(event, context)
-        return self.http_handler(event, context)
+        return self.api_handler(event, context)
 
 
 def load_configured_parser(settings: Settings) -> LoadedParser:
@@ -47,7 +55,10 @@ def load_configured_parser(settings: Settings) -> LoadedParser:
     from .engine.loader import load_parser
     from .runtime import configure_threads
 
-    return load_parser(settings, threads=configure_threads(settings.threads))
+    t0 = time.perf_counter()
+    loaded = load_parser(settings, threads=configure_threads(settings.threads))
+    model_loaded(time.perf_counter() - t0)  # reported as ModelLoadTime with the first invocation
+    return loaded
 
 
 def build_service(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_parses: int = 1) -> Service:

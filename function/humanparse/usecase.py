@@ -17,6 +17,7 @@ import numpy.typing as npt
 from .config import Settings
 from .engine.types import Parser, ParseResult
 from .imageio import decode_image
+from .observability import span
 from .rendering import render_all
 
 
@@ -62,17 +63,21 @@ def parse_image(data: bytes, parser: Parser, options: ParseOptions = ParseOption
     """Parse the raw file bytes ``data`` (JPEG/PNG/WebP) with ``parser``. ``extra`` is merged into the JSON
     summary (a job id, a source path). Raises an ``InputError`` subclass for input it will not parse."""
     t0 = time.perf_counter()
-    decoded = decode_image(data, max_megapixels=options.max_megapixels,
-                           max_output_megapixels=options.max_output_megapixels,
-                           max_decode_megabytes=options.max_decode_megabytes, max_jpeg_scans=options.max_jpeg_scans)
+    with span("decode"):
+        decoded = decode_image(data, max_megapixels=options.max_megapixels,
+                               max_output_megapixels=options.max_output_megapixels,
+                               max_decode_megabytes=options.max_decode_megabytes,
+                               max_jpeg_scans=options.max_jpeg_scans)
     t1 = time.perf_counter()
     budget = options.parse_time_budget_s
-    result = parser.parse(decoded.rgb, deadline=None if budget is None else time.monotonic() + budget)
+    with span("parse"):
+        result = parser.parse(decoded.rgb, deadline=None if budget is None else time.monotonic() + budget)
     t2 = time.perf_counter()
     doc_extra: dict[str, Any] = {"input": {"format": decoded.format, "mode": decoded.original_mode,
                                            "frames": decoded.frames, "exif_rotated": decoded.exif_rotated}}
     doc_extra.update(extra or {})
-    files = render_all(result, decoded.rgb, alpha=options.overlay_alpha, extra=doc_extra)
+    with span("render"):
+        files = render_all(result, decoded.rgb, alpha=options.overlay_alpha, extra=doc_extra)
     t3 = time.perf_counter()
     summary: dict[str, Any] = json.loads(files["result.json"])
     return ParseOutput(result, summary, files,

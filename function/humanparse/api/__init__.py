@@ -17,6 +17,7 @@ from .. import __version__
 from ..config import Settings
 from ..engine.types import Parser
 from ..store import JobStore
+from .deps import AuthDep
 from .errors import install_error_handlers
 from .routes import health, jobs, parse, uploads
 
@@ -32,10 +33,11 @@ def create_app(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_pa
     app.state.parse_gate = threading.BoundedSemaphore(max(1, max_concurrent_parses))
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
-                           allow_methods=["GET", "POST"], allow_headers=["content-type"])
+                           allow_methods=["GET", "POST"], allow_headers=["authorization", "content-type"])
     install_error_handlers(app)
     for router in (health.router, uploads.router, jobs.router, parse.router):
-        app.include_router(router)
+        # health's /config carries the token check itself: /healthz stays open
+        app.include_router(router, dependencies=[] if router is health.router else [AuthDep])
     return app
 
 

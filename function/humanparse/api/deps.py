@@ -1,8 +1,10 @@
 """What routes receive through ``Depends``: the settings, the parser, the job store and the /parse gate,
-all set on ``app.state`` once by ``create_app``."""
+all set on ``app.state`` once by ``create_app``; and ``require_token``, the bearer-token check every router
+but /healthz carries."""
 
 from __future__ import annotations
 
+import hmac
 import threading
 from typing import Annotated
 
@@ -10,6 +12,7 @@ from fastapi import Depends, Request
 
 from ..config import Settings
 from ..engine.types import Parser
+from ..exceptions import Unauthorized
 from ..store import JobStore
 
 
@@ -37,3 +40,19 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ParserDep = Annotated[Parser, Depends(get_parser)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 GateDep = Annotated[threading.BoundedSemaphore, Depends(get_parse_gate)]
+
+
+def require_token(request: Request, settings: SettingsDep) -> None:
+    """401 unless ``Authorization: Bearer <Settings.api_token>`` (when a token is set). Compared in constant
+    time; the same on Lambda (Mangum) and in the local runner."""
+    expected = settings.api_token.get_secret_value() if settings.api_token else ""
+    if not expected:
+        return
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise Unauthorized()
+    if not hmac.compare_digest(presented.strip().encode("utf-8"), expected.encode("utf-8")):
+        raise Unauthorized("the access token is not valid")
+
+
+AuthDep = Depends(require_token)

@@ -31,6 +31,8 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         kw["threads"] = args.threads
     if getattr(args, "precision", None):
         kw["precision"] = args.precision
+    if getattr(args, "token", None):
+        kw["api_token"] = args.token
     kw.update(extra)
     return Settings(**kw)
 
@@ -206,6 +208,8 @@ def build_parser(prog: str = "local_runner.py") -> argparse.ArgumentParser:
                    help="where uploads and results persist between runs")
     s.add_argument("--workers", type=int, default=1, help="parses at once (each uses all threads)")
     s.add_argument("--drain-timeout", type=float, default=120.0)
+    s.add_argument("--token", help="API calls (all but /healthz) need 'Authorization: Bearer TOKEN'; "
+                                   "HUMANPARSE_API_TOKEN does the same without showing it in the process list")
     s.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("parse", help="parse image files into label/colour/overlay PNGs and JSON", formatter_class=raw,

@@ -178,7 +178,7 @@ class LocalDeployment:
 
         from .web import build_site
 
-        site = build_site(api_app, self.options.frontend_dir)
+        site = build_site(api_app, self.options.frontend_dir, auth=bool(self.settings.api_token))
         self.web = uvicorn.Server(uvicorn.Config(site, host=self.options.host, port=self.options.port,
                                                  log_level="warning", access_log=False,
                                                  timeout_graceful_shutdown=10))

@@ -11,13 +11,14 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 
-def page_config_js(api_base: str) -> str:
-    return "window.HUMANPARSE_CONFIG = " + json.dumps({"apiBase": api_base}) + ";\n"
+def page_config_js(api_base: str, auth: bool = False) -> str:
+    """``auth``: the API wants a bearer token, so the page shows its token field from the start."""
+    return "window.HUMANPARSE_CONFIG = " + json.dumps({"apiBase": api_base, "auth": auth}) + ";\n"
 
 
-def build_site(api_app: FastAPI, frontend_dir: Path, *, api_base: str = "/api") -> FastAPI:
+def build_site(api_app: FastAPI, frontend_dir: Path, *, api_base: str = "/api", auth: bool = False) -> FastAPI:
     site = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    config_js = page_config_js(api_base)
+    config_js = page_config_js(api_base, auth)
 
     @site.get("/config.js", include_in_schema=False)
     def _config() -> Response:

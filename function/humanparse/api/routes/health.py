@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from ... import __version__
 from ...colormap import full_legend
 from ...labels import PERSON_PALETTE, hex_color
-from ..deps import ParserDep, SettingsDep
+from ..deps import AuthDep, ParserDep, SettingsDep
 
 router = APIRouter()
 
@@ -17,11 +17,12 @@ router = APIRouter()
 @router.get("/healthz")
 def healthz(parser: ParserDep) -> dict[str, Any]:
     info = parser.info
-    return {"status": "ok", "version": __version__, "model": {"kind": info.kind, "id": info.model_id,
-                                                             "notes": info.notes}}
+    return {"status": "ok", "version": __version__,
+            "model": {"kind": info.kind, "id": info.model_id, "notes": info.notes,
+                      "precision": info.precision, "precision_reason": info.precision_reason}}
 
 
-@router.get("/config")
+@router.get("/config", dependencies=[AuthDep])
 def api_config(settings: SettingsDep, parser: ParserDep) -> dict[str, Any]:
     """What the page needs to know: limits, accepted types, the legend of all labels."""
     return {"max_upload_bytes": settings.max_upload_bytes, "allowed_content_types": list(settings.allowed_content_types),

@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ...exceptions import BadOutput, Busy, ImageTooLarge, InvalidRequest, ResponseTooLarge
+from ...observability import record_parse
 from ...usecase import ParseOptions, parse_image
 from ..deps import GateDep, ParserDep, SettingsDep
 from ..limits import read_capped
@@ -77,6 +78,7 @@ async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep,
         out = await run_in_threadpool(parse_image, data, parser, ParseOptions.from_settings(settings))
     finally:
         gate.release()
+    record_parse(out)  # log line + ParseTime / ImagesParsed / PersonsFound
     if output != "json":
         return Response(out.files[f"{output}.png"], media_type="image/png")
     doc = dict(out.summary, label_png_base64=base64.b64encode(out.files["label.png"]).decode("ascii"))
