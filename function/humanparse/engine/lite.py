@@ -383,8 +383,3 @@ class LiteParser:
                 label[m] = BG
         return ([m for m, k in zip(masks, keep, strict=True) if k],
                 [s for s, k in zip(scores, keep, strict=True) if k])
-
-
-def build_lite(model_dir: str | Path, *, threads: int = 2) -> LiteParser:
-    bp, pan = find_lite_models([Path(model_dir)])
-    return LiteParser(bp, pan, threads=threads)
