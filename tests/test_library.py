@@ -149,6 +149,35 @@ def test_map_parses_a_list_in_order(hp: Any, cihp: Path, parsed: Any) -> None:
         list(hp.map([b"not an image", other]))
 
 
+def test_one_parse_at_a_time_across_threads(stub_parser: Any) -> None:
+    """The workers' rule: calls from several threads wait their turn (the stub parser is the boundary here)."""
+    import threading
+    import time
+
+    from humanparse.config import Settings
+    from humanparse.library import HumanParser
+
+    active, peak = [0], [0]
+    inner = stub_parser.parse
+
+    def slow_parse(rgb: Any) -> Any:
+        active[0] += 1
+        peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        active[0] -= 1
+        return inner(rgb)
+
+    stub_parser.parse = slow_parse
+    hp = HumanParser(stub_parser, Settings())
+    image = np.zeros((64, 48, 3), np.uint8)
+    threads = [threading.Thread(target=hp, args=(image,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert stub_parser.calls == 4 and peak[0] == 1
+
+
 def test_bad_input_raises_the_error_family(hp: Any, photo_path: Path, tmp_path: Path) -> None:
     cases: list[tuple[Any, type[Exception], str]] = [
         (b"", EmptyInput, "empty"),

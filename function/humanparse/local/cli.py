@@ -49,7 +49,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 # ------------------------------------------------------------------------------------------------ parse
 def _emit(args: argparse.Namespace, line: dict[str, Any]) -> None:
     """One JSON line per input on stdout for scripts (``--json``); the bar and the summary use stderr."""
-    if args.json:
+    if getattr(args, "json", False):
         from tqdm import tqdm
 
         tqdm.write(json.dumps(line, ensure_ascii=False), file=sys.stdout)
@@ -79,7 +79,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
         bar.set_postfix_str(item.path.name[-30:])
         folder, stem = out / item.rel.parent, item.rel.name
         targets = [str(p) for p in output_paths(folder, stem).values()]
-        if args.skip_existing and all(Path(t).is_file() for t in targets):
+        if getattr(args, "skip_existing", False) and all(Path(t).is_file() for t in targets):
             skipped += 1
             _emit(args, {"status": "skipped", "input": str(item.path), "outputs": targets})
             continue
