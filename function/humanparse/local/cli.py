@@ -7,10 +7,14 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..exceptions import HumanParseError, ModelError, StorageUnavailable
+
+if TYPE_CHECKING:
+    from ..library import HumanParser
+    from .batch import Item
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PACKAGED_FRONTEND = Path(__file__).resolve().parents[1] / "frontend"  # in a wheel (setup.py copies the page)
@@ -61,7 +65,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
     tree. Exit status 1 when any input failed (or none was found), 0 otherwise."""
     from tqdm import tqdm
 
-    from ..library import load, output_paths, write_outputs
+    from ..library import load
     from .batch import find_inputs
 
     out = Path(args.out)
@@ -73,36 +77,49 @@ def cmd_parse(args: argparse.Namespace) -> int:
         _emit(args, {"status": "failed", "input": path, **exc.to_dict()})
     for other in found.ignored:
         _emit(args, {"status": "ignored", "input": str(other), "detail": "not an image"})
-    parsed = skipped = 0
+    counts = {"parsed": 0, "skipped": 0}
     bar = tqdm(found.items, unit="img", file=sys.stderr, disable=args.quiet)
-    for item in bar:
-        bar.set_postfix_str(item.path.name[-30:])
-        folder, stem = out / item.rel.parent, item.rel.name
-        targets = [str(p) for p in output_paths(folder, stem).values()]
-        if getattr(args, "skip_existing", False) and all(Path(t).is_file() for t in targets):
-            skipped += 1
-            _emit(args, {"status": "skipped", "input": str(item.path), "outputs": targets})
-            continue
-        try:
-            result = parser(item.path)
-            write_outputs(folder, stem, result.files)
-        except HumanParseError as exc:  # the same code and words as HTTP answers and status.json
-            failures.append((str(item.path), exc))
-            tqdm.write(f"failed {item.path}: {exc.code}: {exc}", file=sys.stderr)
-            _emit(args, {"status": "failed", "input": str(item.path), **exc.to_dict()})
-            continue
-        except OSError as exc:  # results not written (disk full, permissions): this image failed, go on
-            err = StorageUnavailable(f"cannot write results to {folder} ({exc.strerror or type(exc).__name__})")
-            failures.append((str(item.path), err))
-            tqdm.write(f"failed {item.path}: {err.code}: {err}", file=sys.stderr)
-            _emit(args, {"status": "failed", "input": str(item.path), **err.to_dict()})
-            continue
-        parsed += 1
-        _emit(args, {"status": "parsed", "input": str(item.path), "outputs": targets,
-                     "people": len(result.people),
-                     "timings_ms": {k: round(v * 1000.0, 1) for k, v in result.timings.items()}})
-    print(_summary(parsed, failures, skipped, len(found.ignored), out), file=sys.stderr)
-    return 1 if failures or not (parsed or skipped) else 0
+    try:
+        for item in bar:
+            bar.set_postfix_str(item.path.name[-30:])
+            _parse_one(args, parser, item, out, failures, counts)
+    except KeyboardInterrupt:  # results written so far are whole; say how to go on, skip the traceback
+        bar.close()
+        print(_summary(counts["parsed"], failures, counts["skipped"], len(found.ignored), out)
+              + "\ninterrupted: run again with --skip-existing to go on", file=sys.stderr)
+        return 130
+    print(_summary(counts["parsed"], failures, counts["skipped"], len(found.ignored), out), file=sys.stderr)
+    return 1 if failures or not (counts["parsed"] or counts["skipped"]) else 0
+
+
+def _parse_one(args: argparse.Namespace, parser: HumanParser, item: Item, out: Path,
+               failures: list[tuple[str, HumanParseError]], counts: dict[str, int]) -> None:
+    """Parse one input into ``out``; a failure is recorded (and reported) and the batch goes on."""
+    from tqdm import tqdm
+
+    from ..library import output_paths, write_outputs
+
+    folder, stem = out / item.rel.parent, item.rel.name
+    targets = [str(p) for p in output_paths(folder, stem).values()]
+    if getattr(args, "skip_existing", False) and all(Path(t).is_file() for t in targets):
+        counts["skipped"] += 1
+        _emit(args, {"status": "skipped", "input": str(item.path), "outputs": targets})
+        return
+    try:
+        result = parser(item.path)
+        write_outputs(folder, stem, result.files)
+    except (HumanParseError, OSError) as exc:
+        # the same code and words as HTTP answers and status.json; OSError: results not written (disk full)
+        err = exc if isinstance(exc, HumanParseError) else StorageUnavailable(
+            f"cannot write results to {folder} ({exc.strerror or type(exc).__name__})")
+        failures.append((str(item.path), err))
+        tqdm.write(f"failed {item.path}: {err.code}: {err}", file=sys.stderr)
+        _emit(args, {"status": "failed", "input": str(item.path), **err.to_dict()})
+        return
+    counts["parsed"] += 1
+    _emit(args, {"status": "parsed", "input": str(item.path), "outputs": targets,
+                 "people": len(result.people),
+                 "timings_ms": {k: round(v * 1000.0, 1) for k, v in result.timings.items()}})
 
 
 def _summary(parsed: int, failures: list[tuple[str, HumanParseError]], skipped: int, ignored: int,
