@@ -103,4 +103,11 @@ def test_find_inputs_by_content_collisions_and_hidden(tmp_path: Path) -> None:
     assert [(i.path.relative_to(root).as_posix(), i.rel.as_posix()) for i in found.items] == [
         ("a.jpg", "a"), ("a.png", "a.png"), ("sub/scan", "sub/scan")]
     assert sorted(p.name for p in found.ignored) == ["._a.jpg", "readme.md"]
+    # results written into the input folder itself (--out = the folder, or a folder above a glob) are not inputs
+    (root / "a.color.png").write_bytes(png)
+    (root / "a.json").write_text("{}")
+    again = find_inputs([str(root)], root)
+    assert [i.rel.as_posix() for i in again.items] == ["a", "a.png", "sub/scan"] and "a.json" not in str(again.ignored)
+    globbed = find_inputs([str(root / "*.png")], tmp_path)
+    assert [i.rel.as_posix() for i in globbed.items] == ["a"]  # a.png; the tree's a.color.png is a result
     assert sniff_image(b"GIF89a\0\0") and sniff_image(b"II*\x00") and not sniff_image(b"%PDF-1.7")

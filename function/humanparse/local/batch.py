@@ -49,14 +49,26 @@ class Inputs:
     missing: list[tuple[str, HumanParseError]] = field(default_factory=list)  # arguments naming nothing
 
 
+_RESULT_TAILS = tuple(f".{s}" for s in ("label.png", "color.png", "overlay.png", "persons.png", "legend.png",
+                                          "json", "tmp"))
+
+
+def is_result(path: Path, out: Path) -> bool:
+    """A file an earlier run wrote: under ``out`` (resolved) and named like a result (``x.color.png``)."""
+    return path.name.endswith(_RESULT_TAILS) and path.resolve().is_relative_to(out)
+
+
 def _walk(folder: Path, skip: Path) -> tuple[list[Path], list[Path]]:
-    """(candidate images, other files) under ``folder``, sorted, not entering hidden folders or ``skip``."""
+    """(candidate images, other files) under ``folder``, sorted, not entering hidden folders or ``skip``; results
+    of an earlier run into a folder above or equal to this one are passed over silently."""
     images: list[Path] = []
     other: list[Path] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(root, d).resolve() != skip)
         for name in sorted(files):
             p = Path(root, name)
+            if is_result(p, skip):
+                continue
             (images if not name.startswith(".") and looks_like_image(p) else other).append(p)
     return images, other
 
@@ -103,7 +115,7 @@ def find_inputs(args: list[str], out: Path) -> Inputs:
             root = _glob_root(arg)
             matches = sorted(Path(m) for m in glob.glob(arg, recursive=True))
             for m in matches:
-                if m.is_dir() or m.resolve().is_relative_to(skip):
+                if m.is_dir() or is_result(m, skip):
                     continue
                 rel = m.relative_to(root) if m.is_relative_to(root) else Path(m.name)
                 if looks_like_image(m) and not m.name.startswith("."):
