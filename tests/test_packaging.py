@@ -46,6 +46,22 @@ def test_wheel_carries_pinned_models_licences_and_script(wheel: Path) -> None:
         assert "humanparse = humanparse.local.cli:main" in z.read(ep).decode()
 
 
+def test_wheel_carries_the_page_and_serve_finds_it(wheel: Path, tmp_path: Path) -> None:
+    """``humanparse serve`` from an installed wheel (no checkout beside it) serves the page the wheel carries."""
+    page = ROOT / "frontend"
+    wanted = {f"humanparse/frontend/{p.relative_to(page).as_posix()}" for p in page.rglob("*") if p.is_file()}
+    assert "humanparse/frontend/index.html" in wanted and any(n.startswith("humanparse/frontend/js/") for n in wanted)
+    with zipfile.ZipFile(wheel) as z:
+        assert wanted <= set(z.namelist())
+        assert "humanparse/py.typed" in z.namelist()
+        z.extractall(tmp_path / "site")
+    r = subprocess.run([sys.executable, "-c", "from humanparse.local.cli import frontend_dir; print(frontend_dir())"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()) == tmp_path / "site" / "humanparse" / "frontend"
+
+
 def test_packaged_models_are_found_and_verified(tmp_path: Path) -> None:
     from humanparse.engine.lite import find_lite_models
     from humanparse.exceptions import ModelError, ModelNotFound

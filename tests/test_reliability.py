@@ -81,7 +81,7 @@ def test_hostile_inputs_batch_cli(tmp_path: Path, shared_models: Path) -> None:
         produced = (out / f"{name}.json").exists()
         assert produced == (expected == "ok"), (name, r.stderr[-2000:])
         if expected != "ok":
-            assert f"skipped {tmp_path / 'in' / name}.jpg" in r.stderr
+            assert f"failed {tmp_path / 'in' / name}.jpg: " in r.stderr
     n_ok = sum(e == "ok" for *_, e in CASES)
     assert f"{n_ok} parsed, {len(CASES) - n_ok} failed" in r.stderr
 

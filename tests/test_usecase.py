@@ -57,10 +57,10 @@ def test_three_entries_give_the_same_label_map(aws: dict[str, Any], lite_parser:
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"nope")
     args = argparse.Namespace(images=[str(src), str(bad)], out=str(tmp_path / "out"), quiet=True, model="lite",
-                              model_dir=None, lite_dir=str(packaged_lite_dir()), cache_dir=None, threads=2)
+                              model_dir=None, lite_dir=None, cache_dir=None, threads=2)
     assert cmd_parse(args) == 1  # one failed, named with the same code as HTTP and status.json
     err = capsys.readouterr().err
-    assert f"{bad}: not_an_image:" in err and f"1 parsed, 1 failed → {tmp_path / 'out'}; {bad} (not_an_image)" in err
+    assert f"{bad}: not_an_image:" in err and f"1 parsed, 1 failed: {bad} (not_an_image) → {tmp_path / 'out'}" in err
     cli = (tmp_path / "out" / "p.label.png").read_bytes()
     maps = [np.asarray(Image.open(io.BytesIO(b))) for b in (http, s3_png, cli)]
     assert maps[0].shape == photo.shape[:2]

@@ -6,8 +6,11 @@ maps read like the data set's own visualisations. Colours are RGB.
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy is imported where the palette is built, so `humanparse.LABELS` costs no numpy import
+    import numpy as np
+    import numpy.typing as npt
 
 CIHP_LABELS: tuple[str, ...] = (
     "Background", "Hat", "Hair", "Glove", "Sunglasses", "UpperClothes", "Dress", "Coat", "Socks",
@@ -15,6 +18,29 @@ CIHP_LABELS: tuple[str, ...] = (
     "Right-leg", "Left-shoe", "Right-shoe",
 )
 NUM_LABELS = len(CIHP_LABELS)
+LABELS: dict[int, str] = dict(enumerate(CIHP_LABELS))  # id → name, the ids of label.png and ``result.labels``
+
+# Label groups for virtual try-on and data preparation, as CIHP names (``result.mask(group)`` takes these keys).
+# Garment groups name the garment labels themselves; the ``*_body`` groups name everything a garment of that
+# kind covers or may reveal when it is swapped (the region a try-on model repaints); ``identity`` is what keeps
+# a person recognisable (kept as is when repainting).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "upper_garment": ("UpperClothes", "Coat"),
+    "lower_garment": ("Pants", "Skirt"),
+    "full_body_garment": ("Dress",),
+    "garments": ("UpperClothes", "Dress", "Coat", "Pants", "Skirt"),
+    "upper_body": ("UpperClothes", "Coat", "Torso-skin", "Left-arm", "Right-arm"),
+    "lower_body": ("Pants", "Skirt", "Left-leg", "Right-leg"),
+    "full_body": ("UpperClothes", "Dress", "Coat", "Pants", "Skirt", "Torso-skin", "Left-arm", "Right-arm",
+                  "Left-leg", "Right-leg"),
+    "identity": ("Hat", "Hair", "Sunglasses", "Face"),
+    "skin": ("Torso-skin", "Face", "Left-arm", "Right-arm", "Left-leg", "Right-leg"),
+    "arms": ("Left-arm", "Right-arm"),
+    "legs": ("Left-leg", "Right-leg"),
+    "shoes": ("Left-shoe", "Right-shoe"),
+    "accessories": ("Hat", "Glove", "Sunglasses", "Scarf", "Socks"),
+    "person": CIHP_LABELS[1:],
+}
 
 CIHP_PALETTE: tuple[tuple[int, int, int], ...] = (
     (0, 0, 0), (128, 0, 0), (255, 0, 0), (0, 85, 0), (170, 0, 51), (255, 85, 0), (0, 0, 85),
@@ -33,6 +59,8 @@ PERSON_PALETTE: tuple[tuple[int, int, int], ...] = (
 
 def palette_array() -> npt.NDArray[np.uint8]:
     """(256, 3) uint8 RGB lookup table: rows 0–19 are CIHP_PALETTE, the rest black."""
+    import numpy as np
+
     lut = np.zeros((256, 3), dtype=np.uint8)
     lut[:NUM_LABELS] = np.asarray(CIHP_PALETTE, dtype=np.uint8)
     return lut

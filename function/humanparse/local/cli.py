@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
-from ..exceptions import FileUnreadable, HumanParseError, ImageTooLarge, InputError, ModelError
+from ..exceptions import HumanParseError, ModelError, StorageUnavailable
+
+if TYPE_CHECKING:
+    from ..library import HumanParser
+    from .batch import Item
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-FRONTEND_DIR = REPO_ROOT / "frontend"
+PACKAGED_FRONTEND = Path(__file__).resolve().parents[1] / "frontend"  # in a wheel (setup.py copies the page)
+
+
+def frontend_dir() -> Path:
+    """The page: the copy installed with the package, else ``frontend/`` of the checkout this runs from."""
+    return PACKAGED_FRONTEND if (PACKAGED_FRONTEND / "index.html").is_file() else REPO_ROOT / "frontend"
+
+
+FRONTEND_DIR = frontend_dir()
+# a checkout keeps its data beside the code; an installed package in the folder it is started from
+DATA_DIR = REPO_ROOT / ".humanparse-data" if (REPO_ROOT / "pyproject.toml").is_file() else Path(".humanparse-data")
 log = logging.getLogger("humanparse.local")
 
 
@@ -38,58 +53,90 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 
 # ------------------------------------------------------------------------------------------------ parse
-# result file name → the suffix it gets beside the photo's stem (``photo.label.png``, ``photo.json``)
-_OUT_SUFFIX = {"label.png": "label.png", "color.png": "color.png", "overlay.png": "overlay.png",
-               "persons.png": "persons.png", "legend.png": "legend.png", "result.json": "json"}
+def _emit(args: argparse.Namespace, line: dict[str, Any]) -> None:
+    """One JSON line per input on stdout for scripts (``--json``); the bar and the summary use stderr."""
+    if getattr(args, "json", False):
+        from tqdm import tqdm
 
-
-def _read_capped(path: str, max_bytes: int) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
-    except OSError as exc:
-        raise FileUnreadable(f"cannot read it ({exc.strerror or type(exc).__name__})") from exc
-    if len(data) > max_bytes:
-        raise ImageTooLarge(f"file is larger than {max_bytes} bytes")
-    return data
-
-
-def _write_outputs(out: Path, stem: str, files: dict[str, bytes]) -> None:
-    for name, body in files.items():
-        target = out / f"{stem}.{_OUT_SUFFIX[name]}"
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(body)
-        tmp.replace(target)  # a reader never sees half a file
+        tqdm.write(json.dumps(line, ensure_ascii=False), file=sys.stdout)
+        sys.stdout.flush()
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
+    """Parse files, folders (recursive, images found by content) and globs into ``--out``, mirroring the input
+    tree. Exit status 1 when any input failed (or none was found), 0 otherwise."""
     from tqdm import tqdm
 
-    from ..service import load_configured_parser
-    from ..usecase import ParseOptions, parse_image
+    from ..library import load
+    from .batch import find_inputs
 
-    settings = _settings(args)
-    loaded = load_configured_parser(settings)
-    print(loaded.notice, file=sys.stderr)
-    options = ParseOptions.from_settings(settings)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    failures: list[tuple[str, str]] = []
-    bar = tqdm(args.images, unit="img", file=sys.stderr, disable=args.quiet)
-    for path in bar:
-        bar.set_postfix_str(Path(path).name[-30:])
-        try:
-            data = _read_capped(path, settings.max_upload_bytes * 4)
-            result = parse_image(data, loaded.parser, options, extra={"source": str(path)})
-        except InputError as exc:  # the same code and words as HTTP answers and status.json
-            failures.append((str(path), exc.code))
-            tqdm.write(f"skipped {path}: {exc.code}: {exc}", file=sys.stderr)
-            continue
-        _write_outputs(out, Path(path).stem, result.files)
-    ok = len(args.images) - len(failures)
-    failed = "".join(f"; {p} ({code})" for p, code in failures[:10]) + ("; …" if len(failures) > 10 else "")
-    print(f"{ok} parsed, {len(failures)} failed → {out}{failed}", file=sys.stderr)
-    return 1 if failures else 0
+    found = find_inputs(args.images, out)
+    parser = load(settings=_settings(args))
+    print(parser.notice, file=sys.stderr)
+    failures: list[tuple[str, HumanParseError]] = list(found.missing)
+    for path, exc in found.missing:
+        _emit(args, {"status": "failed", "input": path, **exc.to_dict()})
+    for other in found.ignored:
+        _emit(args, {"status": "ignored", "input": str(other), "detail": "not an image"})
+    counts = {"parsed": 0, "skipped": 0}
+    bar = tqdm(found.items, unit="img", file=sys.stderr, disable=args.quiet)
+    try:
+        for item in bar:
+            bar.set_postfix_str(item.path.name[-30:])
+            _parse_one(args, parser, item, out, failures, counts)
+    except KeyboardInterrupt:  # results written so far are whole; say how to go on, skip the traceback
+        bar.close()
+        print(_summary(counts["parsed"], failures, counts["skipped"], len(found.ignored), out)
+              + "\ninterrupted: run again with --skip-existing to go on", file=sys.stderr)
+        return 130
+    print(_summary(counts["parsed"], failures, counts["skipped"], len(found.ignored), out), file=sys.stderr)
+    return 1 if failures or not (counts["parsed"] or counts["skipped"]) else 0
+
+
+def _parse_one(args: argparse.Namespace, parser: HumanParser, item: Item, out: Path,
+               failures: list[tuple[str, HumanParseError]], counts: dict[str, int]) -> None:
+    """Parse one input into ``out``; a failure is recorded (and reported) and the batch goes on."""
+    from tqdm import tqdm
+
+    from ..library import output_paths, write_outputs
+
+    folder, stem = out / item.rel.parent, item.rel.name
+    targets = [str(p) for p in output_paths(folder, stem).values()]
+    if getattr(args, "skip_existing", False) and all(Path(t).is_file() for t in targets):
+        counts["skipped"] += 1
+        _emit(args, {"status": "skipped", "input": str(item.path), "outputs": targets})
+        return
+    try:
+        result = parser(item.path)
+        write_outputs(folder, stem, result.files)
+    except (HumanParseError, OSError) as exc:
+        # the same code and words as HTTP answers and status.json; OSError: results not written (disk full)
+        err = exc if isinstance(exc, HumanParseError) else StorageUnavailable(
+            f"cannot write results to {folder} ({exc.strerror or type(exc).__name__})")
+        failures.append((str(item.path), err))
+        tqdm.write(f"failed {item.path}: {err.code}: {err}", file=sys.stderr)
+        _emit(args, {"status": "failed", "input": str(item.path), **err.to_dict()})
+        return
+    counts["parsed"] += 1
+    _emit(args, {"status": "parsed", "input": str(item.path), "outputs": targets,
+                 "people": len(result.people),
+                 "timings_ms": {k: round(v * 1000.0, 1) for k, v in result.timings.items()}})
+
+
+def _summary(parsed: int, failures: list[tuple[str, HumanParseError]], skipped: int, ignored: int,
+             out: Path) -> str:
+    """``412 parsed, 3 failed: a.jpg (truncated); … → out/`` plus skipped and ignored counts when not zero."""
+    head = f"{parsed} parsed, {len(failures)} failed"
+    if failures:
+        head += ": " + "; ".join(f"{p} ({e.code})" for p, e in failures[:10]) + ("; …" if len(failures) > 10 else "")
+    if skipped:
+        head += f"; {skipped} skipped (results already in {out}, --skip-existing)"
+    if ignored:
+        head += f"; {ignored} non-image file{'s' if ignored != 1 else ''} ignored"
+    if not (parsed or skipped or failures):
+        return head + " — no image files found"
+    return f"{head} → {out}"
 
 
 # --------------------------------------------------------------------------------------------- download
@@ -166,7 +213,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 EXAMPLES = {
     "serve": "python local_runner.py --port 8000            # page + API + embedded S3 at http://127.0.0.1:8000/",
-    "parse": "python local_runner.py parse photos/*.jpg --out out/",
+    "parse": "python local_runner.py parse photos/*.jpg --out out/\n"
+             "  python local_runner.py parse photos/ --out out/ --skip-existing --json   # a folder, recursively",
     "download": "python local_runner.py download m2fp       # M2FP weights (needs a network), then calibrate",
     "calibrate": "python local_runner.py calibrate --model-dir ~/.cache/humanparse/m2fp/damo--cv_resnet101_image-"
                  "multiple-human-parsing",
@@ -204,7 +252,7 @@ def build_parser(prog: str = "local_runner.py") -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--s3-port", type=int, default=0, help="embedded S3 port (default: a free one)")
-    s.add_argument("--data-dir", default=str(REPO_ROOT / ".humanparse-data"),
+    s.add_argument("--data-dir", default=str(DATA_DIR),
                    help="where uploads and results persist between runs")
     s.add_argument("--workers", type=int, default=1, help="parses at once (each uses all threads)")
     s.add_argument("--drain-timeout", type=float, default=120.0)
@@ -215,9 +263,16 @@ def build_parser(prog: str = "local_runner.py") -> argparse.ArgumentParser:
     p = sub.add_parser("parse", help="parse image files into label/colour/overlay PNGs and JSON", formatter_class=raw,
                        epilog=examples("parse"))
     model_opts(p)
-    p.add_argument("images", nargs="+")
-    p.add_argument("--out", required=True)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("images", nargs="+", metavar="PATH",
+                   help="image files, folders (searched recursively; images found by content) and globs "
+                        "('photos/**/*.jpg')")
+    p.add_argument("--out", required=True, help="results folder; mirrors the tree below each folder given")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave inputs whose results are all in --out already (resume a stopped run)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON line per input on stdout: status (parsed, failed, skipped, ignored), "
+                        "input, outputs, people, timings_ms, or error + detail")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_parse)
 
     d = sub.add_parser("download", help="fetch model files (needs a network)", formatter_class=raw,
