@@ -19,8 +19,10 @@ WORKDIR /src
 # CPU-only torch from PyTorch's CPU index: a plain `torch` from PyPI is a multi-GB CUDA build.
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY function/ function/
+# setup.py copies the page into the package (humanparse/frontend), so `humanparse serve` finds it when installed
+COPY frontend/ frontend/
 RUN /opt/venv/bin/pip install ".[local]" awslambdaric \
  && find /opt/venv -name "__pycache__" -prune -exec rm -rf {} + \
  && rm -rf /opt/venv/lib/python*/site-packages/torch/include /opt/venv/lib/python*/site-packages/torch/share/cmake

@@ -13,7 +13,6 @@ import pytest
 from conftest import encode_jpeg
 from humanparse.config import Settings
 from humanparse.exceptions import NotAnImage
-from humanparse.models import packaged_lite_dir
 from humanparse.rendering import ARTIFACTS
 from humanparse.service import build_service
 from humanparse.usecase import ParseOptions, ParseOutput, parse_image
