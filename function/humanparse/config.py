@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     cors_origins: tuple[str, ...] = ()
     overlay_alpha: float = 0.6
 
+    # --- result cache (issue 15): identical bytes + same model and output settings → the stored result is reused
+    cache_enabled: bool = True  # off: every upload is parsed, no index is read or written
+
     @property
     def output_bucket(self) -> str:
         return self.results_bucket or self.upload_bucket

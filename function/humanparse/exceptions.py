@@ -125,6 +125,13 @@ class ResponseTooLarge(InputError):
     message = "result too large for a synchronous answer; use POST /uploads"
 
 
+class ChecksumMismatch(InputError):
+    """The stored upload's bytes are not the ones whose SHA-256 was declared when the upload was created."""
+
+    code = "checksum_mismatch"
+    message = "the uploaded bytes do not match the SHA-256 declared for them"
+
+
 class EventFormatError(InputError, ValueError):
     """The payload is not an S3 notification (or backfill batch) we understand."""
 
