@@ -33,7 +33,9 @@ async function run(node, file, ctx) {
       onState: (text, jobId) => { setState(node, text); node.dataset.jobId = jobId; },
     });
     if (job.status === "failed") throw new Error(jobFailure(job));
-    setState(node, `done in ${job.elapsed_ms ? (job.elapsed_ms / 1000).toFixed(1) + " s" : "—"}`, "done");
+    if (job.cached) node.dataset.cached = "true"; else delete node.dataset.cached;
+    setState(node, job.cached ? "done — from cache (this photo was parsed before)" :
+      `done in ${job.elapsed_ms ? (job.elapsed_ms / 1000).toFixed(1) + " s" : "—"}`, "done");
     bar.hidden = true;
     await showResult(node, file, job, ctx.config());
   } catch (e) {

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
 
     # --- result cache (issue 15): identical bytes + same model and output settings → the stored result is reused
     cache_enabled: bool = True  # off: every upload is parsed, no index is read or written
+    # local runner: write an AWS CLI / boto3 profile "humanparse-local" (endpoint + this run's key, mode 0600)
+    # here at start, for `aws s3 cp` into its bucket; unset: the key stays in the process only
+    local_aws_config: Path | None = None
 
     @property
     def output_bucket(self) -> str:
