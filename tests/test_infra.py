@@ -352,3 +352,22 @@ def test_per_client_limit_on_the_page_api_path() -> None:
         t = render(**params)
         assert not resources(t, "AWS::WAFv2::WebACL"), params
         assert "WebACLId" not in t["Resources"]["PageDistribution"]["Properties"]["DistributionConfig"], params
+
+
+def test_cache_index_expires_with_the_results_and_the_api_may_copy(rendered: dict[str, Any]) -> None:
+    """Issue 15: the index objects live under the results prefix the lifecycle rule expires, and the API
+    function (POST /uploads answered from the cache) may write there — CopyObject needs PutObject."""
+    from humanparse.config import Settings
+    from humanparse.store import JobStore
+
+    env = template_env()
+    settings = Settings(results_prefix=env["HUMANPARSE_RESULTS_PREFIX"])
+    index_key = JobStore(None, settings).cache_key_name("ab" * 32)
+    (bucket,) = [b for n, b in resources(rendered, "AWS::S3::Bucket").items() if n == "ResultsBucket"]
+    rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any(r["Status"] == "Enabled" and "ExpirationInDays" in r
+               and index_key.startswith(r.get("Prefix", r.get("Filter", {}).get("Prefix", ""))) for r in rules)
+    api_role = next(r for n, r in resources(rendered, "AWS::IAM::Role").items() if n.startswith("ApiFunction"))
+    writes = [st for pol in api_role["Properties"]["Policies"] for st in pol["PolicyDocument"]["Statement"]
+              if "s3:PutObject" in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])]
+    assert any(re.search(r"-results-\$\{AWS::AccountId\}/results/\*", json.dumps(st["Resource"])) for st in writes), writes
