@@ -170,6 +170,26 @@ def test_cache_disabled_reads_and_writes_nothing(aws: dict[str, Any], stub_parse
     assert listed.get("KeyCount", 0) == 0
 
 
+def test_concurrent_uploads_of_the_same_bytes_leave_a_whole_index(
+        svc: Service, aws: dict[str, Any], stub_parser: StubParser) -> None:
+    """Both may parse; whichever index write lands last names a job that is done with every file there."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [f"uploads/race/{i}.jpg" for i in range(4)]
+    for key in keys:
+        aws["s3"].put_object(Bucket=aws["upload_bucket"], Key=key, Body=PHOTO_B)
+    with ThreadPoolExecutor(4) as pool:
+        recs = [o["records"][0] for o in pool.map(lambda k: deliver(svc, aws, k), keys)]
+    assert all(r["status"] == "done" for r in recs)
+    entry = svc.trigger.cache.lookup(sha(PHOTO_B))
+    assert entry is not None and entry.job_id in {r["job_id"] for r in recs}
+    assert set(results(aws, entry.job_id)) == set(entry.status["files"])
+    for r in recs:  # every done status names files that exist
+        st = svc.store.read_status(r["job_id"])
+        assert st is not None and set(results(aws, r["job_id"])) == set(st["files"])
+    assert 1 <= stub_parser.calls <= 4
+
+
 # ------------------------------------------------------------------------------------------- tampering
 def test_bytes_other_than_declared_are_refused_by_the_storage(svc: Service, aws: dict[str, Any]) -> None:
     up = post_upload(TestClient(svc.app), PHOTO_A)
@@ -281,6 +301,15 @@ def test_local_runner_end_to_end(tmp_path: Path, cihp: Path) -> None:
         assert [f["status"] for f in found] == ["done"] * 4, found
         assert found[0]["cached"] is True  # the same bytes as the first photo
         assert r.log().count("parsed with") == parses + 3  # the first key's bytes were not parsed again
+    finally:
+        r.stop()
+    # the copies of a cached job are on disk like any other result: a restart serves them
+    r = Runner(tmp_path / "data", "--model", "lite").start()
+    try:
+        view = requests.get(f"{r.base}/api/jobs/{again['job_id']}", timeout=30).json()
+        assert view["status"] == "done" and view["cached"] is True
+        assert requests.get(view["results"]["label.png"], timeout=30).content[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "parsed with" not in r.log().split("embedded S3 at")[-1]  # nothing was queued again
     finally:
         r.stop()
 
