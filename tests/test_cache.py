@@ -166,7 +166,7 @@ def test_cache_disabled_reads_and_writes_nothing(aws: dict[str, Any], stub_parse
     parse_once(off, aws, client, PHOTO_A)
     parse_once(off, aws, client, PHOTO_A)
     assert stub_parser.calls == 2
-    listed = aws["s3"].list_objects_v2(Bucket=aws["results_bucket"], Prefix="results/cache/")
+    listed = aws["s3"].list_objects_v2(Bucket=aws["results_bucket"], Prefix="cache/")
     assert listed.get("KeyCount", 0) == 0
 
 

@@ -165,10 +165,10 @@ class JobStore:
 
     # ------------------------------------------------------------------------ result cache (issue 15)
     def cache_key_name(self, key: str) -> str:
-        """The index object of a cache key: under the results prefix, so it expires with the results (the
-        template's lifecycle rule) and the functions' grants on ``results/*`` cover it. Job ids are hex, so
-        ``cache`` never names a job."""
-        return f"{self.settings.results_prefix}cache/{key}.json"
+        """The index object of a cache key, in the results bucket beside (not inside) the results prefix, so
+        ``results/`` holds job folders only; the template's lifecycle rule on ``cache/`` expires it as
+        ``results/``. Outside the uploads prefix, so it never triggers a parse when both share a bucket."""
+        return f"cache/{key}.json"
 
     def read_json(self, key: str) -> dict[str, Any] | None:
         """A small JSON object of the results bucket, or None when it is not there."""
