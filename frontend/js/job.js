@@ -30,7 +30,7 @@ async function run(node, file, ctx) {
     setState(node, "uploading…");
     const job = await submit(file, {
       onProgress: (p) => { bar.value = p; },
-      onState: (text, jobId) => { setState(node, text); node.dataset.jobId = jobId; },
+      onState: (text, jobId) => { setState(node, text); if (jobId) node.dataset.jobId = jobId; },
     });
     if (job.status === "failed") throw new Error(jobFailure(job));
     if (job.cached) node.dataset.cached = "true"; else delete node.dataset.cached;
