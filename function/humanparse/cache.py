@@ -83,7 +83,8 @@ class ResultCache:
     """Look-ups and index writes over one ``JobStore``; the fingerprint is computed once (at start)."""
 
     def __init__(self, store: JobStore, parser: Parser, settings: Settings) -> None:
-        self.store, self.enabled = store, settings.cache_enabled
+        self.store = store
+        self.enabled = settings.cache_enabled and store.s3 is not None  # an app built without storage: none
         self.identity = answer_identity(parser, settings)
         self.fingerprint = sha256_hex(json.dumps(self.identity, sort_keys=True).encode("utf-8"))
 
