@@ -11,6 +11,7 @@ the page's CSP forbids eval, which Playwright's polling of a string expression n
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import mimetypes
@@ -309,6 +310,37 @@ def test_non_image_shows_error_and_retry(runner: Runner, browser: Any, tmp_path:
     page.focus("#drop")
     page.keyboard.press("Enter")
     page.wait_for_function("() => window.__picked === true", timeout=5000)
+    page.close()
+
+
+def test_second_drop_of_the_same_file_is_answered_from_the_cache(runner: Runner, browser: Any, cihp: Path) -> None:
+    """Issue 15: the page hashes the file (Web Crypto) and sends the hash with POST /uploads; the second drop of
+    the same photo shows its result with no upload request at all (the network is watched)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    storage_posts: list[str] = []
+    api_bodies: list[dict[str, Any]] = []
+    page.on("request", lambda r: storage_posts.append(r.url) if r.method == "POST" and "/api/" not in r.url
+            else api_bodies.append(json.loads(r.post_data or "{}")) if r.url.endswith("/api/uploads") else None)
+    page.goto(runner.base + "/")
+    page.wait_for_function("() => document.querySelector('#model-line').textContent.includes('Model')")
+    photo = cihp / "images" / "0012008.jpg"
+    page.set_input_files("#file", str(photo))
+    page.wait_for_function("() => document.querySelectorAll(\".job[data-ready='1']\").length === 1", timeout=120_000)
+    assert len(storage_posts) == 1 and api_bodies[0]["sha256"] == hashlib.sha256(photo.read_bytes()).hexdigest()
+    first = page.locator(".job").first
+    assert "from cache" not in first.locator(".state").inner_text()
+    first_job, first_width = first.get_attribute("data-job-id"), first.locator("canvas.view").get_attribute("data-width")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_function("() => document.querySelectorAll(\".job[data-ready='1']\").length === 2", timeout=60_000)
+    second = page.locator(".job").first  # new cards go on top
+    assert "from cache" in second.locator(".state").inner_text() and second.get_attribute("data-cached") == "true"
+    assert second.get_attribute("data-job-id") not in (None, first_job)
+    assert len(storage_posts) == 1, storage_posts  # no second upload went to the storage
+    assert len(api_bodies) == 2 and second.locator("canvas.view").get_attribute("data-width") == first_width
+    shot(page, "browser-from-cache.png")
+    assert not errors, errors
     page.close()
 
 

@@ -177,7 +177,7 @@ def test_least_privilege(rendered: dict[str, Any]) -> None:
                 if any(a.startswith("s3:") for a in actions):
                     assert st["Resource"] != "*" and "s3:*" not in actions, (name, st)
                     if "s3:PutObject" in actions:
-                        assert re.search(r"/(uploads|results)/\*$", json.dumps(st["Resource"]).strip('"}')), st
+                        assert re.search(r"/(uploads|results|cache)/\*$", json.dumps(st["Resource"]).strip('"}')), st
 
 
 def test_backfill_uses_same_function(rendered: dict[str, Any]) -> None:
@@ -389,3 +389,31 @@ def test_per_client_limit_on_the_page_api_path() -> None:
         t = render(**params)
         assert not resources(t, "AWS::WAFv2::WebACL"), params
         assert "WebACLId" not in t["Resources"]["PageDistribution"]["Properties"]["DistributionConfig"], params
+
+
+def test_cache_index_expires_with_the_results_and_the_api_may_copy(rendered: dict[str, Any]) -> None:
+    """Issue 15: the index objects (``cache/``) expire as the results do, both functions may read and write
+    them (with ListBucket there, so a miss is a 404, not a 403 that would be retried), and the API function
+    (POST /uploads answered from the cache) may write results — CopyObject needs PutObject."""
+    from humanparse.config import Settings
+    from humanparse.store import JobStore
+
+    index_key = JobStore(None, Settings()).cache_key_name("ab" * 32)
+    (bucket,) = [b for n, b in resources(rendered, "AWS::S3::Bucket").items() if n == "ResultsBucket"]
+    rules = {r.get("Prefix"): r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    cache_rule = next(r for p, r in rules.items() if p and index_key.startswith(p))
+    assert cache_rule["Status"] == "Enabled" and cache_rule["ExpirationInDays"] == rules["results/"]["ExpirationInDays"]
+    prefix = index_key.split("/")[0]
+    for fn in ("ApiFunction", "ParserFunction"):
+        role = next(r for n, r in resources(rendered, "AWS::IAM::Role").items() if n.startswith(fn + "Role"))
+        stmts = [st for pol in role["Properties"]["Policies"] for st in pol["PolicyDocument"]["Statement"]]
+
+        def grants(action: str, path: str, stmts: list[dict[str, Any]] = stmts) -> bool:
+            return any(action in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+                       and re.search(rf"-results-\$\{{AWS::AccountId\}}/{path}/\*", json.dumps(st["Resource"]))
+                       for st in stmts)
+
+        assert grants("s3:GetObject", prefix) and grants("s3:PutObject", prefix), fn
+        assert grants("s3:PutObject", "results"), fn
+        lists = [st for st in stmts if st["Action"] == "s3:ListBucket" and "-results-" in json.dumps(st["Resource"])]
+        assert any(f"{prefix}/*" in json.dumps(st.get("Condition")) for st in lists), fn

@@ -128,7 +128,7 @@ def test_very_long_and_odd_keys(aws: dict[str, Any], svc: Any) -> None:
             assert rec["status"] == "ignored"
         else:
             assert rec["status"] == "done" and rec["key"] == key
-    listed = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=aws["results_bucket"])["Contents"]]
+    listed = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=aws["results_bucket"], Prefix="results/")["Contents"]]
     assert all(k.startswith("results/") and len(k.split("/")[1]) == 32 for k in listed)
 
 

@@ -34,12 +34,14 @@ async function run(node, file, ctx) {
     const job = await submit(file, {
       onProgress: (p) => { bar.value = p; },
       onState: (text, jobId, status) => {
-        setState(node, text); node.dataset.jobId = jobId;
+        setState(node, text); if (jobId) node.dataset.jobId = jobId;
         if (status && status.frames_total) bar.value = 100 * (status.frames_done || 0) / status.frames_total;  // by frames
       },
     });
     if (job.status === "failed") throw new Error(jobFailure(job));
-    setState(node, `done in ${job.elapsed_ms ? (job.elapsed_ms / 1000).toFixed(1) + " s" : "—"}`, "done");
+    if (job.cached) node.dataset.cached = "true"; else delete node.dataset.cached;
+    setState(node, job.cached ? "done — from cache (this photo was parsed before)" :
+      `done in ${job.elapsed_ms ? (job.elapsed_ms / 1000).toFixed(1) + " s" : "—"}`, "done");
     bar.hidden = true;
     if (job.kind === "video") await showVideoResult(node, file, job);
     else await showResult(node, file, job, ctx.config());

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     # ``Authorization: Bearer <token>``. Empty or unset: open.
     api_token: SecretStr | None = None
 
+    # --- result cache (issue 15): identical bytes + same model and output settings → the stored result is reused
+    cache_enabled: bool = True  # off: every upload is parsed, no index is read or written
+    # local runner: write an AWS CLI / boto3 profile "humanparse-local" (endpoint + this run's key, mode 0600)
+    # here at start, for `aws s3 cp` into its bucket; unset: the key stays in the process only
+    local_aws_config: Path | None = None
+
     @property
     def output_bucket(self) -> str:
         return self.results_bucket or self.upload_bucket

@@ -134,6 +134,13 @@ class Unauthorized(InputError):
     headers = {"WWW-Authenticate": "Bearer"}
 
 
+class ChecksumMismatch(InputError):
+    """The stored upload's bytes are not the ones whose SHA-256 was declared when the upload was created."""
+
+    code = "checksum_mismatch"
+    message = "the uploaded bytes do not match the SHA-256 declared for them"
+
+
 class EventFormatError(InputError, ValueError):
     """The payload is not an S3 notification (or backfill batch) we understand."""
 

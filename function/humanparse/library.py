@@ -210,9 +210,9 @@ class _Keep:
         self._parser = parser
         self.rgb: npt.NDArray[np.uint8] | None = None
 
-    def parse(self, rgb: npt.NDArray[np.uint8]) -> ParseResult:
+    def parse(self, rgb: npt.NDArray[np.uint8], *, deadline: float | None = None) -> ParseResult:
         self.rgb = rgb
-        return self._parser.parse(rgb)
+        return self._parser.parse(rgb, deadline=deadline)
 
 
 class HumanParser:

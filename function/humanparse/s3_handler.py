@@ -18,10 +18,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .cache import ResultCache, sha256_hex
 from .config import Settings
 from .engine.types import Parser
 from .events import S3ObjectRecord, is_backfill_batch, parse_backfill_batch, parse_s3_event
-from .exceptions import ImageTooLarge, InputError, UploadMissing
+from .exceptions import ChecksumMismatch, ImageTooLarge, InputError, UploadMissing
 from .observability import log_keys, record_failure, record_parse, span
 from .store import JobStore, StoredObject
 from .usecase import ParseOptions, parse_image
@@ -62,6 +63,7 @@ class S3Trigger:
         self.layout = self.store.layout
         self.options = ParseOptions.from_settings(settings)
         self.video = VideoJobs(parser, self.store, settings, video_fan_out)
+        self.cache = ResultCache(self.store, parser, settings)
 
     def read_status(self, job_id: str) -> dict[str, Any] | None:
         return self.store.read_status(job_id)
@@ -112,6 +114,10 @@ class S3Trigger:
         t0 = time.perf_counter()
         try:
             data = self._fetch(rec, stored)
+            digest = self._verified_sha256(data, stored)
+            if self.cache.reuse(digest, job_id, identity) is not None:
+                log.info("job %s: result reused from the cache", job_id)
+                return RecordOutcome(rec.key, job_id, "done", "cached")
             out = parse_image(data, self.parser, self.options, extra={"job_id": job_id})
         except InputError as exc:
             self.store.write_status(job_id, {"status": "failed", "job_id": job_id, **exc.to_dict(),
@@ -125,7 +131,8 @@ class S3Trigger:
             self.store.write_status(job_id, {
                 "status": "done", "job_id": job_id, "source": identity, "files": list(out.files),
                 "model": out.result.model.kind, "width": out.result.width, "height": out.result.height,
-                "person_count": len(out.result.persons), "elapsed_ms": elapsed_ms})
+                "person_count": len(out.result.persons), "elapsed_ms": elapsed_ms, "sha256": digest})
+        self.cache.record(digest, job_id, list(out.files))  # after status.json: the index never leads to a half job
         record_parse(out, elapsed_ms=elapsed_ms, job_id=job_id)
         return RecordOutcome(rec.key, job_id, "done")
 
@@ -135,6 +142,15 @@ class S3Trigger:
         if ct.startswith("image/") or stored is None:
             return is_video_upload(rec.key, stored)
         return is_video_upload(rec.key, stored, self.store.read_head(rec.bucket, rec.key, 16))
+
+    @staticmethod
+    def _verified_sha256(data: bytes, stored: StoredObject | None) -> str:
+        """The SHA-256 (hex) of what was fetched; ``checksum_mismatch`` when the upload declared another one."""
+        digest = sha256_hex(data)
+        declared = stored.declared_sha256 if stored else None
+        if declared and declared != digest:
+            raise ChecksumMismatch(f"declared sha256 {declared}, the stored bytes hash to {digest}")
+        return digest
 
     @span("fetch")
     def _fetch(self, rec: S3ObjectRecord, stored: StoredObject | None) -> bytes:

@@ -4,8 +4,10 @@ rule for "this object is not there" is ``is_missing``. Used by the HTTP app, the
 
 from __future__ import annotations
 
+import base64
 import json
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,7 @@ class StoredObject:
     etag: str | None
     version_id: str | None
     content_type: str | None = None
+    declared_sha256: str | None = None  # hex, from ``x-amz-meta-sha256`` (POST /uploads with a ``sha256``)
 
 
 class JobStore:
@@ -50,14 +53,22 @@ class JobStore:
         self.layout = Layout(settings.upload_prefix, settings.results_prefix)
 
     # --------------------------------------------------------------------------------------------- uploads
-    def create_upload(self, content_type: str, filename: str | None = None) -> tuple[str, dict[str, Any]]:
+    def create_upload(self, content_type: str, filename: str | None = None,
+                      sha256: str | None = None) -> tuple[str, dict[str, Any]]:
         """A new job id and a presigned POST (``{"url", "fields"}``) for its upload; the policy pins the
-        key, the type and the size range."""
+        key, the type and the size range, and with ``sha256`` (hex) the bytes: S3 checks
+        ``x-amz-checksum-sha256`` (base64) against what arrives, ``x-amz-meta-sha256`` tells the trigger."""
         s = self.settings
         job_id = new_job_id()
         fields: dict[str, str] = {"Content-Type": content_type}
         max_bytes = s.video_max_bytes if is_video_type(content_type) else s.max_upload_bytes
         conditions: list[Any] = [{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]]
+        if sha256:
+            bound = {"x-amz-checksum-algorithm": "SHA256",
+                     "x-amz-checksum-sha256": base64.b64encode(bytes.fromhex(sha256)).decode("ascii"),
+                     "x-amz-meta-sha256": sha256}
+            fields.update(bound)
+            conditions.extend({k: v} for k, v in bound.items())
         safe = safe_filename(filename or "", s.max_filename_bytes)
         if safe:
             fields["x-amz-meta-filename"] = safe
@@ -75,6 +86,11 @@ class JobStore:
                                          Prefix=self.layout.upload_job_prefix(job_id), MaxKeys=1)
         return bool(listed.get("KeyCount"))
 
+    def upload_exists(self, key: str) -> bool:
+        """Is ``key`` stored in the upload bucket? A listing (the API's grant is ListBucket on the prefix)."""
+        listed = self.s3.list_objects_v2(Bucket=self.settings.upload_bucket, Prefix=key, MaxKeys=1)
+        return any(o.get("Key") == key for o in listed.get("Contents", []))
+
     def head_upload(self, bucket: str, key: str, version_id: str | None = None) -> StoredObject | None:
         """The stored object's own length and ETag, or None when it is not there."""
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
@@ -87,8 +103,10 @@ class JobStore:
                 return None
             raise
         etag = head.get("ETag")
+        declared = (head.get("Metadata") or {}).get("sha256")
         return StoredObject(int(head.get("ContentLength", 0)), str(etag).strip('"') if etag else None,
-                            head.get("VersionId"), head.get("ContentType"))
+                            head.get("VersionId"), head.get("ContentType"),
+                            str(declared).lower() if declared else None)
 
     def read_upload(self, bucket: str, key: str, limit: int, version_id: str | None = None) -> bytes | None:
         """At most ``limit + 1`` bytes of the object (so a caller can tell "over the limit"), or None if gone."""
@@ -205,7 +223,8 @@ class JobStore:
             out["results"] = {name: self.result_url(job_id, name) for name in status.get("files", [])}
         except (ClientError, BotoCoreError) as exc:
             raise StorageUnavailable(str(exc)) from exc
-        out.update({k: status[k] for k in ("model", "width", "height", "person_count", "elapsed_ms") if k in status})
+        out.update({k: status[k] for k in ("model", "width", "height", "person_count", "elapsed_ms", "cached")
+                    if k in status})
         return out
 
     def _video_view(self, job_id: str, status: dict[str, Any]) -> dict[str, Any]:
@@ -224,3 +243,56 @@ class JobStore:
         if src.get("bucket") and src.get("key"):
             out["original"] = self.upload_url(src["bucket"], src["key"])
         return out
+
+    # ------------------------------------------------------------------------ result cache (issue 15)
+    def cache_key_name(self, key: str) -> str:
+        """The index object of a cache key, in the results bucket beside (not inside) the results prefix, so
+        ``results/`` holds job folders only; the template's lifecycle rule on ``cache/`` expires it as
+        ``results/``. Outside the uploads prefix, so it never triggers a parse when both share a bucket."""
+        return f"cache/{key}.json"
+
+    def read_json(self, key: str) -> dict[str, Any] | None:
+        """A small JSON object of the results bucket, or None when it is not there."""
+        try:
+            obj = self.s3.get_object(Bucket=self.settings.output_bucket, Key=key)
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        doc: dict[str, Any] = json.loads(obj["Body"].read())
+        return doc
+
+    def put_json(self, key: str, doc: dict[str, Any]) -> None:
+        """One PUT: S3 stores the whole object or nothing, so a reader never sees half an index."""
+        self.s3.put_object(Bucket=self.settings.output_bucket, Key=key, ContentType="application/json",
+                           Body=json.dumps(doc, ensure_ascii=False).encode("utf-8"), CacheControl="no-store")
+
+    def read_result(self, job_id: str, name: str) -> bytes | None:
+        try:
+            obj = self.s3.get_object(Bucket=self.settings.output_bucket, Key=self.layout.result_key(job_id, name))
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        return bytes(obj["Body"].read())
+
+    def copy_results(self, src_job: str, dst_job: str, names: list[str]) -> bool:
+        """Server-side copies (CopyObject: no bytes through us, no re-encode) of ``names``; False as soon as a
+        source is gone (lifecycle removed it). Call before ``write_status(done)``, as ``write_results``."""
+        bucket = self.settings.output_bucket
+
+        def copy(name: str) -> bool:
+            try:
+                self.s3.copy_object(Bucket=bucket, Key=self.layout.result_key(dst_job, name),
+                                    CopySource={"Bucket": bucket, "Key": self.layout.result_key(src_job, name)},
+                                    MetadataDirective="COPY")
+            except ClientError as exc:
+                if is_missing(exc):
+                    return False
+                raise
+            return True
+
+        # at once: each copy is a round trip (and a durable write on the local runner); a hit's 7 copies one
+        # after another were most of its time
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
+            return all(list(pool.map(copy, names)))

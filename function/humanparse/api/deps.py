@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ..cache import ResultCache
 from ..config import Settings
 from ..engine.types import Parser
 from ..exceptions import Unauthorized
@@ -36,6 +37,15 @@ def get_parse_gate(request: Request) -> threading.BoundedSemaphore:
     return gate
 
 
+def get_cache(request: Request) -> ResultCache:
+    """The result cache, built once per app (its fingerprint reads the model folder once)."""
+    state = request.app.state
+    if getattr(state, "cache", None) is None:
+        state.cache = ResultCache(state.store, state.parser, state.settings)
+    cache: ResultCache = state.cache
+    return cache
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ParserDep = Annotated[Parser, Depends(get_parser)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
@@ -56,3 +66,6 @@ def require_token(request: Request, settings: SettingsDep) -> None:
 
 
 AuthDep = Depends(require_token)
+
+
+CacheDep = Annotated[ResultCache, Depends(get_cache)]

@@ -91,6 +91,24 @@ def check_port(host: str, port: int) -> None:
                 from exc
 
 
+def write_aws_profile(path: Path, aws: LocalAws) -> None:
+    """An AWS config file with profile ``humanparse-local``: this run's endpoint, region and key, created 0600
+    (the key opens the runner's S3 as the page and workers use it). For ``AWS_CONFIG_FILE=<path> aws --profile
+    humanparse-local s3 cp …`` or ``boto3.Session(profile_name="humanparse-local")``."""
+    from .s3local import LOCAL_CREDENTIALS
+
+    text = (f"[profile humanparse-local]\nregion = {aws.region}\nendpoint_url = {aws.endpoint}\n"
+            f"aws_access_key_id = {LOCAL_CREDENTIALS['aws_access_key_id']}\n"
+            f"aws_secret_access_key = {LOCAL_CREDENTIALS['aws_secret_access_key']}\n"
+            "s3 =\n    addressing_style = path\n")
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        os.fchmod(fh.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
+        fh.write(text)
+
+
 class LocalDeployment:
     def __init__(self, settings: Settings, parser: Parser, options: DeploymentOptions) -> None:
         self.settings, self.parser, self.options = settings, parser, options
@@ -132,6 +150,8 @@ class LocalDeployment:
         buckets = [base.upload_bucket, base.output_bucket]
         aws = self.s3srv.provision(buckets, [opts.origin, f"http://localhost:{opts.port}"])
         self.s3srv.enable_notifications(aws, base.upload_bucket, base.upload_prefix)
+        if base.local_aws_config:
+            write_aws_profile(base.local_aws_config, aws)
         restored = self.s3srv.restore(buckets)
         self.restored = sum(len(v) for v in restored.values())
         service = build_service(base, self.parser, aws.client("s3"), max_concurrent_parses=opts.workers)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import hmac
 import io
 import ipaddress
@@ -162,6 +163,26 @@ def _check_length(lo: Any, hi: Any, file_size: int) -> None:
         raise _bad("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size")
 
 
+def check_checksum(fields: dict[str, str], file: bytes) -> None:
+    """S3's additional checksum on a form upload: ``x-amz-checksum-sha256`` (base64 of the 32-byte digest)
+    must be the SHA-256 of the file, else ``400 BadDigest`` and nothing is stored; a malformed value or an
+    ``x-amz-checksum-algorithm`` other than the value's algorithm is ``400 InvalidRequest``."""
+    claimed = fields.get("x-amz-checksum-sha256")
+    algorithm = fields.get("x-amz-checksum-algorithm")
+    if claimed is None:
+        return
+    if algorithm is not None and algorithm.upper() != "SHA256":
+        raise _bad("InvalidRequest", "Value for x-amz-checksum-algorithm does not match the checksum provided.")
+    try:
+        digest = base64.b64decode(claimed, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise _bad("InvalidRequest", "Value for x-amz-checksum-sha256 header is invalid.") from exc
+    if len(digest) != 32:
+        raise _bad("InvalidRequest", "Value for x-amz-checksum-sha256 header is invalid.")
+    if not hmac.compare_digest(digest, hashlib.sha256(file).digest()):
+        raise _bad("BadDigest", "The SHA256 you specified did not match the calculated checksum.")
+
+
 # --------------------------------------------------------------------------------------------- the form
 @dataclass
 class PostForm:
@@ -284,6 +305,7 @@ class PostPolicyMiddleware:
         bucket = form_bucket(environ.get("HTTP_HOST", ""), environ.get("PATH_INFO", ""))
         form = parse_post_form(read_body(environ, MAX_FORM_BYTES), environ.get("CONTENT_TYPE", ""))
         check_policy(form.fields, len(form.file), bucket, self.secrets)
+        check_checksum(form.fields, form.file)
         return bucket, form
 
 

@@ -7,21 +7,25 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from ...cache import ResultCache, sha256_hex
 from ...exceptions import BadOutput, Busy, ImageTooLarge, InvalidRequest, ResponseTooLarge
 from ...observability import record_parse
 from ...usecase import ParseOptions, parse_image
-from ..deps import GateDep, ParserDep, SettingsDep
+from ..deps import CacheDep, GateDep, ParserDep, SettingsDep
 from ..limits import read_capped
 
 router = APIRouter()
+log = logging.getLogger("humanparse.api")
 
 # Lambda caps a synchronous response at 6 MB; base64 inflates by 4/3, keep headroom for JSON.
 MAX_SYNC_RESPONSE = 5_500_000
@@ -64,7 +68,7 @@ async def read_image(request: Request, limit: int) -> bytes:
 @router.post("/parse", openapi_extra=REQUEST_BODY,
              responses={200: {"description": "JSON summary with the label map as a base64 palette PNG, "
                                              "or a PNG when ?output=color|overlay|label"}})
-async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep, gate: GateDep,
+async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep, gate: GateDep, cache: CacheDep,
                      output: str = "json") -> Response:
     if output not in OUTPUTS:
         raise BadOutput()
@@ -72,6 +76,9 @@ async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep,
         data = await read_image(request, settings.sync_max_bytes)
     except ImageTooLarge as exc:
         raise ImageTooLarge(f"{exc}: use POST /uploads") from exc
+    cached = await run_in_threadpool(_cached_files, cache, data, output)
+    if cached is not None:
+        return _answer(output, cached, cached=True)
     if not gate.acquire(blocking=False):
         raise Busy()
     try:
@@ -79,10 +86,32 @@ async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep,
     finally:
         gate.release()
     record_parse(out)  # log line + ParseTime / ImagesParsed / PersonsFound
+    return _answer(output, out.files, cached=False)
+
+
+def _cached_files(cache: ResultCache, data: bytes, output: str) -> dict[str, bytes] | None:
+    """The stored result of these bytes (same model and settings) when the cache has one; storage trouble is
+    a miss (the parse still answers)."""
+    if not cache.enabled:
+        return None
+    names = ["result.json", "label.png"] if output == "json" else [f"{output}.png"]
+    try:
+        return cache.read(sha256_hex(data), names)
+    except (ClientError, BotoCoreError):
+        log.warning("cache look-up failed; parsing instead", exc_info=True)
+        return None
+
+
+def _answer(output: str, files: dict[str, bytes], *, cached: bool) -> Response:
+    headers = {"X-Humanparse-Cache": "hit" if cached else "miss"}
     if output != "json":
-        return Response(out.files[f"{output}.png"], media_type="image/png")
-    doc = dict(out.summary, label_png_base64=base64.b64encode(out.files["label.png"]).decode("ascii"))
+        return Response(files[f"{output}.png"], media_type="image/png", headers=headers)
+    summary = json.loads(files["result.json"])
+    summary.pop("job_id", None)  # a cached summary names the job that computed it: another user's
+    if cached:
+        summary["cached"] = True
+    doc = dict(summary, label_png_base64=base64.b64encode(files["label.png"]).decode("ascii"))
     payload = json.dumps(doc, ensure_ascii=False).encode("utf-8")
     if len(payload) > MAX_SYNC_RESPONSE:
         raise ResponseTooLarge()
-    return Response(payload, media_type="application/json")
+    return Response(payload, media_type="application/json", headers=headers)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from ...exceptions import EmptyInput, ImageTooLarge, UnsupportedFormat, VideoTooLarge
-from ...jobs import is_video_type
-from ..deps import SettingsDep, StoreDep
+from ...jobs import is_video_type, new_job_id
+from ..deps import CacheDep, SettingsDep, StoreDep
 from ..limits import JsonCappedRoute
 
 router = APIRouter(route_class=JsonCappedRoute)
+log = logging.getLogger("humanparse.api")
 
 
 class UploadRequest(BaseModel):
@@ -20,10 +23,13 @@ class UploadRequest(BaseModel):
     filename: str | None = Field(default=None, max_length=255,
                                  description="kept as metadata, control characters removed, cut to 200 bytes")
     size: int | None = Field(default=None, ge=0, description="bytes, if known: refused early when too big")
+    sha256: str | None = Field(default=None, pattern="^[0-9a-fA-F]{64}$",
+                               description="SHA-256 of the file (hex): a known photo is answered from the cache "
+                                           "(no upload); otherwise the upload must be exactly these bytes")
 
 
 @router.post("/uploads", status_code=201)
-def create_upload(req: UploadRequest, settings: SettingsDep, store: StoreDep) -> dict[str, Any]:
+def create_upload(req: UploadRequest, settings: SettingsDep, store: StoreDep, cache: CacheDep) -> dict[str, Any]:
     ct = req.content_type.split(";")[0].strip().lower()
     if ct not in settings.allowed_content_types:
         raise UnsupportedFormat(f"{ct or 'no type'} is not accepted; send one of "
@@ -34,6 +40,17 @@ def create_upload(req: UploadRequest, settings: SettingsDep, store: StoreDep) ->
         raise (VideoTooLarge if video else ImageTooLarge)(f"{req.size} bytes is over the {max_bytes} byte limit")
     if req.size == 0:
         raise EmptyInput()
-    job_id, upload = store.create_upload(ct, req.filename)
+    sha256 = req.sha256.lower() if req.sha256 else None
+    if sha256 and cache.enabled:
+        job_id = new_job_id()
+        try:
+            hit = cache.reuse(sha256, job_id, {"via": "POST /uploads"})
+        except (ClientError, BotoCoreError):  # the cache only saves work: a storage hiccup means "upload it"
+            log.warning("cache look-up failed; uploading instead", exc_info=True)
+            hit = None
+        if hit is not None:
+            # the photo never leaves the browser: the job is done already, no presigned POST
+            return {"job_id": job_id, "status": "done", "cached": True, "status_url": f"/jobs/{job_id}"}
+    job_id, upload = store.create_upload(ct, req.filename, sha256)
     return {"job_id": job_id, "upload": upload, "expires_in": settings.presign_expires_s,
             "max_bytes": max_bytes, "status_url": f"/jobs/{job_id}", "kind": "video" if video else "image"}
