@@ -87,8 +87,14 @@ def test_unexpected_keys_warn_and_load(small_net: M2FPNet, caplog: pytest.LogCap
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     state["criterion.empty_weight"] = torch.ones(21)
     state["sem_seg_head.old_aux_head.weight"] = torch.zeros(3)
-    with caplog.at_level(logging.WARNING, logger="humanparse.engine.m2fp.predictor"):
-        unexpected = load_weights(small_net, state, "ckpt.pt")
+    # our loggers leave through the JSON handler only (observability: no propagation to the root's caplog)
+    owner = logging.getLogger("humanparse")
+    owner.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="humanparse.engine.m2fp.predictor"):
+            unexpected = load_weights(small_net, state, "ckpt.pt")
+    finally:
+        owner.removeHandler(caplog.handler)
     assert unexpected == ["criterion.empty_weight", "sem_seg_head.old_aux_head.weight"]
     assert "criterion.empty_weight" in caplog.text and "old_aux_head" in caplog.text
     k = "sem_seg_head.predictor.class_embed.weight"
