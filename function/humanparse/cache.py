@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,15 +32,10 @@ from .store import JobStore
 
 # Bump when result files of the same parse would differ (rendering, result.json layout): old entries miss.
 RESULT_FORMAT_VERSION = 1
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def is_sha256_hex(value: str) -> bool:
-    return bool(_HEX64.match(value))
 
 
 def weights_identity(parser: Parser, settings: Settings) -> str:
@@ -70,7 +64,9 @@ def answer_identity(parser: Parser, settings: Settings) -> dict[str, Any]:
             "weights": weights_identity(parser, settings),
             "precision": str(getattr(parser, "precision", info.precision)),
             "tuning": repr(getattr(parser, "tuning", None)),
-            "overlay_alpha": settings.overlay_alpha, "person_score_thr": settings.person_score_thr}
+            "overlay_alpha": settings.overlay_alpha, "person_score_thr": settings.person_score_thr,
+            # the size of the delivered files, and what is refused before a parse
+            "max_output_megapixels": settings.max_output_megapixels, "max_megapixels": settings.max_megapixels}
 
 
 @dataclass(frozen=True)
@@ -103,6 +99,9 @@ class ResultCache:
             return None
         status = self.store.read_status(job_id)
         if not status or status.get("status") != "done" or not status.get("files"):
+            return None
+        if status.get("sha256") != content_sha256:
+            # the job was re-parsed from other bytes since (a bulk-copied key keeps its job id): stale entry
             return None
         # its files are not HEADed here: the copy (``reuse``) or the read (``read``) fails on a missing one,
         # which is then a miss — one request per file instead of two

@@ -2,7 +2,9 @@
 
 A thin adapter on the one use case (``usecase.parse_image``), as the CLI, the HTTP app and the S3 trigger are:
 a path or bytes go through exactly the decode, parse and render the CLI uses, so they give the CLI's label map
-and files. Already-decoded pixels (a PIL image, an RGB array) skip the decode and go straight to the model.
+and files. Already-decoded pixels (a PIL image, an RGB array) skip the decode and go straight to the model,
+under the same bounds: refused above ``max_megapixels``, shrunk to ``max_output_megapixels`` (the label maps then
+have the shrunk size, as for a file), and the parse's time budget.
 
 Orientation (EXIF): a path, bytes and a PIL image are turned upright by their EXIF orientation tag, as a phone
 photo is shown (``Image.open(path)`` therefore gives the same labels as ``path``). An array is taken as the
@@ -18,6 +20,7 @@ import copy
 import json
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,7 @@ from .config import Settings
 from .engine.loader import load_parser
 from .engine.types import ModelInfo, Parser, ParseResult
 from .exceptions import FileUnreadable, HumanParseError, ImageTooLarge, ImageTooSmall, NotAnImage
+from .imageio import MIN_SIDE, _fit
 from .labels import CIHP_LABELS, GROUPS
 from .rendering import png_bytes, render_all, result_document
 from .usecase import ParseOptions, parse_image
@@ -45,7 +49,6 @@ LabelSpec = str | int | Iterable[str | int]
 # result file name → the suffix it gets beside the photo's stem (``photo.label.png`` … ``photo.json``)
 OUTPUT_SUFFIX: dict[str, str] = {"label.png": "label.png", "color.png": "color.png", "overlay.png": "overlay.png",
                                  "persons.png": "persons.png", "legend.png": "legend.png", "result.json": "json"}
-MIN_SIDE = 16  # the decoder's smallest side (imageio.MIN_SIDE), applied to pixels handed in directly
 _NAME_TO_ID = {name.lower(): i for i, name in enumerate(CIHP_LABELS)}
 
 
@@ -281,11 +284,12 @@ class HumanParser:
         if h * w > self.options.max_megapixels * 1_000_000:
             raise ImageTooLarge(f"image is {w}x{h} = {w * h / 1e6:.1f} megapixels; the limit is "
                                 f"{self.options.max_megapixels:g}")
-        import time
-
+        if h * w > self.options.max_output_megapixels * 1_000_000:  # as decode_image does for files
+            rgb = np.asarray(_fit(Image.fromarray(rgb), self.options.max_output_megapixels * 1_000_000))
+        budget = self.options.parse_time_budget_s
         t0 = time.perf_counter()
         with self._lock:
-            result = self.parser.parse(rgb)
+            result = self.parser.parse(rgb, deadline=None if budget is None else time.monotonic() + budget)
         t1 = time.perf_counter()
         summary = result_document(result, extra={"input": {**input_doc, "frames": 1, "exif_rotated": False}})
         return Parsed(result, rgb, summary, {"parse": t1 - t0, "total": t1 - t0}, alpha=self.options.overlay_alpha)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -35,7 +36,9 @@ if TYPE_CHECKING:
 SERVICE = "humanparse"
 NAMESPACE = "humanparse"
 
-logger = Logger(service=SERVICE)
+# stderr: stdout is the CLI's (``parse --json`` prints one JSON result line per image there); on Lambda both
+# streams go to CloudWatch alike.
+logger = Logger(service=SERVICE, logger_handler=logging.StreamHandler(sys.stderr))
 # Our lines leave through the JSON handler only: without this a root handler configured later (the CLI's
 # basicConfig) would print each one a second time as plain text.
 logging.getLogger(SERVICE).propagate = False

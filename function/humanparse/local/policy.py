@@ -32,7 +32,9 @@ from python_multipart.exceptions import FormParserError
 from urllib3.filepost import encode_multipart_formdata
 from werkzeug.http import parse_options_header
 
-MAX_FORM_BYTES = 64 * 1024 * 1024  # hard cap on what the middleware buffers (far above any policy here)
+# hard cap on what the middleware buffers: above the largest policy here (a video: Settings.video_max_bytes,
+# 200 MiB) plus the form's own fields; the policy's content-length-range is what refuses a file
+MAX_FORM_BYTES = 256 * 1024 * 1024
 MAX_FIELDS = 100
 # Fields S3 never requires a condition for.
 _EXEMPT = {"file", "policy", "x-amz-signature"}

@@ -40,7 +40,8 @@ def create_upload(req: UploadRequest, settings: SettingsDep, store: StoreDep, ca
         raise (VideoTooLarge if video else ImageTooLarge)(f"{req.size} bytes is over the {max_bytes} byte limit")
     if req.size == 0:
         raise EmptyInput()
-    sha256 = req.sha256.lower() if req.sha256 else None
+    # videos are not cached (each clip is parsed): a declared hash would only be a check nobody reads
+    sha256 = req.sha256.lower() if req.sha256 and not video else None
     if sha256 and cache.enabled:
         job_id = new_job_id()
         try:
