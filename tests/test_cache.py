@@ -286,6 +286,9 @@ def test_local_runner_end_to_end(tmp_path: Path, cihp: Path) -> None:
         assert send_form(up["upload"], photo).status_code == 204
         first = wait_done(base, f"/jobs/{up['job_id']}")
         assert first["status"] == "done" and not first.get("cached")
+        deadline = time.monotonic() + 15
+        while _parses(r.log()) < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
         parses = _parses(r.log())
         assert parses == 1, r.log()
         again = requests.post(base + "/uploads", json={"content_type": "image/jpeg", "sha256": sha(photo)},
@@ -306,6 +309,10 @@ def test_local_runner_end_to_end(tmp_path: Path, cihp: Path) -> None:
         found = [wait_done(base, "/jobs?key=" + quote(k, safe="")) for k in keys]
         assert [f["status"] for f in found] == ["done"] * 4, found
         assert found[0]["cached"] is True  # the same bytes as the first photo
+        deadline = time.monotonic() + 15  # the "parsed" line is logged just after status.json says done
+        while _parses(r.log()) < parses + 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)
         assert _parses(r.log()) == parses + 3  # the first key's bytes were not parsed again
     finally:
         r.stop()

@@ -160,12 +160,12 @@ def test_one_parse_at_a_time_across_threads(stub_parser: Any) -> None:
     active, peak = [0], [0]
     inner = stub_parser.parse
 
-    def slow_parse(rgb: Any) -> Any:
+    def slow_parse(rgb: Any, *, deadline: float | None = None) -> Any:
         active[0] += 1
         peak[0] = max(peak[0], active[0])
         time.sleep(0.05)
         active[0] -= 1
-        return inner(rgb)
+        return inner(rgb, deadline=deadline)
 
     stub_parser.parse = slow_parse
     hp = HumanParser(stub_parser, Settings())
