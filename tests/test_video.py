@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 from collections.abc import Sequence
 from fractions import Fraction
@@ -118,9 +119,11 @@ class BlobParser:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.deadlines: list[float | None] = []
 
-    def parse(self, rgb: np.ndarray) -> ParseResult:
+    def parse(self, rgb: np.ndarray, *, deadline: float | None = None) -> ParseResult:
         self.calls += 1
+        self.deadlines.append(deadline)
         fg = (rgb.mean(axis=2) > 128).astype(np.uint8)
         n, comp = cv2.connectedComponents(fg)
         label_map = (fg * 5).astype(np.uint8)
@@ -241,6 +244,30 @@ def test_zero_frames_is_no_frames(tmp_path: Path) -> None:
         c.start_encoding()
     with pytest.raises(NoFrames):
         probe(path)
+
+
+def test_frames_over_the_megapixel_limit_are_refused(tmp_path: Path) -> None:
+    """#20.5 for video: 4096x2304 (9.4 MP) frames are refused at the probe, before any frame is decoded."""
+    big = write_clip(tmp_path / "big.mp4", [np.zeros((2304, 4096, 3), np.uint8)] * 2)
+    with pytest.raises(VideoTooLarge) as e:
+        probe(big)
+    assert e.value.code == "video_too_large" and e.value.http_status == 413
+    assert "4096x2304" in str(e.value) and "9.4 MP" in str(e.value) and "8.5 MP" in str(e.value), str(e.value)
+    assert probe(big, limits=VideoLimits(max_frame_megapixels=10.0)).frames == 2  # the size is the only reason
+    small = write_clip(tmp_path / "small.webm", moving(2), codec="libvpx")  # 128x96 = 0.012 MP
+    with pytest.raises(VideoTooLarge):
+        probe(small, limits=VideoLimits(max_frame_megapixels=0.01))
+
+
+def test_each_frame_parse_gets_the_time_budget(tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "m.webm", moving(4), codec="libvpx")
+    parser = BlobParser()
+    t0 = time.monotonic()
+    process_chunk(parser, path, 0, 4, tmp_path / "k", fps=None, parse_budget_s=7.5)
+    t1 = time.monotonic()
+    assert len(parser.deadlines) == 4
+    assert all(d is not None and t0 + 7.5 <= d <= t1 + 7.5 for d in parser.deadlines), parser.deadlines
+    assert parser.deadlines == sorted(parser.deadlines)  # one deadline per frame, not one for the chunk
 
 
 def test_corrupt_frames_mid_stream_are_skipped_and_reported(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import requests
 from humanparse.config import Settings
 from humanparse.service import build_service
 from humanparse.video import iter_frames, probe
-from humanparse.video.job import QueueFanOut, chunk_message
+from humanparse.video.job import QueueFanOut, chunk_message, join_message
 from PIL import Image
 from runner import Runner
 from test_local_runner import upload, wait
@@ -98,7 +98,7 @@ class FlakyParser:
     def __init__(self, info: Any) -> None:
         self.info = info
 
-    def parse(self, rgb: np.ndarray) -> Any:
+    def parse(self, rgb: np.ndarray, *, deadline: float | None = None) -> Any:
         raise RuntimeError("out of memory (simulated)")
 
 
@@ -162,6 +162,7 @@ def test_hostile_videos_fail_with_their_code(aws: dict[str, Any], stub_parser: A
         "audio": (write_audio_only(tmp_path / "a.mp4").read_bytes(), "video/mp4", "mp4", {}, "audio_only"),
         "too-long": (good, "video/mp4", "mp4", {"video_max_seconds": 1.0}, "video_too_long"),
         "too-large": (good, "video/mp4", "mp4", {"video_max_bytes": 100}, "video_too_large"),
+        "frame-too-large": (good, "video/mp4", "mp4", {"video_max_frame_megapixels": 0.001}, "video_too_large"),
         "codec": (write_clip(tmp_path / "m.mov", frames, codec="mjpeg").read_bytes(), "video/quicktime", "mov", {},
                   "unsupported_codec"),
     }
@@ -182,7 +183,7 @@ class StatusSpy:
         self.inner, self.info, self.seen = inner, inner.info, []
         self.read: Any = None
 
-    def parse(self, rgb: np.ndarray) -> Any:
+    def parse(self, rgb: np.ndarray, *, deadline: float | None = None) -> Any:
         if self.read is not None:
             doc = self.read()
             self.seen.append((doc["status"], doc.get("frames_done"), doc.get("frames_total")))
@@ -211,3 +212,90 @@ def test_short_clip_runs_in_one_invocation_with_progress(aws: dict[str, Any], st
     calls = stub_parser.calls
     assert _put(aws, svc, body, "video/webm", "webm", job)["records"][0]["status"] == "skipped"
     assert stub_parser.calls == calls
+
+
+class DeadlineSpy:
+    """The Parser boundary: the stub's parse, recording the deadline each frame was given."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.info, self.deadlines = inner, inner.info, []
+
+    def parse(self, rgb: np.ndarray, *, deadline: float | None = None) -> Any:
+        self.deadlines.append(deadline)
+        return self.inner.parse(rgb)
+
+
+def test_video_job_metrics_log_and_frame_budget(aws: dict[str, Any], stub_parser: Any, tmp_path: Path,
+                                                photo: np.ndarray, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A clip through the trigger emits FramesParsed (README) and a "video parsed" log line; a failed clip counts
+    in Failures by its code; every frame's parse gets Settings.parse_time_budget_s."""
+    from humanparse import observability
+    from test_observability import emf_blobs
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")  # as inside Lambda
+    spy = DeadlineSpy(stub_parser)
+    svc = _trigger(aws, spy, video_sample_fps=5.0, parse_time_budget_s=7.5)
+    body = write_clip(tmp_path / "s.webm", _clip_from_photo(photo, 10, (64, 48)), codec="libvpx-vp9",
+                      fmt="webm").read_bytes()
+    capsys.readouterr()
+    handler = observability.logger.logger_handler
+    buf = io.StringIO()
+    old = handler.setStream(buf)  # type: ignore[attr-defined]
+    try:
+        t0 = time.monotonic()
+        assert _put(aws, svc, body, "video/webm", "webm", "c" * 32)["records"][0]["status"] == "done"
+        t1 = time.monotonic()
+        assert _put(aws, svc, b"not a clip" * 50, "video/webm", "webm", "d" * 32)["records"][0]["status"] == "failed"
+    finally:
+        handler.setStream(old)  # type: ignore[attr-defined]
+    blobs = emf_blobs(capsys.readouterr().out)
+    frames = [b["FramesParsed"] for b in blobs if "FramesParsed" in b]
+    assert frames in ([5.0], [[5.0]]), blobs
+    fails = [b for b in blobs if "Failures" in b]
+    assert [b["ErrorCode"] for b in fails] == ["not_a_video"], blobs
+    lines = [json.loads(x) for x in buf.getvalue().splitlines() if x.strip()]
+    (done,) = [x for x in lines if x["message"] == "video parsed"]
+    assert done["job_id"] == "c" * 32 and done["frames"] == 5 and done["model"] == "stub" and done["elapsed_ms"] > 0
+    assert done["s3_key"] == f"uploads/{'c' * 32}/video.webm"
+    (failed,) = [x for x in lines if x["message"] == "job failed"]
+    assert failed["job_id"] == "d" * 32 and failed["error"] == "not_a_video" and failed["level"] == "WARNING"
+    assert len(spy.deadlines) == 5
+    assert all(d is not None and t0 + 7.5 <= d <= t1 + 7.5 for d in spy.deadlines), spy.deadlines
+
+
+def test_forged_video_messages_are_ignored(aws: dict[str, Any], stub_parser: Any, tmp_path: Path,
+                                           photo: np.ndarray) -> None:
+    """Chunk/join messages that did not come from our trigger: a bad job id, another bucket, a key outside
+    uploads/ (each naming a real clip, so a message that got through would parse and write)."""
+    svc = _trigger(aws, stub_parser, video_sample_fps=4.0)
+    s3, up, out = aws["s3"], aws["upload_bucket"], aws["results_bucket"]
+    body = write_clip(tmp_path / "f.webm", _clip_from_photo(photo, 4, (64, 48)), codec="libvpx-vp9",
+                      fmt="webm").read_bytes()
+    job = "e" * 32
+    good_key = f"uploads/{job}/video.webm"
+    places = {(up, good_key), (out, good_key), (up, f"results/{job}/video.webm"), (up, f"elsewhere/{job}.webm"),
+              (up, f"uploads/{'f' * 32}/video.webm")}
+    for bucket, key in places:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="video/webm")
+    plan = [[0, 2]]
+    forged = [
+        ("../../etc", {"bucket": up, "key": good_key}),  # not a job id
+        (job.upper(), {"bucket": up, "key": good_key}),
+        (job, {"bucket": out, "key": good_key}),  # another bucket
+        (job, {"bucket": up, "key": f"results/{job}/video.webm"}),  # outside uploads/
+        (job, {"bucket": up, "key": f"elsewhere/{job}.webm"}),
+        (job, {"bucket": up, "key": f"uploads/{'f' * 32}/video.webm"}),  # another job's upload
+        (job, {"bucket": up}),  # no key at all
+    ]
+    for job_id, source in forged:
+        for msg in (chunk_message(job_id, source, plan, 0), join_message(job_id, source, 1),
+                    {**join_message(job_id, source, 1), "humanparse_video": "fail"}):
+            res = svc.handler(msg)
+            assert res["status"] == "ignored" and res["reason"], (job_id, source, res)
+    assert stub_parser.calls == 0
+    assert s3.list_objects_v2(Bucket=out).get("KeyCount") == 1  # only the clip put there above
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket=up)["Contents"]} == {k for b, k in places if b == up}
+    # the real message is still handled
+    assert svc.handler(chunk_message(job, {"bucket": up, "key": good_key}, plan, 0))["status"] == "chunk_done"
+    assert stub_parser.calls == 2

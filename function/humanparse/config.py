@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     video_max_frames: int = 1200  # sampled frames parsed per clip
     video_sample_fps: float = 10.0  # 0: every frame
     video_max_corrupt_share: float = 0.25
+    video_max_frame_megapixels: float = 8.5  # one frame's width x height (#20.5): 4K UHD is 8.3 MP
     video_chunk_frames: int | None = None  # force chunks of at most this many frames (tests, small hosts)
     video_seconds_per_frame: float | None = None  # None: measured figure per model kind (video/job.py)
     video_timeout_s: float = 300.0  # one invocation's budget (= ParserFunction Timeout in the template)

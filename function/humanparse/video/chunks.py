@@ -52,9 +52,11 @@ def plan_chunks(frames: int, seconds_per_frame: float, *, timeout_s: float = LAM
 
 
 def process_chunk(parser: Parser, video: Path, start: int, end: int, out_dir: Path, *, fps: float | None = 10.0,
-                  limits: VideoLimits = VideoLimits(), on_progress: Progress | None = None) -> dict[str, Any]:
+                  limits: VideoLimits = VideoLimits(), on_progress: Progress | None = None,
+                  parse_budget_s: float | None = 60.0) -> dict[str, Any]:
     """Parse sampled frames [start, end) of ``video`` with ``parser`` (same entry as stills). Writes the PNGs
-    and ``chunk.json`` under ``out_dir`` and returns the chunk.json document."""
+    and ``chunk.json`` under ``out_dir`` and returns the chunk.json document. ``parse_budget_s``: each frame's
+    parse gets this long (``Settings.parse_time_budget_s``) before it fails with ParseTimeout; None: no limit."""
     t0 = time.perf_counter()
     info = probe(video, fps=fps, limits=limits)
     end = min(end, info.frames)
@@ -63,9 +65,9 @@ def process_chunk(parser: Parser, video: Path, start: int, end: int, out_dir: Pa
     report = DecodeReport()
     frames: list[dict[str, Any]] = []
     parse_s = 0.0
-    for fr in iter_frames(video, info, start=start, end=end, report=report):
+    for fr in iter_frames(video, info, start=start, end=end, report=report, limits=limits):
         tp = time.perf_counter()
-        res = parser.parse(fr.rgb)
+        res = parser.parse(fr.rgb, deadline=None if parse_budget_s is None else time.monotonic() + parse_budget_s)
         parse_s += time.perf_counter() - tp
         name = frame_name(fr.index)
         (out_dir / "labels" / name).write_bytes(label_png(res.label_map))
@@ -107,7 +109,7 @@ def join_chunks(video: Path, chunk_dirs: Sequence[Path], out_dir: Path, *, fps: 
     poster: tuple[int, np.ndarray[Any, Any]] | None = None
     done = 0
     try:
-        for fr in iter_frames(video, info):
+        for fr in iter_frames(video, info, limits=limits):
             d = where.get(fr.index)
             if d is None:
                 continue  # skipped by its chunk (undecodable there): reported in result.json
@@ -150,7 +152,8 @@ def join_chunks(video: Path, chunk_dirs: Sequence[Path], out_dir: Path, *, fps: 
 
 def process_video(parser: Parser, video: Path, work_dir: Path, out_dir: Path, *, fps: float | None = 10.0,
                   limits: VideoLimits = VideoLimits(), max_chunk_frames: int | None = None,
-                  seconds_per_frame: float = 0.2, on_progress: Progress | None = None, **join: Any) -> dict[str, Any]:
+                  seconds_per_frame: float = 0.2, on_progress: Progress | None = None,
+                  parse_budget_s: float | None = 60.0, **join: Any) -> dict[str, Any]:
     """Whole pipeline in one process: probe, plan, every chunk in turn, join. Same steps as the fan-out."""
     info = probe(video, fps=fps, limits=limits)
     plan = plan_chunks(info.frames, seconds_per_frame, max_chunk_frames=max_chunk_frames)
@@ -160,7 +163,8 @@ def process_video(parser: Parser, video: Path, work_dir: Path, out_dir: Path, *,
         def step(done: int, _total: int, base: int = base) -> None:
             if on_progress:
                 on_progress(base + done, info.frames)
-        process_chunk(parser, video, s, e, work_dir / f"chunk-{i:04d}", fps=fps, limits=limits, on_progress=step)
+        process_chunk(parser, video, s, e, work_dir / f"chunk-{i:04d}", fps=fps, limits=limits, on_progress=step,
+                      parse_budget_s=parse_budget_s)
         dirs.append(work_dir / f"chunk-{i:04d}")
         base += e - s
     return join_chunks(video, dirs, out_dir, fps=fps, limits=limits, **join)

@@ -52,6 +52,16 @@ class VideoLimits:
     max_seconds: float = 120.0
     max_frames: int = 1200  # sampled frames (120 s at 10 fps)
     max_corrupt_share: float = 0.25  # frames that fail to decode: above this share the job fails
+    # width x height of one frame (#20.5, decoder bombs): 4K UHD is 8.3 MP; each decoded frame costs ~W*H*3 bytes
+    # as RGB plus the parser's own copies, so this bounds one frame's memory before any frame is decoded
+    max_frame_megapixels: float = 8.5
+
+
+def check_frame_size(width: int, height: int, limits: VideoLimits) -> None:
+    """VideoTooLarge when one ``width`` x ``height`` frame exceeds ``limits.max_frame_megapixels``."""
+    if width * height > limits.max_frame_megapixels * 1e6:
+        raise VideoTooLarge(f"video frames are {width}x{height} ({width * height / 1e6:.1f} MP); the limit is "
+                            f"{limits.max_frame_megapixels:g} MP a frame")
 
 
 @dataclass(frozen=True)
@@ -197,6 +207,7 @@ def probe(path: Path, *, fps: float | None = 10.0, limits: VideoLimits = VideoLi
         raise VideoTooLarge(f"video is {size / 2**20:.1f} MiB; the limit is {limits.max_bytes / 2**20:.0f} MiB")
     with _open(path) as c:
         s = _video_stream(c)
+        check_frame_size(int(s.codec_context.width), int(s.codec_context.height), limits)  # before reading packets
         declared = int(s.frames or 0)
         declared_s = _declared_seconds(c, s)
         if declared_s is not None and declared_s > limits.max_seconds:  # before reading every packet
@@ -240,10 +251,11 @@ def _to_rgb(f: av.VideoFrame, rotation: int) -> npt.NDArray[np.uint8]:
 
 
 def iter_frames(path: Path, info: VideoInfo, *, start: int = 0, end: int | None = None,
-                report: DecodeReport | None = None) -> Iterator[Frame]:
+                report: DecodeReport | None = None, limits: VideoLimits = VideoLimits()) -> Iterator[Frame]:
     """Yield the sampled frames ``start <= index < end`` in order. A frame whose packet fails to decode is
     skipped and its index added to ``report.skipped``. Decoding starts at the file's beginning (decode costs
-    ~1 ms a frame against >100 ms to parse one, so seeking is not worth its keyframe bookkeeping)."""
+    ~1 ms a frame against >100 ms to parse one, so seeking is not worth its keyframe bookkeeping). A frame larger
+    than ``limits.max_frame_megapixels`` (a stream that changes size after the probe) raises VideoTooLarge."""
     end = info.frames if end is None else min(end, info.frames)
     want = {p: i for i, p in enumerate(info.pts) if start <= i < end}
     if not want:
@@ -263,6 +275,7 @@ def iter_frames(path: Path, info: VideoInfo, *, start: int = 0, end: int | None 
                 i = want.get(int(f.pts)) if f.pts is not None else None
                 if i is None or i in seen:
                     continue
+                check_frame_size(f.width, f.height, limits)
                 seen.add(i)
                 yield Frame(index=i, time=info.times[i], rgb=_to_rgb(f, info.rotation))
             if len(seen) == len(want):

@@ -28,7 +28,8 @@ from typing import Any, Protocol
 from ..config import Settings
 from ..engine.types import Parser
 from ..exceptions import InputError, UploadMissing, VideoChunkFailed, VideoTooLarge
-from ..jobs import is_video_key, is_video_type
+from ..jobs import is_job_id, is_video_key, is_video_type
+from ..observability import record_failure, record_frames
 from ..store import JobStore, StoredObject
 from .chunks import OUTPUTS, join_chunks, plan_chunks, process_chunk, process_video
 from .decode import VideoLimits, _looks_like_video, probe
@@ -131,7 +132,8 @@ class VideoJobs:
         self.layout = store.layout
         self.limits = VideoLimits(max_bytes=settings.video_max_bytes, max_seconds=settings.video_max_seconds,
                                   max_frames=settings.video_max_frames,
-                                  max_corrupt_share=settings.video_max_corrupt_share)
+                                  max_corrupt_share=settings.video_max_corrupt_share,
+                                  max_frame_megapixels=settings.video_max_frame_megapixels)
         self.fps = settings.video_sample_fps or None
 
     @property
@@ -145,7 +147,8 @@ class VideoJobs:
 
     def _fail(self, job_id: str, source: dict[str, Any], exc: InputError | VideoChunkFailed) -> str:
         self._status(job_id, source, "failed", **exc.to_dict())
-        log.info("video job %s failed: %s", job_id, exc)
+        log.warning("job failed", extra={"job_id": job_id, "kind": "video", "error": exc.code, "detail": str(exc)})
+        record_failure(exc.code)
         return "failed"
 
     def _fetch(self, source: dict[str, Any], dest: Path) -> Path:
@@ -204,22 +207,48 @@ class VideoJobs:
         result = process_video(self.parser, video, tmp / "work", tmp / "out", fps=self.fps, limits=self.limits,
                                max_chunk_frames=self.settings.video_chunk_frames,
                                seconds_per_frame=self.seconds_per_frame, on_progress=progress,
-                               alpha=self.settings.overlay_alpha)
+                               parse_budget_s=self.settings.parse_time_budget_s, alpha=self.settings.overlay_alpha)
         return self._publish(job_id, source, tmp / "out", result, t0)
 
     def _publish(self, job_id: str, source: dict[str, Any], out: Path, result: dict[str, Any], t0: float) -> str:
         files = [name for name in OUTPUTS if (out / name).exists()]
         for name in files:  # result.json last of the outputs, status.json after all of them
             self.store.put_result_file(job_id, name, out / name, OUTPUTS[name])
+        elapsed_ms = round(1000 * (time.perf_counter() - t0), 1)
         self._status(job_id, source, "done", files=files, model=result.get("model"), width=result["width"],
                      height=result["height"], person_count=result["person_count"], frames_total=result["frames"],
-                     frames_done=result["frames"], fps=result["fps"],
-                     elapsed_ms=round(1000 * (time.perf_counter() - t0), 1))
+                     frames_done=result["frames"], fps=result["fps"], elapsed_ms=elapsed_ms)
+        # "video parsed", not "parsed": that line counts image parses (tests and log queries count it)
+        log.info("video parsed", extra={"job_id": job_id, "s3_key": source.get("key"), "model": result.get("model"),
+                                        "frames": result["frames"], "persons": result["person_count"],
+                                        "parse_ms": round(1000 * float(result["timings"]["parse_s"]), 1),
+                                        "elapsed_ms": elapsed_ms})
+        record_frames(int(result["frames"]))
         return "done"
 
     # ----------------------------------------------------------------------------------------- messages
+    def _refusal(self, job_id: str, source: dict[str, Any]) -> str | None:
+        """Why a chunk/join/fail message cannot be ours (defence in depth: only the trigger and the state machine
+        send them, but the queue or an execution input could be written by someone else), else None."""
+        if not is_job_id(job_id):
+            return "not a job id"
+        if source.get("bucket") != self.settings.upload_bucket:
+            return "not the upload bucket"
+        key = source.get("key")
+        if not isinstance(key, str) or not self.layout.in_uploads(key):
+            return "not an upload under the uploads prefix"
+        if self.layout.job_id_for_key(key) != job_id:
+            return "the key belongs to another job"
+        return None
+
     def handle_message(self, msg: dict[str, Any]) -> dict[str, Any]:
-        kind, job_id, source = msg[MESSAGE_KEY], str(msg["job_id"]), dict(msg["source"])
+        kind, job_id = msg[MESSAGE_KEY], str(msg.get("job_id"))
+        source = dict(msg["source"]) if isinstance(msg.get("source"), dict) else {}
+        refusal = self._refusal(job_id, source)
+        if refusal:
+            log.warning("video message ignored: %s", refusal,
+                        extra={"step": kind, "job_id": job_id[:80], "s3_key": str(source.get("key"))[:300]})
+            return {"job_id": None, "step": kind, "status": "ignored", "reason": refusal}
         prior = self.store.read_status(job_id)
         if prior and prior.get("status") in ("done", "failed"):
             return {"job_id": job_id, "step": kind, "status": "skipped", "reason": "job already finished"}
@@ -273,7 +302,7 @@ class VideoJobs:
                         self._put_progress(job_id, index, done, tmp)
 
                 process_chunk(self.parser, video, start, end, tmp / "chunk", fps=self.fps, limits=self.limits,
-                              on_progress=progress)
+                              on_progress=progress, parse_budget_s=self.settings.parse_time_budget_s)
                 _zip_dir(tmp / "chunk", tmp / "chunk.zip")
                 self._put_progress(job_id, index, end - start, tmp)
                 self.store.put_object(key, tmp / "chunk.zip", "application/zip")  # the chunk's marker
