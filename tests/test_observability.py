@@ -165,6 +165,23 @@ def test_http_entry_logs_and_flushes_per_invocation(svc: Any, photo: np.ndarray,
     (blob,) = [b for b in emf_blobs(capsys.readouterr().out) if "ParseTime" in b]
     assert blob["ImagesParsed"] in (1.0, [1.0]) and not observability.metrics.metric_set
 
+
+def test_http_parse_failure_is_counted(svc: Any, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A refused synchronous parse counts in Failures by its code, as a refused upload does in the trigger."""
+    import base64
+
+    from conftest import EVENTS
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    ev = json.loads((EVENTS / "function-url-post-parse.json").read_text(encoding="utf-8"))
+    ev["body"] = base64.b64encode(b"this is not an image").decode()
+    capsys.readouterr()
+    out = svc.handler(ev, FakeContext("req-bad"))
+    assert out["statusCode"] == 415
+    blobs = [b for b in emf_blobs(capsys.readouterr().out) if "Failures" in b]
+    assert blobs and blobs[0]["ErrorCode"] == "not_an_image", blobs
+
 class Collect:
     """An X-Ray emitter that keeps what would go to the daemon."""
 

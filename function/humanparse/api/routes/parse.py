@@ -18,8 +18,8 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ...cache import ResultCache, sha256_hex
-from ...exceptions import BadOutput, Busy, ImageTooLarge, InvalidRequest, ResponseTooLarge
-from ...observability import record_parse
+from ...exceptions import BadOutput, Busy, ImageTooLarge, InputError, InvalidRequest, ResponseTooLarge
+from ...observability import record_failure, record_parse
 from ...usecase import ParseOptions, parse_image
 from ..deps import CacheDep, GateDep, ParserDep, SettingsDep
 from ..limits import read_capped
@@ -83,6 +83,9 @@ async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep,
         raise Busy()
     try:
         out = await run_in_threadpool(parse_image, data, parser, ParseOptions.from_settings(settings))
+    except InputError as exc:
+        record_failure(exc.code)  # the same Failures metric as the S3 trigger's refused uploads
+        raise
     finally:
         gate.release()
     record_parse(out)  # log line + ParseTime / ImagesParsed / PersonsFound
