@@ -42,65 +42,82 @@ def sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
 
 
+class _Grid:
+    """The decoder's view of one run's fields: keypoint scores and short offsets on a stride-``stride`` grid.
+    The skeleton walk is scalar work on Python floats: per-element numpy calls cost more than the arithmetic."""
+
+    def __init__(self, scores: npt.NDArray[np.float32], short_offsets: npt.NDArray[np.float32], stride: int) -> None:
+        self.scores, self.short_offsets, self.stride = scores, short_offsets, float(stride)
+        self.gh, self.gw = scores.shape[:2]
+
+    def cell(self, py: float, px: float) -> tuple[int, int]:
+        return (min(max(round(py / self.stride), 0), self.gh - 1),
+                min(max(round(px / self.stride), 0), self.gw - 1))
+
+    def image_point(self, y: int, x: int, k: int) -> tuple[float, float]:
+        off = self.short_offsets
+        return (y * self.stride + float(off[y, x, k]), x * self.stride + float(off[y, x, k + NUM_KEYPOINTS]))
+
+    def traverse(self, edge: int, src: tuple[float, float], target: int,
+                 disp: npt.NDArray[np.float32]) -> tuple[tuple[float, float], float]:
+        """Follow one skeleton edge's displacement from ``src`` to keypoint ``target``: (point, its score)."""
+        cy, cx = self.cell(*src)
+        p = (src[0] + float(disp[cy, cx, edge]), src[1] + float(disp[cy, cx, edge + _NUM_EDGES]))
+        for _ in range(2):  # refine with the short offsets at the landing cell
+            cy, cx = self.cell(*p)
+            p = self.image_point(cy, cx, target)
+        cy, cx = self.cell(*p)
+        return p, float(self.scores[cy, cx, target])
+
+    def skeleton(self, y: int, x: int, k: int, displacement_fwd: npt.NDArray[np.float32],
+                 displacement_bwd: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """The whole pose grown from root keypoint ``k`` at cell (y, x): ((17, 2) y, x pixels; (17,) scores)."""
+        kp: list[tuple[float, float] | None] = [None] * NUM_KEYPOINTS
+        ks = [0.0] * NUM_KEYPOINTS
+        kp[k], ks[k] = self.image_point(y, x, k), float(self.scores[y, x, k])
+        for edge in reversed(range(_NUM_EDGES)):  # child → parent (towards the root of the tree)
+            parent, child = POSE_CHAIN[edge]
+            src = kp[child]
+            if src is not None and kp[parent] is None:
+                kp[parent], ks[parent] = self.traverse(edge, src, parent, displacement_bwd)
+        for edge in range(_NUM_EDGES):  # parent → child
+            parent, child = POSE_CHAIN[edge]
+            src = kp[parent]
+            if src is not None and kp[child] is None:
+                kp[child], ks[child] = self.traverse(edge, src, child, displacement_fwd)
+        return np.array(kp, dtype=np.float32), np.array(ks, dtype=np.float32)
+
+
+def _peaks(scores: npt.NDArray[np.float32], score_threshold: float,
+           local_max_radius: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Local maxima of the keypoint scores at or above the threshold, strongest first: (ys, xs, keypoints)."""
+    from scipy import ndimage
+
+    size = (2 * local_max_radius + 1, 2 * local_max_radius + 1, 1)
+    peaks = (scores >= score_threshold) & (scores == ndimage.maximum_filter(scores, size=size, mode="constant"))
+    ys, xs, ks = np.nonzero(peaks)
+    order = np.argsort(-scores[ys, xs, ks], kind="stable")
+    return ys[order], xs[order], ks[order]
+
+
 def decode_poses(heatmaps: npt.NDArray[np.float32], short_offsets: npt.NDArray[np.float32],
                  displacement_fwd: npt.NDArray[np.float32], displacement_bwd: npt.NDArray[np.float32], *,
                  stride: int = 16, max_poses: int = 16, score_threshold: float = 0.5,
                  nms_radius: float = 20.0, local_max_radius: int = 1,
                  min_pose_score: float = 0.2) -> list[Pose]:
     """Greedy multi-person decoding. Returns poses, strongest first, with ``score >= min_pose_score``."""
-    from scipy import ndimage
-
-    scores = sigmoid(heatmaps)
-    gh, gw, _ = scores.shape
-    size = (2 * local_max_radius + 1, 2 * local_max_radius + 1, 1)
-    peaks = (scores >= score_threshold) & (scores == ndimage.maximum_filter(scores, size=size, mode="constant"))
-    ys, xs, ks = np.nonzero(peaks)
-    order = np.argsort(-scores[ys, xs, ks], kind="stable")
+    grid = _Grid(sigmoid(heatmaps), short_offsets, stride)
     sq_nms = nms_radius * nms_radius
     poses: list[Pose] = []
     # accepted poses' keypoints, (n, 17, 2): one array test per keypoint instead of a Python loop over poses
     taken = np.empty((0, NUM_KEYPOINTS, 2), dtype=np.float32)
-    # The skeleton walk is scalar work on Python floats: per-element numpy calls cost more than the arithmetic.
-    fstride = float(stride)
-
-    def cell(py: float, px: float) -> tuple[int, int]:
-        return min(max(round(py / fstride), 0), gh - 1), min(max(round(px / fstride), 0), gw - 1)
-
-    def image_point(y: int, x: int, k: int) -> tuple[float, float]:
-        return (y * fstride + float(short_offsets[y, x, k]), x * fstride + float(short_offsets[y, x, k + NUM_KEYPOINTS]))
-
-    def traverse(edge: int, src: tuple[float, float], target: int,
-                 disp: npt.NDArray[np.float32]) -> tuple[tuple[float, float], float]:
-        cy, cx = cell(*src)
-        p = (src[0] + float(disp[cy, cx, edge]), src[1] + float(disp[cy, cx, edge + _NUM_EDGES]))
-        for _ in range(2):  # refine with the short offsets at the landing cell
-            cy, cx = cell(*p)
-            p = image_point(cy, cx, target)
-        cy, cx = cell(*p)
-        return p, float(scores[cy, cx, target])
-
-    for i in order:
+    for y, x, k in zip(*(a.tolist() for a in _peaks(grid.scores, score_threshold, local_max_radius)), strict=True):
         if len(poses) >= max_poses:
             break
-        y, x, k = int(ys[i]), int(xs[i]), int(ks[i])
-        root = image_point(y, x, k)
+        root = grid.image_point(y, x, k)
         if taken.shape[0] and float((((taken[:, k] - root) ** 2).sum(-1)).min()) <= sq_nms:
             continue
-        kp: list[tuple[float, float] | None] = [None] * NUM_KEYPOINTS
-        ks_ = [0.0] * NUM_KEYPOINTS
-        kp[k], ks_[k] = root, float(scores[y, x, k])
-        for edge in reversed(range(_NUM_EDGES)):  # child → parent (towards the root of the tree)
-            parent, child = POSE_CHAIN[edge]
-            src = kp[child]
-            if src is not None and kp[parent] is None:
-                kp[parent], ks_[parent] = traverse(edge, src, parent, displacement_bwd)
-        for edge in range(_NUM_EDGES):  # parent → child
-            parent, child = POSE_CHAIN[edge]
-            src = kp[parent]
-            if src is not None and kp[child] is None:
-                kp[child], ks_[child] = traverse(edge, src, child, displacement_fwd)
-        kp_arr = np.array(kp, dtype=np.float32)
-        ks_arr = np.array(ks_, dtype=np.float32)
+        kp_arr, ks_arr = grid.skeleton(y, x, k, displacement_fwd, displacement_bwd)
         # a keypoint already claimed by an earlier pose adds nothing to this one's score
         claimed = (((taken - kp_arr[None]) ** 2).sum(-1) <= sq_nms).any(axis=0)  # (17,), all False at first
         score = float(ks_arr[~claimed].sum()) / NUM_KEYPOINTS
