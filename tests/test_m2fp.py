@@ -266,3 +266,34 @@ def test_parse_time_budget(m2fp_parser, photo: np.ndarray) -> None:  # type: ign
     with pytest.raises(ParseTimeout) as info:
         m2fp_parser.parse(photo, deadline=time.monotonic() - 1)
     assert info.value.code == "parse_timeout" and 400 <= info.value.http_status < 500
+
+
+@pytest.mark.parametrize("seed,blobs", [(5, True), (6, True), (1, False)])
+def test_row_slice_refine_band_identical_to_gathering_each_box(seed: int, blobs: bool,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """#23: ``refine_band`` reading one row slice of the band per candidate from a _FLOOR plane gives exactly the
+    label map of gathering only the band pixels inside each candidate's box (tests/refine_band_v1.py), with small
+    boxes (blobs) and boxes covering the image (noise, as the random-weight head gives)."""
+    from humanparse.engine.m2fp import postprocess as pp
+    from refine_band_v1 import refine_band_v1
+
+    if blobs:
+        cls, masks = _random_logits(seed)
+    else:
+        g = torch.Generator().manual_seed(seed)
+        cls = torch.randn(100, 22, generator=g) * 6
+        masks = torch.randn(100, 40, 56, generator=g) * 3 + torch.linspace(-4, 4, 56)
+    kw = dict(padded_hw=(160, 224), image_hw=(150, 210), out_hw=(720, 1008), num_parsing=20, ins_score_thr=0.3)
+    got = m2fp_postprocess(cls, masks, **kw)  # type: ignore[arg-type]
+    monkeypatch.setattr(pp, "refine_band", refine_band_v1)
+    ref = m2fp_postprocess(cls, masks, **kw)  # type: ignore[arg-type]
+    assert np.array_equal(got.work_label_map, ref.work_label_map)
+    changed = (got.label_map != cv2_nearest(got.work_label_map, (720, 1008))).mean()
+    assert changed > 0.001  # the refinement did decide something here
+    assert np.array_equal(got.label_map, ref.label_map)
+
+
+def cv2_nearest(label: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return np.asarray(cv2.resize(label, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST))
