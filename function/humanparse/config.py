@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .engine.loader import ModelSpec, m2fp_cache_candidates
+from .imageio import MAX_DECODE_MEGABYTES, MAX_JPEG_SCANS, MAX_OUTPUT_MEGAPIXELS
 from .jobs import EXTENSIONS
 
 
@@ -50,9 +51,9 @@ class Settings(BaseSettings):
     presign_expires_s: int = 300
     result_url_expires_s: int = 3600
     # (engine: photo size, decode and parse cost — #23, #20.5)
-    max_output_megapixels: float = 12.5  # outputs at the photo's size up to this (4032x3024 = 12.2 MP)
-    max_decode_megabytes: float = 400.0  # decoded pixels x bytes per pixel, checked before decoding
-    max_jpeg_scans: int = 100  # progressive JPEGs from cameras have ~10 scans
+    max_output_megapixels: float = MAX_OUTPUT_MEGAPIXELS  # outputs at the photo's size up to this (12.5)
+    max_decode_megabytes: float = MAX_DECODE_MEGABYTES  # decoded pixels x bytes per pixel, before decoding (400)
+    max_jpeg_scans: int = MAX_JPEG_SCANS  # progressive JPEGs from cameras have ~10 scans (100)
     parse_time_budget_s: float = 60.0  # a parse still running after this fails with parse_timeout
 
     # --- video (issue #16): MP4/MOV/WebM uploads; long clips are split into frame ranges (video/chunks.py)

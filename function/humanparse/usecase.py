@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from .config import Settings
 from .engine.types import Parser, ParseResult
-from .imageio import decode_image
+from .imageio import MAX_DECODE_MEGABYTES, MAX_JPEG_SCANS, MAX_OUTPUT_MEGAPIXELS, decode_image
 from .observability import span
 from .rendering import render_all
 
@@ -24,9 +24,9 @@ from .rendering import render_all
 @dataclass(frozen=True)
 class ParseOptions:
     max_megapixels: float = 100.0  # refused before any pixel is decoded
-    max_output_megapixels: float = 12.5  # decoded (JPEG: DCT-scaled) and delivered at most this size
-    max_decode_megabytes: float = 400.0  # decoded pixels x bytes per pixel, checked before decoding
-    max_jpeg_scans: int = 100  # progressive-JPEG CPU bombs
+    max_output_megapixels: float = MAX_OUTPUT_MEGAPIXELS  # decoded (JPEG: DCT-scaled) and delivered at most this
+    max_decode_megabytes: float = MAX_DECODE_MEGABYTES  # decoded pixels x bytes per pixel, checked before decoding
+    max_jpeg_scans: int = MAX_JPEG_SCANS  # progressive-JPEG CPU bombs
     parse_time_budget_s: float | None = 60.0  # a parse past this fails with parse_timeout
     overlay_alpha: float = 0.6  # weight of the colour map in overlay.png
 

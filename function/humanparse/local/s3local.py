@@ -254,9 +254,10 @@ class EmbeddedS3:
                 s3.create_bucket(Bucket=b)
             except s3.exceptions.BucketAlreadyOwnedByYou:
                 pass
-            s3.put_bucket_cors(Bucket=b, CORSConfiguration={"CORSRules": [{
-                "AllowedOrigins": cors_origins or ["*"], "AllowedMethods": ["GET", "POST", "HEAD"],
-                "AllowedHeaders": ["*"], "MaxAgeSeconds": 600}]})
+            if cors_origins:  # the gate answers CORS itself; the bucket rule mirrors it for S3 clients that read it
+                s3.put_bucket_cors(Bucket=b, CORSConfiguration={"CORSRules": [{
+                    "AllowedOrigins": list(cors_origins), "AllowedMethods": ["GET", "POST", "HEAD"],
+                    "AllowedHeaders": ["*"], "MaxAgeSeconds": 600}]})
         dlq = sqs.create_queue(QueueName="humanparse-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         aws.queue_url = sqs.create_queue(QueueName="humanparse-uploads", Attributes={
