@@ -27,6 +27,20 @@ def is_missing(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") in MISSING_CODES
 
 
+def _or_none(call: Any, bucket: str, key: str, version_id: str | None = None, **extra: Any) -> Any:
+    """``call(Bucket=, Key=[, VersionId=], **extra)`` (an S3 client method), or None when the object is not
+    there; every other error raises (transient ones must reach Lambda's retry)."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, **extra}
+    if version_id:
+        kwargs["VersionId"] = version_id
+    try:
+        return call(**kwargs)
+    except ClientError as exc:
+        if is_missing(exc):
+            return None
+        raise
+
+
 def safe_filename(name: str, max_bytes: int = 200) -> str:
     """A user's file name made fit for ``x-amz-meta-filename``: control characters (CR/LF/NUL/DEL, Unicode
     Cc/Cf) removed — in a header they split or break it — quotes dropped, non-ASCII as ``?`` (S3 metadata is
@@ -93,15 +107,9 @@ class JobStore:
 
     def head_upload(self, bucket: str, key: str, version_id: str | None = None) -> StoredObject | None:
         """The stored object's own length and ETag, or None when it is not there."""
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-        if version_id:
-            kwargs["VersionId"] = version_id
-        try:
-            head = self.s3.head_object(**kwargs)
-        except ClientError as exc:
-            if is_missing(exc):
-                return None
-            raise
+        head = _or_none(self.s3.head_object, bucket, key, version_id)
+        if head is None:
+            return None
         etag = head.get("ETag")
         declared = (head.get("Metadata") or {}).get("sha256")
         return StoredObject(int(head.get("ContentLength", 0)), str(etag).strip('"') if etag else None,
@@ -110,28 +118,14 @@ class JobStore:
 
     def read_upload(self, bucket: str, key: str, limit: int, version_id: str | None = None) -> bytes | None:
         """At most ``limit + 1`` bytes of the object (so a caller can tell "over the limit"), or None if gone."""
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-        if version_id:
-            kwargs["VersionId"] = version_id
-        try:
-            obj = self.s3.get_object(**kwargs)
-        except ClientError as exc:
-            if is_missing(exc):
-                return None
-            raise
-        return bytes(obj["Body"].read(limit + 1))
+        obj = _or_none(self.s3.get_object, bucket, key, version_id)
+        return None if obj is None else bytes(obj["Body"].read(limit + 1))
 
     def download_upload(self, bucket: str, key: str, dest: Path, version_id: str | None = None) -> bool:
         """Stream the object to ``dest`` (a video: up to ``video_max_bytes``, never held in memory). False if gone."""
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-        if version_id:
-            kwargs["VersionId"] = version_id
-        try:
-            obj = self.s3.get_object(**kwargs)
-        except ClientError as exc:
-            if is_missing(exc):
-                return False
-            raise
+        obj = _or_none(self.s3.get_object, bucket, key, version_id)
+        if obj is None:
+            return False
         with dest.open("wb") as f:
             for block in iter(lambda: obj["Body"].read(1 << 20), b""):
                 f.write(block)
@@ -179,14 +173,7 @@ class JobStore:
 
     # ---------------------------------------------------------------------------------------------- status
     def read_status(self, job_id: str) -> dict[str, Any] | None:
-        try:
-            obj = self.s3.get_object(Bucket=self.settings.output_bucket, Key=self.layout.status_key(job_id))
-        except ClientError as exc:
-            if is_missing(exc):
-                return None
-            raise
-        doc: dict[str, Any] = json.loads(obj["Body"].read())
-        return doc
+        return self.read_json(self.layout.status_key(job_id))
 
     def write_status(self, job_id: str, doc: dict[str, Any]) -> None:
         self.s3.put_object(Bucket=self.settings.output_bucket, Key=self.layout.status_key(job_id),
@@ -253,12 +240,9 @@ class JobStore:
 
     def read_json(self, key: str) -> dict[str, Any] | None:
         """A small JSON object of the results bucket, or None when it is not there."""
-        try:
-            obj = self.s3.get_object(Bucket=self.settings.output_bucket, Key=key)
-        except ClientError as exc:
-            if is_missing(exc):
-                return None
-            raise
+        obj = _or_none(self.s3.get_object, self.settings.output_bucket, key)
+        if obj is None:
+            return None
         doc: dict[str, Any] = json.loads(obj["Body"].read())
         return doc
 
@@ -268,13 +252,8 @@ class JobStore:
                            Body=json.dumps(doc, ensure_ascii=False).encode("utf-8"), CacheControl="no-store")
 
     def read_result(self, job_id: str, name: str) -> bytes | None:
-        try:
-            obj = self.s3.get_object(Bucket=self.settings.output_bucket, Key=self.layout.result_key(job_id, name))
-        except ClientError as exc:
-            if is_missing(exc):
-                return None
-            raise
-        return bytes(obj["Body"].read())
+        obj = _or_none(self.s3.get_object, self.settings.output_bucket, self.layout.result_key(job_id, name))
+        return None if obj is None else bytes(obj["Body"].read())
 
     def copy_results(self, src_job: str, dst_job: str, names: list[str]) -> bool:
         """Server-side copies (CopyObject: no bytes through us, no re-encode) of ``names``; False as soon as a
