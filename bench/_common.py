@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,10 @@ def prepare(venv: Path, model_dir: Path | None) -> Path:
     if not (folder / "pytorch_model.pt").exists():
         make_random_m2fp_folder(folder)
     return folder
+
+
+def summary(xs: list[float]) -> dict[str, float]:
+    """Seconds → median and quartiles in ms (the benches print spread with the median)."""
+    q = statistics.quantiles(xs, n=4)
+    return {"median_ms": round(1000 * statistics.median(xs), 1), "p25_ms": round(1000 * q[0], 1),
+            "p75_ms": round(1000 * q[2], 1), "n": len(xs)}

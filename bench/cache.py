@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import socket
-import statistics
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from _common import summary  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "function"))
@@ -74,12 +74,6 @@ def drop_path(base: str, s3: Any, bucket: str, key: str, data: bytes) -> tuple[f
     s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/jpeg")
     doc = wait_done(f"{base}/jobs?key={quote(key, safe='')}")
     return time.perf_counter() - t, bool(doc.get("cached"))
-
-
-def summary(xs: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(xs, n=4)
-    return {"median_ms": round(1000 * statistics.median(xs), 1), "p25_ms": round(1000 * q[0], 1),
-            "p75_ms": round(1000 * q[2], 1), "n": len(xs)}
 
 
 def main() -> None:

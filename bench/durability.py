@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import socket
-import statistics
 import sys
 import tempfile
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from _common import summary  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "function"))
@@ -58,12 +58,6 @@ def store_put(store: Any, data: bytes, n: int, results: dict[str, dict[str, list
             t = time.perf_counter()
             store.put(Record("bench", f"k{i}-{mode}", data, "etag"))
             results[mode]["store_put"].append(time.perf_counter() - t)
-
-
-def summary(xs: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(xs, n=4)
-    return {"median_ms": round(1000 * statistics.median(xs), 1), "p25_ms": round(1000 * q[0], 1),
-            "p75_ms": round(1000 * q[2], 1), "n": len(xs)}
 
 
 def main() -> None:
