@@ -82,8 +82,10 @@ def result_files(labels: np.ndarray, persons: np.ndarray, *, legend: list[dict[s
            "legend": legend if legend is not None else legend_entries(labels),
            "persons": [{"id": i, "bbox": [0, 0, 1, 1], "parts": []} for i in ids]}
     blank = png(np.zeros((*labels.shape, 3), np.uint8))
+    buf = io.BytesIO()
+    Image.new("RGB", labels.shape[::-1]).save(buf, format="JPEG")
     return {"label.png": png(labels, palette_array()), "persons.png": png(persons, _person_palette()),
-            "result.json": json.dumps(doc).encode(), "color.png": blank, "overlay.png": blank}
+            "result.json": json.dumps(doc).encode(), "color.png": blank, "overlay.jpg": buf.getvalue()}
 
 
 def server_config() -> dict[str, Any]:
@@ -232,6 +234,15 @@ def test_upload_parse_explore(runner: Runner, browser: Any, cihp: Path) -> None:
     shot(page, "browser-colormap.png")
     links = job.locator(".downloads a")
     assert links.count() == 4 and "color.png" in (links.first.get_attribute("download") or "")
+    # the overlay download is the server's JPEG, named so, and its link gives a JPEG of the photo's size
+    over = job.locator(".downloads a", has_text="Overlay")
+    assert over.count() == 1 and (over.get_attribute("download") or "").endswith(".overlay.jpg")
+    assert "JPEG" in over.inner_text() and "lossy" in (over.get_attribute("title") or "")
+    got = page.evaluate("""async (url) => {
+        const r = await fetch(url); const b = await r.blob(); const bmp = await createImageBitmap(b);
+        return [r.status, r.headers.get('content-type'), bmp.width, bmp.height];
+    }""", over.get_attribute("href"))
+    assert got == [200, "image/jpeg", w, h], got
     assert not errors, errors
     page.close()
 
@@ -365,6 +376,22 @@ def test_person_21_is_not_person_1(new_page: Callable[..., Any]) -> None:
     people = page.locator(".job .people li").all_inner_texts()
     assert len(people) == 21 and people[-1] == "Person 21"
     assert not page.errors, page.errors
+
+
+@pytest.mark.parametrize("overlay", ["overlay.jpg", "overlay.png"])
+def test_overlay_download_of_new_and_old_jobs(new_page: Callable[..., Any], overlay: str) -> None:
+    """Jobs stored before the JPEG overlay list overlay.png: the page still offers it, under the name it has."""
+    labels = np.full((20, 40), 13, np.uint8)
+    files = result_files(labels, np.ones((20, 40), np.uint8))
+    if overlay == "overlay.png":
+        files["overlay.png"] = files.pop("overlay.jpg")
+    page = new_page()
+    site = Site(page, files=files)
+    site.open()
+    job = site.upload(np.zeros((20, 40, 3), np.uint8))
+    links = job.locator(".downloads a").evaluate_all("(as) => as.map((a) => [a.textContent, a.download])")
+    assert links[-1] == ["Overlay (JPEG)" if overlay == "overlay.jpg" else "Overlay", f"photo.{overlay}"], links
+    assert len(links) == 4 and not page.errors, page.errors
 
 
 def test_photo_larger_than_label_map_is_not_sheared(new_page: Callable[..., Any]) -> None:

@@ -155,14 +155,14 @@ def test_results_removed_by_lifecycle_are_a_miss_not_an_error(
         svc: Service, aws: dict[str, Any], stub_parser: StubParser) -> None:
     client = TestClient(svc.app)
     first = parse_once(svc, aws, client, PHOTO_A)
-    aws["s3"].delete_object(Bucket=aws["results_bucket"], Key=f"results/{first}/overlay.png")
+    aws["s3"].delete_object(Bucket=aws["results_bucket"], Key=f"results/{first}/overlay.jpg")
     up = post_upload(client, PHOTO_A)
     assert "upload" in up and not up.get("cached")  # the index pointed at a job with a file gone
     assert send_form(up["upload"], PHOTO_A).status_code == 204
     rec = deliver(svc, aws, up["upload"]["fields"]["key"])["records"][0]
     assert rec["status"] == "done" and rec["reason"] == "" and stub_parser.calls == 2
     st = svc.store.read_status(up["job_id"])
-    assert st is not None and "overlay.png" in results(aws, up["job_id"]) and not st.get("cached")
+    assert st is not None and "overlay.jpg" in results(aws, up["job_id"]) and not st.get("cached")
     assert post_upload(client, PHOTO_A)["cached"] is True  # the index now names the complete job
 
 

@@ -16,7 +16,7 @@ from humanparse.local.batch import find_inputs, sniff_image
 from humanparse.local.cli import main
 from PIL import Image
 
-SUFFIXES = ("label.png", "color.png", "overlay.png", "persons.png", "legend.png", "json")
+SUFFIXES = ("label.png", "color.png", "overlay.jpg", "persons.png", "legend.png", "json")
 
 
 @pytest.fixture()
@@ -105,6 +105,8 @@ def test_find_inputs_by_content_collisions_and_hidden(tmp_path: Path) -> None:
     assert sorted(p.name for p in found.ignored) == ["._a.jpg", "readme.md"]
     # results written into the input folder itself (--out = the folder, or a folder above a glob) are not inputs
     (root / "a.color.png").write_bytes(png)
+    (root / "a.overlay.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 16)  # the JPEG overlay is a result too
+    (root / "a.overlay.png").write_bytes(png)  # as runs before the JPEG overlay wrote it
     (root / "a.json").write_text("{}")
     again = find_inputs([str(root)], root)
     assert [i.rel.as_posix() for i in again.items] == ["a", "a.png", "sub/scan"] and "a.json" not in str(again.ignored)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from humanparse.colormap import colorize, legend_entries, legend_image, overlay, person_view
+from humanparse.colormap import colorize, id_counts, legend_entries, legend_image, overlay, person_view
 from humanparse.engine.types import ModelInfo, ParseResult, Person
 from humanparse.labels import CIHP_LABELS, CIHP_PALETTE
 from humanparse.rendering import ARTIFACTS, render_all
@@ -82,3 +82,73 @@ def test_render_all_files_roundtrip() -> None:
     doc = json.loads(files["result.json"])
     assert doc["width"] == 20 and doc["height"] == 10 and doc["person_count"] == 1
     assert {r["name"] for r in doc["legend"]} == {"Face", "UpperClothes", "Right-shoe"}
+
+
+def _blobs(h: int, w: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Label map of rectangles (ids 0..19), a person map (ids 0..25) and a smooth photo, all (h, w)."""
+    rng = np.random.default_rng(seed)
+    lab = np.zeros((h, w), np.uint8)
+    per = np.zeros((h, w), np.uint8)
+    for _ in range(40):
+        y, x = rng.integers(0, h - 8), rng.integers(0, w - 8)
+        dy, dx = rng.integers(4, h // 3), rng.integers(4, w // 3)
+        lab[y:y + dy, x:x + dx] = rng.integers(0, 20)
+        per[y:y + dy, x:x + dx] = rng.integers(0, 26)
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 127 // (h + w)], -1).astype(np.uint8)
+    return lab, per, rgb
+
+
+def test_overlay_and_colorize_equal_the_numpy_versions() -> None:
+    """cv2.LUT + addWeighted + copyTo give the bytes numpy's gather + np.where gave, on views too."""
+    import cv2
+    from humanparse.labels import palette_array
+
+    lut = palette_array()
+    lab, _, rgb = _blobs(123, 257, 0)
+    lab[0, :20] = np.arange(20)  # every id
+    for a in (0.0, 0.25, 0.6, 1.0, 1.7):
+        ca = float(np.clip(a, 0, 1))
+        old = np.where((lab > 0)[..., None], cv2.addWeighted(rgb, 1.0 - ca, lut[lab], ca, 0.0), rgb)
+        assert np.array_equal(overlay(rgb, lab, a), old), a
+    view_lab, view_rgb = lab[::2, 1::3], rgb[::2, 1::3]  # non-contiguous inputs
+    assert np.array_equal(overlay(view_rgb, view_lab, 0.6),
+                          np.where((view_lab > 0)[..., None],
+                                   cv2.addWeighted(np.ascontiguousarray(view_rgb), 0.4, lut[view_lab], 0.6, 0.0),
+                                   view_rgb))
+    assert np.array_equal(colorize(view_lab), lut[view_lab]) and colorize(lab).shape == (123, 257, 3)
+    before = rgb.copy()
+    overlay(rgb, lab)
+    assert np.array_equal(rgb, before)  # inputs never modified
+
+
+def test_render_all_outputs_decode_to_what_the_page_and_readers_expect() -> None:
+    """label.png / persons.png: lossless palette PNGs whose pixels are the ids; color.png the label PNG's bytes;
+    overlay.jpg a full-size 4:4:4 JPEG close to the blend (lossy by design)."""
+    from humanparse.labels import palette_array
+    from humanparse.rendering import _person_palette
+    from PIL import JpegImagePlugin
+
+    lab, per, rgb = _blobs(301, 457, 1)
+    res = ParseResult(lab, per, [], ModelInfo("lite", "test", tuple(range(20))))
+    files = render_all(res, rgb, alpha=0.6)
+    assert list(files) == list(ARTIFACTS) and ARTIFACTS["overlay.jpg"] == "image/jpeg"
+    for name, ids, pal in (("label.png", lab, palette_array()), ("persons.png", per, _person_palette())):
+        im = Image.open(io.BytesIO(files[name]))
+        assert (im.format, im.mode, im.size) == ("PNG", "P", (457, 301)), name
+        assert np.array_equal(np.asarray(im), ids), name
+        assert np.array_equal(np.asarray(im.getpalette(), np.uint8).reshape(-1, 3)[:256], pal[:len(im.getpalette()) // 3])
+    assert files["color.png"] == files["label.png"]
+    jpg = Image.open(io.BytesIO(files["overlay.jpg"]))
+    assert (jpg.format, jpg.mode, jpg.size) == ("JPEG", "RGB", (457, 301))
+    assert JpegImagePlugin.get_sampling(jpg) == 0  # 4:4:4: no chroma shared across a label edge
+    err = np.abs(np.asarray(jpg, np.int16) - overlay(rgb, lab, 0.6).astype(np.int16))
+    assert err.mean() < 1.5 and np.percentile(err, 99) < 12, (err.mean(), np.percentile(err, 99))
+    assert Image.open(io.BytesIO(files["legend.png"])).format == "PNG"
+
+
+def test_id_counts_are_exact() -> None:
+    ids = np.random.default_rng(3).integers(0, 256, (97, 131), dtype=np.uint8)
+    ids[0, 0] = 255
+    assert id_counts(ids) == np.bincount(ids.ravel(), minlength=256).tolist()
+    assert id_counts(ids[::2, 1::3]) == np.bincount(ids[::2, 1::3].ravel(), minlength=256).tolist()

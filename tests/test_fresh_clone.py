@@ -50,7 +50,7 @@ def test_parse_a_photo(clone: Path, env: dict[str, str], tmp_path: Path) -> None
     assert r.returncode == 0, r.stderr
     assert "LITE" in r.stderr and str(clone / "function" / "humanparse" / "models" / "lite") in r.stderr
     names = sorted(p.name for p in out.iterdir())
-    for suffix in ("label.png", "color.png", "overlay.png", ".json"):
+    for suffix in ("label.png", "color.png", "overlay.jpg", ".json"):
         assert any(n.startswith("astronaut.") and n.endswith(suffix) for n in names), names
     assert not (Path(env["HOME"]) / ".cache" / "humanparse").exists()  # no model downloaded or cached
 

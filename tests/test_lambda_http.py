@@ -153,6 +153,24 @@ def test_parse_multipart_and_raw_body_give_the_same_json(svc: Any, photo: np.nda
     png = client.post("/parse?output=label", files={"file": ("photo.jpg", data, "image/jpeg")})
     assert png.headers["content-type"] == "image/png"
     assert np.asarray(Image.open(io.BytesIO(png.content))).shape == photo.shape[:2]
+    over = client.post("/parse?output=overlay", content=data, headers={"content-type": "image/jpeg"})
+    assert over.status_code == 200 and over.headers["content-type"] == "image/jpeg"
+    jpg = Image.open(io.BytesIO(over.content))
+    assert jpg.format == "JPEG" and jpg.size == photo.shape[1::-1]
+
+
+def test_parse_image_answer_over_the_response_cap_is_413(aws: dict[str, Any], stub_parser: Any, photo: np.ndarray,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lambda sends an image answer base64-encoded: one that would not fit is refused, not cut by Lambda."""
+    from fastapi.testclient import TestClient
+    from humanparse.api.routes import parse
+
+    client = TestClient(build_service(settings_for(aws, cache_enabled=False), stub_parser, aws["s3"]).app)
+    data = encode_jpeg(photo)
+    size = len(client.post("/parse?output=overlay", content=data, headers={"content-type": "image/jpeg"}).content)
+    monkeypatch.setattr(parse, "MAX_SYNC_RESPONSE", size * 4 // 3 - 1)
+    r = client.post("/parse?output=overlay", content=data, headers={"content-type": "image/jpeg"})
+    assert r.status_code == 413 and r.json()["error"] == "response_too_large"
 
 
 def test_parse_multipart_refusals(aws: dict[str, Any], stub_parser: Any, photo: np.ndarray) -> None:

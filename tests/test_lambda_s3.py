@@ -93,7 +93,7 @@ def test_presigned_post_then_trigger(aws: dict[str, Any], svc: Any, photo: np.nd
     ev["Records"][0]["s3"]["object"]["key"] = key
     assert svc.handler(ev, None)["records"][0]["status"] == "done"
     job = client.get(f"/jobs/{up['job_id']}").json()
-    assert job["status"] == "done" and set(job["results"]) >= {"label.png", "color.png", "overlay.png", "result.json"}
+    assert job["status"] == "done" and set(job["results"]) >= {"label.png", "color.png", "overlay.jpg", "result.json"}
     got = requests.get(job["results"]["label.png"], timeout=30)
     assert got.status_code == 200
     assert np.asarray(Image.open(io.BytesIO(got.content))).shape == photo.shape[:2]

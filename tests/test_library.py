@@ -95,7 +95,7 @@ def test_result_methods(parsed: Any, tmp_path: Path) -> None:
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(parsed._repr_png_()))), parsed.overlay())
 
     written = parsed.save(tmp_path)
-    assert [p.name for p in written] == [f"0005008.{s}" for s in ("label.png", "color.png", "overlay.png",
+    assert [p.name for p in written] == [f"0005008.{s}" for s in ("label.png", "color.png", "overlay.jpg",
                                                                   "persons.png", "legend.png", "json")]
     assert (tmp_path / "0005008.json").read_bytes() == parsed.files["result.json"]
     assert json.loads(parsed.to_json()) == parsed.to_dict() == parsed.summary

@@ -65,7 +65,8 @@ def test_cli(phone_jpeg: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[st
     (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert rc == 0 and line["status"] == "parsed", line
     assert _label_size((tmp_path / "out" / "phone.label.png").read_bytes()) == PHONE
-    assert Image.open(tmp_path / "out" / "phone.overlay.png").size == PHONE
+    over = Image.open(tmp_path / "out" / "phone.overlay.jpg")
+    assert over.size == PHONE and over.format == "JPEG"
 
 
 def test_http_parse(aws: dict[str, Any], lite_parser: Any, phone_jpeg: bytes) -> None:
@@ -91,6 +92,8 @@ def test_s3_trigger(aws: dict[str, Any], lite_parser: Any, phone_jpeg: bytes) ->
     assert rec["status"] == "done", rec
     got = aws["s3"].get_object(Bucket=aws["results_bucket"], Key=f"results/{rec['job_id']}/label.png")
     assert _label_size(got["Body"].read()) == PHONE
+    over = aws["s3"].get_object(Bucket=aws["results_bucket"], Key=f"results/{rec['job_id']}/overlay.jpg")
+    assert over["ContentType"] == "image/jpeg" and Image.open(io.BytesIO(over["Body"].read())).size == PHONE
 
 
 def test_http_refuses_100mp_header_fast(aws: dict[str, Any], stub_parser: Any) -> None:

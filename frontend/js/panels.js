@@ -24,11 +24,14 @@ export function fillPeople(list, persons, palette, onToggle) {
   list.replaceChildren(...ids.map((id) => toggleRow(hexOf(palette, id), `Person ${id}`, "", (on) => onToggle(id, on))));
 }
 
-const DOWNLOADS = [["color.png", "Colour map"], ["label.png", "Label map"], ["result.json", "JSON"], ["overlay.png", "Overlay"]];
+// The overlay is a JPEG (lossy; the ids are in label.png); jobs stored before that have overlay.png: whichever is there.
+const DOWNLOADS = [["color.png", "Colour map"], ["label.png", "Label map"], ["result.json", "JSON"],
+  ["overlay.jpg", "Overlay (JPEG)", "The blend as a JPEG (lossy); the exact part ids are in the label map"], ["overlay.png", "Overlay"]];
 
-const isWebUrl = (u) => { try { return /^https?:$/.test(new URL(u, location.href).protocol); } catch (e) { return false; } };
+// a missing file (undefined) must not count: new URL(undefined, base) resolves to ".../undefined"
+const isWebUrl = (u) => { try { return typeof u === "string" && /^https?:$/.test(new URL(u, location.href).protocol); } catch (e) { return false; } };
 
 export function fillDownloads(box, results, stem) {
-  box.replaceChildren(...DOWNLOADS.filter(([f]) => isWebUrl(results[f])).map(([f, t]) =>
-    el("a", { href: results[f], text: t, download: `${stem}.${f}` })));
+  box.replaceChildren(...DOWNLOADS.filter(([f]) => isWebUrl(results[f])).map(([f, t, title = ""]) =>
+    el("a", { href: results[f], text: t, title, download: `${stem}.${f}` })));
 }

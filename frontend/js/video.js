@@ -7,7 +7,7 @@ import { $, $$, el } from "./dom.js";
 const DOWNLOADS = [["color.webm", "Colour video"], ["overlay.webm", "Overlay video"], ["persons.webm", "Persons video"],
   ["labels.zip", "Label maps (zip)"], ["tracks.json", "Tracks JSON"], ["result.json", "JSON"], ["poster.jpg", "Poster"]];
 
-const isWebUrl = (u) => { try { return /^(https?|blob):$/.test(new URL(u, location.href).protocol); } catch (e) { return false; } };
+const isWebUrl = (u) => { try { return typeof u === "string" && /^(https?|blob):$/.test(new URL(u, location.href).protocol); } catch (e) { return false; } };
 
 async function fetchJson(url) {
   const res = await fetch(url);

@@ -31,7 +31,8 @@ from .observability import record_cache_hit
 from .store import JobStore
 
 # Bump when result files of the same parse would differ (rendering, result.json layout): old entries miss.
-RESULT_FORMAT_VERSION = 1
+# 2: overlay.jpg replaced overlay.png (an old entry's copy would give a new job no overlay.jpg).
+RESULT_FORMAT_VERSION = 2
 
 
 def sha256_hex(data: bytes) -> str:

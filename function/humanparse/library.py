@@ -47,7 +47,7 @@ LabelSpec = str | int | Iterable[str | int]
 """A group name (``GROUPS``), a CIHP label name (any case) or id, or several of them."""
 
 # result file name → the suffix it gets beside the photo's stem (``photo.label.png`` … ``photo.json``)
-OUTPUT_SUFFIX: dict[str, str] = {"label.png": "label.png", "color.png": "color.png", "overlay.png": "overlay.png",
+OUTPUT_SUFFIX: dict[str, str] = {"label.png": "label.png", "color.png": "color.png", "overlay.jpg": "overlay.jpg",
                                  "persons.png": "persons.png", "legend.png": "legend.png", "result.json": "json"}
 _NAME_TO_ID = {name.lower(): i for i, name in enumerate(CIHP_LABELS)}
 
@@ -161,7 +161,7 @@ class Parsed:
         return overlay(self.image, self.labels, self._alpha if alpha is None else alpha)
 
     def save(self, folder: str | os.PathLike[str], stem: str | None = None) -> list[Path]:
-        """Write the CLI's files — ``stem.label.png``, ``.color.png``, ``.overlay.png``, ``.persons.png``,
+        """Write the CLI's files — ``stem.label.png``, ``.color.png``, ``.overlay.jpg``, ``.persons.png``,
         ``.legend.png``, ``.json`` — into ``folder`` (created); ``stem`` defaults to the input file's stem,
         else ``"image"``. Returns the paths written."""
         return write_outputs(Path(folder), stem or (Path(self.source).stem if self.source else "image"), self.files)

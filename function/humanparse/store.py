@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .config import Settings
 from .exceptions import StorageUnavailable
 from .jobs import Layout, is_video_type, new_job_id
-from .rendering import ARTIFACTS
+from .rendering import content_type
 
 # S3 says NoSuchKey for GET, 404/NotFound for HEAD (no body to carry a code), NoSuchVersion for a gone version.
 MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
@@ -184,7 +184,7 @@ class JobStore:
         """Every result file; call before ``write_status(done)`` so a reader that sees done sees them all."""
         for name, body in files.items():
             self.s3.put_object(Bucket=self.settings.output_bucket, Key=self.layout.result_key(job_id, name),
-                               Body=body, ContentType=ARTIFACTS.get(name, "application/octet-stream"))
+                               Body=body, ContentType=content_type(name))
 
     def result_url(self, job_id: str, name: str) -> str:
         url: str = self.s3.generate_presigned_url(

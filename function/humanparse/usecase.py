@@ -28,7 +28,7 @@ class ParseOptions:
     max_decode_megabytes: float = MAX_DECODE_MEGABYTES  # decoded pixels x bytes per pixel, checked before decoding
     max_jpeg_scans: int = MAX_JPEG_SCANS  # progressive-JPEG CPU bombs
     parse_time_budget_s: float | None = 60.0  # a parse past this fails with parse_timeout
-    overlay_alpha: float = 0.6  # weight of the colour map in overlay.png
+    overlay_alpha: float = 0.6  # weight of the colour map in overlay.jpg
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ParseOptions:

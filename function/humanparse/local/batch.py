@@ -49,8 +49,9 @@ class Inputs:
     missing: list[tuple[str, HumanParseError]] = field(default_factory=list)  # arguments naming nothing
 
 
-_RESULT_TAILS = tuple(f".{s}" for s in ("label.png", "color.png", "overlay.png", "persons.png", "legend.png",
-                                          "json", "tmp"))
+# overlay.png: what runs before the JPEG overlay wrote (still a result, never an input)
+_RESULT_TAILS = tuple(f".{s}" for s in ("label.png", "color.png", "overlay.jpg", "overlay.png", "persons.png",
+                                          "legend.png", "json", "tmp"))
 
 
 def is_result(path: Path, out: Path) -> bool:

@@ -1,6 +1,6 @@
 """``POST /parse``: one image in (the raw body, or a ``multipart/form-data`` ``file`` field as
 ``curl -F file=@photo.jpg`` sends it), the result out at once — JSON with the label map as a base64 palette
-PNG, or one PNG with ``?output=color|overlay|label``. Bounded: the body by ``Settings.sync_max_bytes``, the
+PNG, or one image with ``?output=color|overlay|label`` (PNG; the overlay a JPEG). Bounded: the body by ``Settings.sync_max_bytes``, the
 work by the parse gate (503 + Retry-After when busy), the answer by Lambda's 6 MB response cap."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from ...cache import ResultCache, sha256_hex
 from ...exceptions import BadOutput, Busy, ImageTooLarge, InputError, InvalidRequest, ResponseTooLarge
 from ...observability import record_failure, record_parse
+from ...rendering import artifact_named, content_type
 from ...usecase import ParseOptions, parse_image
 from ..deps import CacheDep, GateDep, ParserDep, SettingsDep
 from ..limits import read_capped
@@ -67,7 +68,7 @@ async def read_image(request: Request, limit: int) -> bytes:
 
 @router.post("/parse", openapi_extra=REQUEST_BODY,
              responses={200: {"description": "JSON summary with the label map as a base64 palette PNG, "
-                                             "or a PNG when ?output=color|overlay|label"}})
+                                             "or the image (PNG; overlay: JPEG) when ?output=color|overlay|label"}})
 async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep, gate: GateDep, cache: CacheDep,
                      output: str = "json") -> Response:
     if output not in OUTPUTS:
@@ -97,7 +98,7 @@ def _cached_files(cache: ResultCache, data: bytes, output: str) -> dict[str, byt
     a miss (the parse still answers)."""
     if not cache.enabled:
         return None
-    names = ["result.json", "label.png"] if output == "json" else [f"{output}.png"]
+    names = ["result.json", "label.png"] if output == "json" else [artifact_named(output)]
     try:
         return cache.read(sha256_hex(data), names)
     except (ClientError, BotoCoreError):
@@ -108,7 +109,10 @@ def _cached_files(cache: ResultCache, data: bytes, output: str) -> dict[str, byt
 def _answer(output: str, files: dict[str, bytes], *, cached: bool) -> Response:
     headers = {"X-Humanparse-Cache": "hit" if cached else "miss"}
     if output != "json":
-        return Response(files[f"{output}.png"], media_type="image/png", headers=headers)
+        name = artifact_named(output)
+        if len(files[name]) * 4 // 3 > MAX_SYNC_RESPONSE:  # Lambda sends binary bodies base64-encoded
+            raise ResponseTooLarge()
+        return Response(files[name], media_type=content_type(name), headers=headers)
     summary = json.loads(files["result.json"])
     summary.pop("job_id", None)  # a cached summary names the job that computed it: another user's
     if cached:
