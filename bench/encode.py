@@ -151,6 +151,8 @@ def candidates(res: ParseResult, rgb: U8) -> dict[str, dict[str, Callable[[], An
 def _size(out: Any) -> int:
     if isinstance(out, dict):
         return sum(len(v) for v in out.values())
+    if isinstance(out, list):  # counts
+        return 0
     return len(out) if isinstance(out, bytes) else int(out.nbytes)
 
 

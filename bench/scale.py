@@ -1,11 +1,13 @@
 """Parse cost against photo size: one CIHP photo at 0.3, 0.8 (1024x768), 3, 12 and 48 MP, lite and M2FP.
 
     python bench/scale.py [--model-dir DIR] [--engines lite,m2fp] [--sizes 0.3,0.8,3,12,48] [--runs 3]
-                          [--agreement]
+                          [--rounds 1] [--agreement]
 
 Each (engine, size) runs in a fresh subprocess: bytes in → every output encoded (decode, forward, post-processing,
 render + encode, split), medians over --runs after one warm-up, and the process's peak RSS (ru_maxrss, model
-load included). Ratios are against 1024x768 in the same run. ``--agreement`` also decides every photo pixel
+load included). Ratios are against 1024x768 in the same run; with ``--rounds N`` every size runs N times in turn
+(interleaved: a load that comes and goes hits all sizes) and each size's ratio is paired with the 1024x768 run of
+its round (median and range printed; the other numbers are medians over rounds, spread = range of totals). ``--agreement`` also decides every photo pixel
 (``full_resolution=True``, the pre-#23 result) for M2FP at each size and prints the share of equal pixels and the
 lowest per-class IoU. The photos are made in a temp dir (a CIHP photo cropped to 4:3 and resized, JPEG q92), never
 kept. ModelScope's pipeline is not run here (bench/speed.py does, at 1024x768; at 12 MP it was killed for
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -94,12 +97,24 @@ def run_one(engine: str, image: Path, runs: int, model_dir: Path, agreement: boo
     return json.loads(p.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def _combine(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Several rounds of one size: the median of each number (the first error, if any round failed)."""
+    errors = [r for r in rows if "error" in r]
+    if errors:
+        return errors[0]
+    out = {k: statistics.median(r[k] for r in rows) if isinstance(rows[0][k], float) else rows[0][k] for k in rows[0]}
+    if len(rows) > 1:
+        out["spread"] = max(r["total"] for r in rows) - min(r["total"] for r in rows)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-dir", type=Path)
     ap.add_argument("--engines", default="lite,m2fp")
     ap.add_argument("--sizes", default="0.3,0.8,3,12,48")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1, help="repeat every size this many times, interleaved")
     ap.add_argument("--agreement", action="store_true")
     a = ap.parse_args()
     sys.path.insert(0, str(ROOT / "function"))
@@ -115,19 +130,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         photos = {s: make_photo(Path(tmp) / f"{s}mp.jpg", SIDES[s]) for s in sizes}
         for engine in a.engines.split(","):
-            results[engine] = {}
-            for s in sizes:
-                r = run_one(engine, photos[s], a.runs, model_dir or ROOT, a.agreement)
-                results[engine][str(s)] = r
-                print(engine, f"{s} MP", {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()},
-                      flush=True)
-            base = results[engine].get("0.8", {}).get("total")
-            if base:
-                for s, r in results[engine].items():
-                    if "total" in r:
-                        r["ratio_vs_1024x768"] = r["total"] / base
-                        print(engine, f"{s} MP: {r['total']:.2f} s = {r['total'] / base:.2f}x 1024x768", flush=True)
-    print(json.dumps({"median_of": a.runs, "results": results}))
+            rounds: dict[float, list[dict[str, float]]] = {s: [] for s in sizes}
+            for rnd in range(a.rounds):  # each round runs every size once: load hits all sizes alike
+                for s in sizes:
+                    r = run_one(engine, photos[s], a.runs, model_dir or ROOT, a.agreement)
+                    rounds[s].append(r)
+                    print(engine, f"{s} MP", f"round {rnd + 1}/{a.rounds}" if a.rounds > 1 else "",
+                          {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}, flush=True)
+            results[engine] = {str(s): _combine(rs) for s, rs in rounds.items()}
+            if 0.8 in rounds and all("total" in r for rs in rounds.values() for r in rs):
+                for s, rs in rounds.items():
+                    # paired per round: each size against the 1024x768 run of the same round
+                    ratios = sorted(r["total"] / b["total"] for r, b in zip(rs, rounds[0.8], strict=True))
+                    out = results[engine][str(s)]
+                    out["ratio_vs_1024x768"] = statistics.median(ratios)
+                    out["ratio_range"] = [ratios[0], ratios[-1]]  # type: ignore[assignment]
+                    print(engine, f"{s} MP: {out['total']:.2f} s = {out['ratio_vs_1024x768']:.2f}x 1024x768"
+                          + (f" (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})" if a.rounds > 1 else ""), flush=True)
+    print(json.dumps({"median_of": a.runs, "rounds": a.rounds, "results": results}))
 
 
 if __name__ == "__main__":
