@@ -152,3 +152,12 @@ def test_id_counts_are_exact() -> None:
     ids[0, 0] = 255
     assert id_counts(ids) == np.bincount(ids.ravel(), minlength=256).tolist()
     assert id_counts(ids[::2, 1::3]) == np.bincount(ids[::2, 1::3].ravel(), minlength=256).tolist()
+
+
+def test_overlay_jpeg_of_a_strip_longer_than_libjpeg_allows() -> None:
+    """70000×16 is within every pixel limit; libjpeg's 65500-pixel side is not: the JPEG is shrunk, not failed."""
+    from humanparse.rendering import JPEG_MAX_SIDE, jpeg_bytes
+
+    im = Image.open(io.BytesIO(jpeg_bytes(np.full((16, 70000, 3), 200, np.uint8))))
+    assert im.format == "JPEG" and im.size == (JPEG_MAX_SIDE, 15)
+    assert Image.open(io.BytesIO(jpeg_bytes(np.zeros((40, 60, 3), np.uint8)))).size == (60, 40)

@@ -32,8 +32,8 @@ def colorize(label_map: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 def overlay(rgb: npt.NDArray[np.uint8], label_map: npt.NDArray[np.uint8], alpha: float = 0.6) -> npt.NDArray[np.uint8]:
     """Blend part colours over the photo with opacity ``alpha`` (0..1); background pixels keep the photo.
     (H, W, 3) uint8 RGB out, a new array. uint8 arithmetic in cv2 (rounded), colours gathered by ``cv2.LUT``
-    and the photo copied back under a mask: at 12 MP 0.13 s where numpy's ``_LUT[label]`` + ``np.where`` took
-    0.69 s (``bench/encode.py``; same bytes)."""
+    and the photo copied back under a mask: at 12 MP 0.16–0.26 s where numpy's ``_LUT[label]`` + ``np.where``
+    took 0.63–0.68 s (``bench/encode.py``, loaded machine; same bytes)."""
     import cv2
 
     if rgb.shape[:2] != label_map.shape:

@@ -18,7 +18,7 @@ from .labels import PERSON_PALETTE, palette_array
 
 # name → MIME type of every artefact, in the order they are written (the JSON summary last). The overlay is a
 # JPEG (lossy: a picture to look at; the ids are in label.png / persons.png, lossless): on a 12 MP phone-like photo
-# (bench/encode.py) PNG level 1 took 1.5–1.9 s for 13.8 MB, JPEG q90 4:4:4 0.12 s for 2.0 MB.
+# (bench/encode.py) PNG level 1 took 1.8 s for 13.8 MB (cv2's fastest PNG 0.87 s), JPEG q90 4:4:4 0.13 s for 2.0 MB.
 ARTIFACTS: dict[str, str] = {
     "label.png": "image/png",
     "color.png": "image/png",
@@ -28,6 +28,7 @@ ARTIFACTS: dict[str, str] = {
     "result.json": "application/json",
 }
 OVERLAY_JPEG_QUALITY = 90
+JPEG_MAX_SIDE = 65500  # libjpeg's limit per side; a longer image is shrunk to it (aspect kept)
 
 
 def artifact_named(stem: str) -> str:
@@ -56,8 +57,8 @@ def png_bytes(arr: npt.NDArray[np.uint8], *, palette: npt.NDArray[np.uint8] | No
         img = Image.frombuffer("P", (arr.shape[1], arr.shape[0]), np.ascontiguousarray(arr, dtype=np.uint8),
                                "raw", "P", 0, 1)
         img.putpalette(palette.reshape(-1).tolist())
-        # zlib's run-length strategy: id maps are long runs; at 12 MP the same ~0.04 s as level 1's default
-        # strategy for 0.05 MB instead of 0.13 MB (cv2 cannot write palette PNGs and was 3x slower for grey)
+        # zlib's run-length strategy: id maps are long runs; at 12 MP 0.05 s and 0.05 MB where level 1's default
+        # strategy took 0.06-0.07 s for 0.13 MB (cv2 cannot write palette PNGs and was 3x slower for grey)
         options = {"compress_level": 1, "compress_type": zlib.Z_RLE}
     buf = io.BytesIO()
     img.save(buf, format="PNG", **options)
@@ -66,11 +67,18 @@ def png_bytes(arr: npt.NDArray[np.uint8], *, palette: npt.NDArray[np.uint8] | No
 
 def jpeg_bytes(rgb: npt.NDArray[np.uint8], *, quality: int = OVERLAY_JPEG_QUALITY) -> bytes:
     """Baseline JPEG of (H, W, 3) uint8 RGB, 4:4:4 (no chroma subsampling: a part's colour stays on its own
-    pixels at label edges; +0.05 s and +17 % bytes at 12 MP against 4:2:0). cv2's libjpeg-turbo: 0.11 s at
-    12 MP where Pillow (which first copies RGB into its 4-byte pixels) took 0.14 s (bench/encode.py)."""
+    pixels at label edges; +0.04 s and +17 % bytes at 12 MP against 4:2:0). cv2's libjpeg-turbo: 0.12–0.13 s
+    on a 12 MP phone-like photo where Pillow (which first copies RGB into its 4-byte pixels) took 0.16 s.
+    A side over ``JPEG_MAX_SIDE`` (a 70000×20 strip is within the pixel limits) is shrunk to it: the overlay is
+    a picture, the ids keep the full size in the PNGs."""
     import cv2
 
     bgr = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2BGR)
+    h, w = bgr.shape[:2]
+    if max(h, w) > JPEG_MAX_SIDE:
+        f = JPEG_MAX_SIDE / max(h, w)
+        bgr = cv2.resize(bgr, (max(1, min(JPEG_MAX_SIDE, round(w * f))), max(1, min(JPEG_MAX_SIDE, round(h * f)))),
+                         interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality,
                                          cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
     if not ok:  # cv2 reports failure by a flag, not an exception
