@@ -260,8 +260,8 @@ def build_parser(prog: str = "local_runner.py") -> argparse.ArgumentParser:
                                    "HUMANPARSE_API_TOKEN does the same without showing it in the process list")
     s.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("parse", help="parse image files into label/colour PNGs, an overlay JPEG and JSON", formatter_class=raw,
-                       epilog=examples("parse"))
+    p = sub.add_parser("parse", help="parse image files into label/colour PNGs, an overlay JPEG and JSON",
+                       formatter_class=raw, epilog=examples("parse"))
     model_opts(p)
     p.add_argument("images", nargs="+", metavar="PATH",
                    help="image files, folders (searched recursively; images found by content) and globs "

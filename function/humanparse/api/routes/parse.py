@@ -1,7 +1,8 @@
 """``POST /parse``: one image in (the raw body, or a ``multipart/form-data`` ``file`` field as
 ``curl -F file=@photo.jpg`` sends it), the result out at once — JSON with the label map as a base64 palette
-PNG, or one image with ``?output=color|overlay|label`` (PNG; the overlay a JPEG). Bounded: the body by ``Settings.sync_max_bytes``, the
-work by the parse gate (503 + Retry-After when busy), the answer by Lambda's 6 MB response cap."""
+PNG, or one image with ``?output=color|overlay|label`` (PNG; the overlay a JPEG). Bounded: the body by
+``Settings.sync_max_bytes``, the work by the parse gate (503 + Retry-After when busy), the answer by Lambda's
+6 MB response cap."""
 
 from __future__ import annotations
 
