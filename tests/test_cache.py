@@ -92,6 +92,16 @@ def svc(aws: dict[str, Any], stub_parser: StubParser) -> Service:
 
 
 # ------------------------------------------------------------------------------------------------ hits
+def test_api_and_trigger_share_one_cache(svc: Service) -> None:
+    """One ResultCache per process: the trigger uses the object the HTTP routes get through ``Depends``."""
+    from humanparse.api.deps import get_cache
+
+    class _Req:
+        app = svc.app
+
+    assert get_cache(_Req()) is svc.trigger.cache  # type: ignore[arg-type]
+
+
 def test_second_upload_of_the_same_bytes_is_done_at_once_without_a_parse(
         svc: Service, aws: dict[str, Any], stub_parser: StubParser) -> None:
     client = TestClient(svc.app)

@@ -226,13 +226,14 @@ def test_box_bounded_postprocess_identical_to_full_planes(seed: int, out: tuple[
         assert np.array_equal(h.mask, m[y0:y1, x0:x1]) and m.sum() == h.mask.sum()
 
 
-def test_upscaled_decision_agrees_with_full_resolution() -> None:
+@pytest.mark.parametrize("seed", [5, 7])
+def test_upscaled_decision_agrees_with_full_resolution(seed: int) -> None:
     """#23: a photo 4.8x the working size (as 12 MP is to the 853x640 canvas): ≥ 99.5 % of pixels against deciding
-    every photo pixel; per-class IoU ≥ 0.9 (measured 0.955 for the worst class here: the issue's 0.98 is not met
-    for small classes, see README Scale)."""
+    every photo pixel (measured 99.90 / 99.92 %) and per-class IoU ≥ 0.98 (measured 0.984 / 0.983; 0.955 when
+    mask scores were sampled on a grid as coarse as the upscale factor)."""
     from postprocess_v1 import m2fp_postprocess as full_planes
 
-    cls, masks = _random_logits(5)
+    cls, masks = _random_logits(seed)
     kw = dict(padded_hw=(160, 224), image_hw=(150, 210), out_hw=(720, 1008), num_parsing=20, ins_score_thr=0.3)
     ref = full_planes(cls, masks, **kw).label_map  # type: ignore[arg-type]
     got = m2fp_postprocess(cls, masks, **kw).label_map  # type: ignore[arg-type]
@@ -240,7 +241,7 @@ def test_upscaled_decision_agrees_with_full_resolution() -> None:
     for c in np.unique(ref):
         inter, union = ((got == c) & (ref == c)).sum(), ((got == c) | (ref == c)).sum()
         if union > 2000:
-            assert inter / union >= 0.9, c
+            assert inter / union >= 0.98, c
 
 
 @pytest.mark.slow

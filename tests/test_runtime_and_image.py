@@ -35,6 +35,40 @@ def test_configure_threads_sets_torch() -> None:
         torch.set_num_threads(before)
 
 
+_FAULTS = """
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+if sys.argv[2] == "1":
+    from humanparse.runtime import configure_threads
+    configure_threads(1)
+from humanparse.engine.m2fp.postprocess import m2fp_postprocess
+g = torch.Generator().manual_seed(0)
+cls, masks = torch.randn(100, 22, generator=g) * 6, torch.randn(100, 80, 108, generator=g) * 3
+kw = dict(padded_hw=(320, 432), image_hw=(320, 432), out_hw=(320, 432), num_parsing=20, ins_score_thr=0.3)
+m2fp_postprocess(cls, masks, **kw)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+m2fp_postprocess(cls, masks, **kw)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_configured_process_reuses_freed_memory() -> None:
+    """keep_freed_memory (via configure_threads): a second post-processing of the same logits finds its planes in
+    memory the first one freed, where glibc's default hands freed blocks back and faults fresh pages in again
+    (measured: 283 k page faults per 864x640 post-processing → 0)."""
+    import subprocess
+    import sys
+
+    def faults(configured: bool) -> int:
+        out = subprocess.run([sys.executable, "-c", _FAULTS, str(ROOT / "function"), "1" if configured else "0"],
+                             capture_output=True, text=True, check=True).stdout
+        return int(out.split()[-1])
+
+    default, configured = faults(False), faults(True)
+    assert default > 5000 and configured < default / 20, (default, configured)
+
+
 def test_dockerfile_recipe() -> None:
     text = (ROOT / "Dockerfile").read_text()
     # every COPY source from the build context exists

@@ -57,13 +57,13 @@ class RecordOutcome:
 
 class S3Trigger:
     def __init__(self, parser: Parser, s3: Any, settings: Settings, store: JobStore | None = None,
-                 video_fan_out: FanOut | None = None) -> None:
+                 video_fan_out: FanOut | None = None, cache: ResultCache | None = None) -> None:
         self.parser, self.s3, self.settings = parser, s3, settings
         self.store = store or JobStore(s3, settings)
         self.layout = self.store.layout
         self.options = ParseOptions.from_settings(settings)
         self.video = VideoJobs(parser, self.store, settings, video_fan_out)
-        self.cache = ResultCache(self.store, parser, settings)
+        self.cache = cache or ResultCache(self.store, parser, settings)  # build_service passes the API's
 
     def read_status(self, job_id: str) -> dict[str, Any] | None:
         return self.store.read_status(job_id)

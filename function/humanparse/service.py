@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from mangum import Mangum
 
 from .api import create_app
+from .cache import ResultCache
 from .config import Settings
 from .engine.loader import LoadedParser
 from .engine.types import Parser
@@ -63,5 +64,7 @@ def load_configured_parser(settings: Settings) -> LoadedParser:
 
 def build_service(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_parses: int = 1) -> Service:
     app = create_app(settings, parser, s3, max_concurrent_parses=max_concurrent_parses)
-    trigger = S3Trigger(parser, s3, settings, store=app.state.store)
+    # one result cache for both entries (its fingerprint reads the model folder once)
+    app.state.cache = ResultCache(app.state.store, parser, settings)
+    trigger = S3Trigger(parser, s3, settings, store=app.state.store, cache=app.state.cache)
     return Service(settings, parser, app, trigger, Mangum(app, lifespan="off"))
