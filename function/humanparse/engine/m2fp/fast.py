@@ -4,9 +4,10 @@
 - BatchNorm folded into the preceding convolution (inference statistics are constants);
 - the decoder's per-layer attention masks computed at their own small size (linearity of bilinear resize);
 - channels-last memory format for the convolutions (oneDNN's preferred layout on CPU);
-- the fused attention kernel (no attention weights returned) and one shared 2-D mask for all heads;
-- the pixel decoder's linear layers run as 1x1 convolutions on a channels-last view (``OneDnnLinear``):
-  torch sends fp32 ``Linear`` to MKL, which on AMD CPUs measured 1.6-2.3x slower than oneDNN's kernels.
+- one shared 2-D decoder attention mask for all heads;
+- where two exact formulations exist, the faster on this CPU, measured at load (``autotune``): the pixel
+  decoder's linears as MKL ``Linear`` or as oneDNN 1x1 convolutions (``OneDnnLinear``), deformable sampling
+  as ``embedding_bag``, a CSR product or ``grid_sample``, decoder attention fused or plain.
 
 Every step is exact in real arithmetic; only float rounding order changes. ``tests/test_fast_path.py`` and
 ``bench/speed.py`` hold it to the reference path's label map.
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .modeling import Conv2d, CrossAttentionLayer, M2FPNet, MSDeformAttn, SelfAttentionLayer
+from .modeling import Conv2d, M2FPNet
 
 
 def fold_batchnorm(net: nn.Module) -> int:
@@ -59,17 +60,14 @@ class OneDnnLinear(nn.Module):
         out = F.conv2d(img, self.weight, self.bias)  # channels-last in → channels-last out
         return out.permute(0, 2, 3, 1).reshape(*lead, self.out_features)
 
-
-def use_onednn_linears(module: nn.Module) -> int:
-    """Replace every ``nn.Linear`` under ``module`` with ``OneDnnLinear``. Returns how many."""
-    n = 0
-    for name, child in list(module.named_children()):
-        if isinstance(child, nn.Linear):
-            setattr(module, name, OneDnnLinear(child))
-            n += 1
-        else:
-            n += use_onednn_linears(child)
-    return n
+    def to_linear(self) -> nn.Linear:
+        """The same layer as an ``nn.Linear`` (MKL's GEMM), weights copied."""
+        lin = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+        with torch.no_grad():
+            lin.weight.copy_(self.weight.reshape(self.out_features, self.in_features))
+            if self.bias is not None:
+                lin.bias.copy_(self.bias)
+        return lin.requires_grad_(False)
 
 
 def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
@@ -95,16 +93,15 @@ def choose_precision(requested: str, flags: set[str] | None = None) -> str:
 
 def make_fast(net: M2FPNet) -> M2FPNet:
     """Switch ``net`` (in place) to the fast path and return it."""
+    from .autotune import DEFAULTS, apply_kernels
+
     fold_batchnorm(net)
-    for m in net.modules():
-        if isinstance(m, MSDeformAttn):
-            m.sparse = True
-        if isinstance(m, (SelfAttentionLayer, CrossAttentionLayer)):
-            m.need_weights = False  # fused attention kernel
     net.sem_seg_head.predictor.shrink_mask_features = True
-    use_onednn_linears(net.sem_seg_head.pixel_decoder)  # ~100 GFLOP of the forward's 390 at 864x640
+    apply_kernels(net, DEFAULTS)  # until ``autotune.choose_kernels`` measures this CPU
     for conv in net.backbone.modules():
         if isinstance(conv, nn.Conv2d):
             conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
+        if isinstance(conv, Conv2d):
+            conv.fuse = True  # ReLU / residual sum as oneDNN post-ops
     net.channels_last = True
     return net
