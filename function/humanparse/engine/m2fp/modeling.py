@@ -23,6 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+_MKLDNN = bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
+
+
 class Conv2d(nn.Conv2d):
     """Conv with an optional ``norm`` child and activation (Detectron2's layout: keys ``weight``, ``norm.*``)."""
 
@@ -48,7 +51,7 @@ class Conv2d(nn.Conv2d):
     def _fusable(self, x: Tensor) -> bool:
         return (self.fuse and self.norm is None and self.activation is None and x.device.type == "cpu"
                 and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-                and x.is_contiguous(memory_format=torch.channels_last) and torch.backends.mkldnn.is_available())
+                and x.is_contiguous(memory_format=torch.channels_last) and _MKLDNN)
 
     def conv_relu(self, x: Tensor) -> Tensor:
         """relu(conv(x))."""
