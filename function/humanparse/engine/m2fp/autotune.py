@@ -41,6 +41,7 @@ from .modeling import (
     M2FPNet,
     MSDeformAttn,
     SelfAttentionLayer,
+    linear_relu,
     ms_deform_attn_core,
     pixel_reference,
     sparse_sample,
@@ -65,9 +66,10 @@ CACHE_VERSION = 1
 TUNE_CANVAS = (640, 864)  # (H, W): a 4:3 photo at ModelScope's 640 short side
 # A challenger replaces the default only when it is this much faster (timing noise on a shared CPU is ~5 %).
 MIN_GAIN = 1.05
-# The encoder's linears are timed on an eighth of the canvas's tokens (1417 of 11340 rows: still large GEMMs,
-# same kernels), so that all groups cost ~0.6 s at one thread on an AVX2 EPYC, ~0.35 s at two.
-TOKEN_SHARE = 8
+# The encoder's linears are timed on a quarter of the canvas's tokens (2835 of 11340 rows: large GEMMs, same
+# kernels; at an eighth MKL looked up to 15 % better than at full size), so that all groups cost ~0.8-1 s at
+# one thread on an AVX2 EPYC, about half that at two.
+TOKEN_SHARE = 4
 # Deformable sampling is timed on the canvas halved each way (queries and values both a quarter: the ratio of
 # the formulations holds; a share of the queries alone over all the values would favour grid_sample).
 # After the first round a formulation 3x slower than the best is not timed again (grid_sample, ~6x slower
@@ -198,8 +200,8 @@ def _linear_candidates(layer: DeformEncoderLayer, group: str, x: torch.Tensor) -
     slots = _layer_slots(layer, group)
 
     def runner(mods: list[nn.Module]) -> Callable[[], Any]:
-        if group == "encoder_ffn_linear":  # linear2 reads linear1's output
-            return lambda: mods[1](mods[0](x))
+        if group == "encoder_ffn_linear":  # linear2 reads relu(linear1), fused into linear1 where it can be
+            return lambda: mods[1](linear_relu(mods[0], x))
         return lambda: [f(x) for f in mods]
 
     return {choice: runner([_as(getattr(p, n), choice) for p, n in slots]) for choice in GROUPS[group]}

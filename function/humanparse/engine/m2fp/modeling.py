@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
 _MKLDNN = bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
 
 
@@ -327,6 +326,13 @@ def sparse_sample(value: Tensor, shapes: Sequence[tuple[int, int]], pix: Tensor,
     return out.view(1, q, heads * d)
 
 
+def linear_relu(linear: nn.Module, x: Tensor) -> Tensor:
+    """relu(linear(x)), fused where the layer can (``fast.OneDnnLinear.forward_relu``)."""
+    fused = getattr(linear, "forward_relu", None)
+    out: Tensor = fused(x) if fused is not None else F.relu(linear(x), inplace=True)
+    return out
+
+
 class MSDeformAttn(nn.Module):
     def __init__(self, d_model: int, n_levels: int, n_heads: int, n_points: int) -> None:
         super().__init__()
@@ -395,7 +401,7 @@ class DeformEncoderLayer(nn.Module):
     def forward(self, src: Tensor, pos: Tensor, ref: Tensor, shapes: Sequence[tuple[int, int]],
                 pixel_ref: Tensor | None = None) -> Tensor:
         src = self.norm1(src + self.self_attn(src + pos, ref, src, shapes, pixel_ref))
-        out: Tensor = self.norm2(src + self.linear2(F.relu(self.linear1(src), inplace=True)))
+        out: Tensor = self.norm2(src + self.linear2(linear_relu(self.linear1, src)))
         return out
 
 
