@@ -156,10 +156,13 @@ def apply_kernels(net: M2FPNet, kernels: Mapping[str, str]) -> None:
 
 
 # ------------------------------------------------------------------------------------------ measuring
-def _race(candidates: Mapping[str, Callable[[], Any]], deadline: float) -> tuple[dict[str, float], float]:
-    """Best wall time (ms) of each candidate, interleaved round by round after one warm-up round (first calls
-    build oneDNN primitives and allocate; it also drops a clearly slower candidate), at least 2 timed rounds
-    and more until ``deadline``; and the largest max/min ratio of one candidate's timed rounds."""
+def _race(candidates: Mapping[str, Callable[[], Any]], default: str,
+          deadline: float) -> tuple[dict[str, list[float]], float]:
+    """Wall times (ms) of each candidate's timed rounds, interleaved round by round after one warm-up round
+    (first calls build oneDNN primitives and allocate); at least 2 timed rounds, more until ``deadline``. A
+    challenger ``DROP_FIRST`` slower than the default in the warm-up, or ``DROP_RATIO`` slower after a timed
+    round, is not timed again; the default always is. Also returns the largest max/min ratio of one candidate's
+    timed rounds (how busy the CPU was with other work)."""
     runs: dict[str, list[float]] = {name: [] for name in candidates}
     alive = list(candidates)
     for rnd in range(ROUNDS + 1):
@@ -169,19 +172,25 @@ def _race(candidates: Mapping[str, Callable[[], Any]], deadline: float) -> tuple
             t = time.perf_counter()
             candidates[name]()
             runs[name].append((time.perf_counter() - t) * 1e3)
-        low = min(min(runs[n]) for n in alive)
-        alive = [n for n in alive if min(runs[n]) <= (DROP_FIRST if rnd == 0 else DROP_RATIO) * low]
+        ref = min(runs[default][1:] or runs[default])
+        limit = DROP_FIRST if rnd == 0 else DROP_RATIO
+        alive = [n for n in alive if n == default or min(runs[n][1:] or runs[n]) <= limit * ref]
         if len(alive) == 1 and rnd > 1:
             break
-    timed = {n: v[1:] or v for n, v in runs.items()}
-    spread = max((max(v) / min(v) for v in timed.values() if len(v) > 1), default=1.0)
-    return {n: round(min(v), 2) for n, v in timed.items()}, spread
+    spread = max((max(v[1:]) / min(v[1:]) for v in runs.values() if len(v) > 2), default=1.0)
+    return {n: v[1:] or v for n, v in runs.items()}, spread  # one dropped at the warm-up: its warm-up time
 
 
-def _pick(group: str, times: Mapping[str, float]) -> str:
-    default = DEFAULTS[group]
-    fastest = min(times, key=lambda n: times[n])
-    return fastest if times[fastest] * MIN_GAIN < times.get(default, float("inf")) else default
+def _pick(default: str, timed: Mapping[str, list[float]]) -> str:
+    """The fastest by best time, if it beat the default by ``MIN_GAIN`` in its best time AND in every round
+    both ran (paired: a round's two timings are adjacent in time, so a burst of other load hits both alike);
+    else the default."""
+    best = min(timed, key=lambda n: min(timed[n]))
+    if best == default:
+        return default
+    mine, theirs = timed[best], timed[default]
+    paired = all(a * MIN_GAIN < b for a, b in zip(mine, theirs, strict=False))
+    return best if paired and min(mine) * MIN_GAIN < min(theirs) else default
 
 
 def _levels(h: int, w: int) -> list[tuple[int, int]]:
@@ -270,8 +279,9 @@ def measure(net: M2FPNet, groups: Mapping[str, str] | None = None,
                 cands = _sampling_candidates(layer.self_attn)
             else:
                 cands = _attention_candidates(net, shapes)
-            timings[group], noise = _race(cands, deadline)
-            choices[group], spread = _pick(group, timings[group]), max(spread, noise)
+            timed, noise = _race(cands, DEFAULTS[group], deadline)
+            choices[group], spread = _pick(DEFAULTS[group], timed), max(spread, noise)
+            timings[group] = {n: round(min(v), 2) for n, v in timed.items()}
     return choices, timings, round(spread, 2)
 
 
