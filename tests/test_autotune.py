@@ -147,3 +147,31 @@ def test_noisy_measurement_is_used_but_not_cached(net: Any, tmp_path: Path, monk
     choice = choose_kernels(net, "auto", tmp_path)
     assert choice.kernels == OTHER and "not cached" in choice.source
     assert not (tmp_path / CACHE_FILE).exists()
+
+
+def test_a_challenger_must_win_every_paired_round() -> None:
+    from humanparse.engine.m2fp.autotune import _pick
+
+    assert _pick("bag", {"bag": [10.0, 10.0], "grid": [5.0, 12.0]}) == "bag"  # won once: a burst of load
+    assert _pick("bag", {"bag": [10.0, 11.0], "grid": [5.0, 6.0]}) == "grid"
+    assert _pick("bag", {"bag": [10.0, 10.0], "csr": [9.8, 9.9]}) == "bag"  # within the noise margin
+    assert _pick("bag", {"bag": [10.0, 10.0], "grid": [40.0]}) == "bag"  # dropped at the warm-up
+
+
+def test_race_always_times_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A default that was slow in the warm-up (say, the CPU was busy) is still timed, so it can win."""
+    from humanparse.engine.m2fp.autotune import _race
+
+    costs = {"bag": iter([100.0, 1.0, 1.0, 1.0, 1.0]), "grid": iter([2.0, 5.0, 5.0, 5.0, 5.0])}
+    now = [0.0]
+
+    def fake_perf_counter() -> float:
+        return now[0]
+
+    def run(name: str) -> None:
+        now[0] += next(costs[name]) / 1e3
+
+    monkeypatch.setattr(autotune.time, "perf_counter", fake_perf_counter)
+    timed, spread = _race({"bag": lambda: run("bag"), "grid": lambda: run("grid")}, "bag", deadline=float("inf"))
+    assert timed["bag"][0] == pytest.approx(1.0) and min(timed["grid"]) == pytest.approx(5.0)
+    assert autotune._pick("bag", timed) == "bag" and spread == pytest.approx(1.0)
