@@ -129,3 +129,21 @@ def test_every_autotuner_choice_matches_reference(m2fp_dir: Any, photo: np.ndarr
         assert layer.self_attn.sampling == kernels["deform_sampling"]
         got = parser.parse(photo)
         assert (ref.label_map == got.label_map).mean() >= 0.995, kernels
+
+
+def test_fused_conv_relu_and_residual_match_unfused() -> None:
+    """The backbone's oneDNN post-ops (ReLU; residual sum + ReLU) give the separate ops' answer; the fused
+    residual form may overwrite the residual, which is why Bottleneck passes it last."""
+    torch.manual_seed(0)
+    for k, stride in ((1, 1), (3, 1), (3, 2)):
+        conv = Conv2d(16, 24, k, stride=stride, padding=k // 2, bias=True).eval()
+        conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
+        x = torch.randn(1, 16, 20, 26).contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            want = torch.relu(conv(x))
+            res = torch.randn(want.shape).contiguous(memory_format=torch.channels_last)
+            want_sum = torch.relu(conv(x) + res)
+            conv.fuse = True
+            got = conv.conv_relu(x)
+            got_sum = conv.conv_add_relu(x, res.clone())
+        assert torch.allclose(got, want, atol=1e-5) and torch.allclose(got_sum, want_sum, atol=1e-5)

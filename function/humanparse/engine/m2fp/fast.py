@@ -1,9 +1,11 @@
 """The fast CPU path: the same network and weights, rearranged arithmetic.
 
-- multi-scale deformable attention as one sparse-dense product (``ms_deform_attn_sparse``);
 - BatchNorm folded into the preceding convolution (inference statistics are constants);
 - the decoder's per-layer attention masks computed at their own small size (linearity of bilinear resize);
-- channels-last memory format for the convolutions (oneDNN's preferred layout on CPU);
+- channels-last memory format for the convolutions (oneDNN's preferred layout on CPU), with the backbone's
+  ReLUs and residual sums as oneDNN post-ops of the convolution before them (``Conv2d.fuse``);
+- multi-scale deformable attention as one weighted gather over zero-bordered value maps, its (row, weight)
+  pairs built in int32 with per-shape constants (``modeling.sparse_sample``);
 - one shared 2-D decoder attention mask for all heads;
 - where two exact formulations exist, the faster on this CPU, measured at load (``autotune``): the pixel
   decoder's linears as MKL ``Linear`` or as oneDNN 1x1 convolutions (``OneDnnLinear``), deformable sampling
@@ -19,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .modeling import _MKLDNN, Conv2d, M2FPNet
+from .modeling import HAS_MKLDNN, Conv2d, M2FPNet
 
 
 def fold_batchnorm(net: nn.Module) -> int:
@@ -60,7 +62,7 @@ class OneDnnLinear(nn.Module):
         tokens = x.reshape(-1, self.in_features)
         img = tokens.view(1, tokens.shape[0], 1, self.in_features).permute(0, 3, 1, 2)
         out: torch.Tensor
-        if _MKLDNN and img.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"):
+        if HAS_MKLDNN and img.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"):
             out = torch.ops.mkldnn._convolution_pointwise(img, self.weight, self.bias, [0, 0], [1, 1], [1, 1], 1,
                                                           attr, [], "")
         else:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-_MKLDNN = bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
+HAS_MKLDNN = bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
 
 
 class Conv2d(nn.Conv2d):
@@ -50,7 +50,7 @@ class Conv2d(nn.Conv2d):
     def _fusable(self, x: Tensor) -> bool:
         return (self.fuse and self.norm is None and self.activation is None and x.device.type == "cpu"
                 and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-                and x.is_contiguous(memory_format=torch.channels_last) and _MKLDNN)
+                and x.is_contiguous(memory_format=torch.channels_last) and HAS_MKLDNN)
 
     def conv_relu(self, x: Tensor) -> Tensor:
         """relu(conv(x))."""
