@@ -143,7 +143,7 @@ def test_bad_forced_choice_is_a_clear_error(bad: str) -> None:
 
 def test_noisy_measurement_is_used_but_not_cached(net: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   no_tmp: Path) -> None:
-    monkeypatch.setattr(autotune, "measure", lambda *a, **k: (dict(OTHER), {}, 2.0))
+    monkeypatch.setattr(autotune, "measure", lambda *a, **k: (dict(OTHER), {}, 3.0))
     choice = choose_kernels(net, "auto", tmp_path)
     assert choice.kernels == OTHER and "not cached" in choice.source
     assert not (tmp_path / CACHE_FILE).exists()

@@ -78,8 +78,9 @@ DROP_FIRST, DROP_RATIO = 3.0, 1.6
 ROUNDS = 4  # timed rounds after the warm-up: at least 2, more while the budget allows
 BUDGET_S = 0.8  # all groups together
 # A verdict whose repeated timings of one formulation differ by more than this (the CPU was busy elsewhere)
-# is used but not cached: the next start measures again.
-NOISY_SPREAD = 1.35
+# is used but not cached: the next start measures again. (On the 2 shared cores here a half-idle machine
+# still gave 1.5-1.7x, and the paired-win rule of ``_pick`` already guards the choice itself.)
+NOISY_SPREAD = 2.0
 
 
 @dataclass(frozen=True)
