@@ -42,9 +42,8 @@ def _install_mmcv_stub() -> None:
     sys.modules.update({"mmcv": mmcv, "mmcv.ops": ops, "mmcv.ops.multi_scale_deform_attn": msda})
 
 
-def run_modelscope(model_dir: str, image_path: str, runs: int = 1) -> dict[str, np.ndarray]:
-    """ModelScope's pipeline preprocess → M2FP.forward → M2FP.postprocess; label map = argmax of its
-    ``semantic_outputs`` (the per-class pasted probabilities)."""
+def load_modelscope(model_dir: str) -> tuple[object, object]:
+    """ModelScope's M2FP model class and its pipeline (pre-processing as is), loaded once."""
     _install_mmcv_stub()
     from modelscope.models.cv.image_human_parsing.m2fp_net import M2FP
     from modelscope.pipelines.cv.image_human_parsing_pipeline import ImageHumanParsingPipeline
@@ -55,26 +54,58 @@ def run_modelscope(model_dir: str, image_path: str, runs: int = 1) -> dict[str, 
     model = M2FP(model_dir, **kwargs).eval()
     pipe = object.__new__(ImageHumanParsingPipeline)  # skip hub/registry set-up; use its preprocess as is
     pipe.model = model
+    return pipe, model
+
+
+def parse_once(pipe, model, image_path: str) -> dict[str, object]:
+    """One image: ModelScope's pipeline preprocess → M2FP.forward → M2FP.postprocess; label map = argmax of its
+    ``semantic_outputs`` (the per-class pasted probabilities)."""
+    inp = pipe.preprocess(image_path)
+    with torch.no_grad():
+        fwd = model.forward(inp)
+        logits = fwd["outputs"]["pred_logits"][0].clone()
+        masks = fwd["outputs"]["pred_masks"][0].clone()
+        post = model.postprocess(fwd)
+    parsing = post["eval_result"][0]["parsing"]
+    return {"logits": logits, "masks": masks, "parsing": parsing,
+            "label_map": parsing["semantic_outputs"].argmax(0).to(torch.uint8).numpy()}
+
+
+def run_modelscope(model_dir: str, image_path: str, runs: int = 1) -> dict[str, np.ndarray]:
+    pipe, model = load_modelscope(model_dir)
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        inp = pipe.preprocess(image_path)
-        with torch.no_grad():
-            fwd = model.forward(inp)
-            logits = fwd["outputs"]["pred_logits"][0].clone()
-            masks = fwd["outputs"]["pred_masks"][0].clone()
-            post = model.postprocess(fwd)
-        parsing = post["eval_result"][0]["parsing"]
-        label_map = parsing["semantic_outputs"].argmax(0).to(torch.uint8).numpy()
+        out = parse_once(pipe, model, image_path)
         times.append(time.perf_counter() - t0)
-    humans = [float(h["score"]) for h in parsing["human_outputs"]]
-    return dict(logits=logits.numpy(), masks=masks.numpy(), label_map=label_map,
+    humans = [float(h["score"]) for h in out["parsing"]["human_outputs"]]
+    return dict(logits=out["logits"].numpy(), masks=out["masks"].numpy(), label_map=out["label_map"],
                 human_scores=np.asarray(humans, dtype=np.float64), times=np.asarray(times))
+
+
+def serve(model_dir: str, image_path: str, out_path: str) -> None:
+    """bench/speed.py's interleaved mode: load once, print ``ready``; each ``run`` line on stdin → one parse,
+    its seconds printed; ``done`` → the label map and times saved to ``out_path``."""
+    pipe, model = load_modelscope(model_dir)
+    print("ready", flush=True)
+    times, label_map = [], None
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        t0 = time.perf_counter()
+        label_map = parse_once(pipe, model, image_path)["label_map"]
+        times.append(time.perf_counter() - t0)
+        print(times[-1], flush=True)
+    np.savez_compressed(out_path, label_map=label_map, times=np.asarray(times))
 
 
 def main() -> None:
     """argv: model_dir image out.npz threads runs. Also runs our parser in this same process (same torch)
     and stores its outputs beside ModelScope's, so differences are the implementation's alone."""
+    if sys.argv[1] == "serve":
+        torch.set_num_threads(int(sys.argv[5]))
+        serve(*sys.argv[2:5])
+        return
     model_dir, image_path, out_path, threads, runs = sys.argv[1:6]
     torch.set_num_threads(int(threads))
     ref = run_modelscope(model_dir, image_path, int(runs))

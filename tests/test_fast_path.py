@@ -13,8 +13,9 @@ from humanparse.engine.m2fp.modeling import Conv2d, ms_deform_attn_core, ms_defo
 from torch import nn
 
 
+@pytest.mark.parametrize("kernel", ["bag", "csr"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_sparse_deformable_attention_equals_grid_sample(seed: int) -> None:
+def test_sparse_deformable_attention_equals_grid_sample(seed: int, kernel: str) -> None:
     g = torch.Generator().manual_seed(seed)
     shapes = [(5, 7), (10, 13), (20, 27)]
     s = sum(h * w for h, w in shapes)
@@ -23,9 +24,33 @@ def test_sparse_deformable_attention_equals_grid_sample(seed: int) -> None:
     loc = torch.rand(1, 300, 8, 3, 4, 2, generator=g) * 1.6 - 0.3
     attn = torch.softmax(torch.randn(1, 300, 8, 12, generator=g), -1).view(1, 300, 8, 3, 4)
     ref = ms_deform_attn_core(value, shapes, loc, attn)
-    got = ms_deform_attn_sparse(value, shapes, loc, attn)
+    got = ms_deform_attn_sparse(value, shapes, loc, attn, kernel)
     assert got.shape == ref.shape == (1, 300, 256)
     assert float((ref - got).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("sampling", ["bag", "csr"])
+def test_deformable_attention_module_sparse_equals_grid(sampling: str) -> None:
+    """The module's sparse path (pixel coordinates = reference * size + offset, computed once per forward or
+    per call) gives the grid_sample reference's answer, offsets reaching outside the maps included."""
+    from humanparse.engine.m2fp.modeling import DeformTransformerEncoderOnly, MSDeformAttn, pixel_reference
+
+    torch.manual_seed(0)
+    shapes = [(4, 6), (8, 11), (15, 21)]
+    attn = MSDeformAttn(64, 3, 4, 4).eval()
+    with torch.no_grad():
+        attn.sampling_offsets.weight.normal_(0, 2.0)  # offsets of several pixels, some beyond the border
+        attn.attention_weights.weight.normal_(0, 0.5)
+    s = sum(h * w for h, w in shapes)
+    x = torch.randn(1, s, 64)
+    ref_pts = DeformTransformerEncoderOnly.reference_points(shapes, 3, x.device)
+    with torch.no_grad():
+        want = attn(x, ref_pts, x, shapes)
+        attn.sampling = sampling
+        got_per_call = attn(x, ref_pts, x, shapes)
+        got_once = attn(x, ref_pts, x, shapes, pixel_reference(ref_pts[0], shapes, 4, 4))
+    assert float((want - got_per_call).abs().max()) < 1e-5
+    assert torch.equal(got_per_call, got_once)
 
 
 def test_batchnorm_folding_is_exact() -> None:
@@ -71,6 +96,54 @@ def test_onednn_linear_matches_linear() -> None:
     fast = OneDnnLinear(lin)
     for x in (torch.randn(2, 50, 64), torch.randn(64, 3, 40).transpose(0, 2), torch.randn(7, 64)):
         with torch.no_grad():
-            want, got = lin(x), fast(x)
+            want, got, back = lin(x), fast(x), fast.to_linear()(x)
         assert got.shape == want.shape
         assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+        assert torch.equal(fast.to_linear().weight, lin.weight)  # the way back to MKL is the same layer
+        assert torch.allclose(back, want, atol=1e-6, rtol=1e-6)
+
+
+def _kernel_configs() -> list[dict[str, str]]:
+    """Three choices per group that together run every formulation of every group at least once."""
+    from humanparse.engine.m2fp.autotune import GROUPS
+
+    return [{g: forms[i % len(forms)] for g, forms in GROUPS.items()} for i in range(3)]
+
+
+@pytest.mark.slow
+def test_every_autotuner_choice_matches_reference(m2fp_dir: Any, photo: np.ndarray) -> None:
+    """Whatever the autotuner picks on a given CPU, each formulation of each group is forced here and held to the
+    reference path's label map (same bar as the end-to-end test above)."""
+    from humanparse.engine.m2fp import build_m2fp
+    from humanparse.engine.m2fp.autotune import apply_kernels
+    from humanparse.engine.m2fp.fast import OneDnnLinear
+
+    ref = build_m2fp(m2fp_dir, fast=False).parse(photo)
+    parser = build_m2fp(m2fp_dir, fast=True, precision="fp32", kernels="default")
+    layer = parser.net.sem_seg_head.pixel_decoder.transformer.encoder.layers[0]
+    for kernels in _kernel_configs():
+        apply_kernels(parser.net, kernels)
+        # the switch took effect: the module types and flags are those of the forced formulation
+        assert isinstance(layer.linear1, OneDnnLinear) == (kernels["encoder_ffn_linear"] == "onednn")
+        assert isinstance(layer.self_attn.value_proj, OneDnnLinear) == (kernels["encoder_proj_linear"] == "onednn")
+        assert layer.self_attn.sampling == kernels["deform_sampling"]
+        got = parser.parse(photo)
+        assert (ref.label_map == got.label_map).mean() >= 0.995, kernels
+
+
+def test_fused_conv_relu_and_residual_match_unfused() -> None:
+    """The backbone's oneDNN post-ops (ReLU; residual sum + ReLU) give the separate ops' answer; the fused
+    residual form may overwrite the residual, which is why Bottleneck passes it last."""
+    torch.manual_seed(0)
+    for k, stride in ((1, 1), (3, 1), (3, 2)):
+        conv = Conv2d(16, 24, k, stride=stride, padding=k // 2, bias=True).eval()
+        conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
+        x = torch.randn(1, 16, 20, 26).contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            want = torch.relu(conv(x))
+            res = torch.randn(want.shape).contiguous(memory_format=torch.channels_last)
+            want_sum = torch.relu(conv(x) + res)
+            conv.fuse = True
+            got = conv.conv_relu(x)
+            got_sum = conv.conv_add_relu(x, res.clone())
+        assert torch.allclose(got, want, atol=1e-5) and torch.allclose(got_sum, want_sum, atol=1e-5)

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     threads: int | None = None  # None: from the container's CPU quota
     person_score_thr: float = 0.3
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # M2FP arithmetic; auto: bf16 only if calibrated, on AMX
+    # M2FP fast path kernels (issue 19): auto = measured at load per CPU model + threads and cached in
+    # kernel_cache_dir/kernels.json (unset: $XDG_CACHE_HOME or ~/.cache/humanparse, else /tmp/humanparse);
+    # "default"; or forced per group, e.g. "deform_sampling=csr,encoder_ffn_linear=mkl" (README: fast path)
+    kernels: str = "auto"
+    kernel_cache_dir: Path | None = None
 
     # --- storage
     upload_bucket: str = "humanparse-uploads"
@@ -100,7 +105,8 @@ class Settings(BaseSettings):
                                                                           self.model_cache_dir / "lite"]
         return ModelSpec(kind=self.model_kind, m2fp_dirs=tuple(m2fp), lite_dirs=tuple(lite),
                          threads=threads or self.threads or 2, precision=self.precision, model_id=self.model_id,
-                         person_score_thr=self.person_score_thr)
+                         person_score_thr=self.person_score_thr, kernels=self.kernels,
+                         kernel_cache_dir=self.kernel_cache_dir)
 
 
 @lru_cache(maxsize=1)

@@ -29,6 +29,8 @@ class ModelSpec:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     model_id: str = DEFAULT_M2FP_ID  # reported in results when the folder came from the cache
     person_score_thr: float = 0.3
+    kernels: str = "auto"  # M2FP fast path formulations: auto | default | group=formulation,... (m2fp/autotune.py)
+    kernel_cache_dir: Path | None = None  # where the measured choice is cached (None: user cache dir, else /tmp)
 
 
 class HasModelSpec(Protocol):
@@ -80,7 +82,7 @@ def load_parser(spec: ModelSpec | HasModelSpec, threads: int | None = None) -> L
 
         cached = m2fp_dir in m2fp_cache_candidates(m2fp_dir.parent.parent, spec.model_id)
         parser = build_m2fp(m2fp_dir, model_id=spec.model_id if cached else m2fp_dir.name,
-                            precision=spec.precision)
+                            precision=spec.precision, kernels=spec.kernels, kernel_cache_dir=spec.kernel_cache_dir)
         parser.person_score_thr = spec.person_score_thr
         return LoadedParser(parser, f"serving M2FP from {m2fp_dir} ({parser.precision}: {parser.precision_reason})")
     from .lite import LiteParser, find_lite_models

@@ -21,6 +21,9 @@ class ModelInfo:
     notes: str = ""
     precision: str = "fp32"  # arithmetic the network runs in: "fp32" | "bf16"
     precision_reason: str = "the only precision this model runs in"  # M2FP: calibration verdict and CPU
+    # M2FP: formulation that runs per group of layers (engine/m2fp/autotune.py), and why (measured, cached, forced)
+    kernels: dict[str, str] = field(default_factory=dict)
+    kernels_reason: str = ""
 
 
 @dataclass
@@ -64,7 +67,8 @@ class ParseResult:
             "model": {"kind": self.model.kind, "id": self.model.model_id,
                       "supported_labels": [CIHP_LABELS[i] for i in self.model.supported_labels],
                       "notes": self.model.notes, "precision": self.model.precision,
-                      "precision_reason": self.model.precision_reason},
+                      "precision_reason": self.model.precision_reason, "kernels": dict(self.model.kernels),
+                      "kernels_reason": self.model.kernels_reason},
             "labels": self.label_stats(),
             "person_count": len(self.persons),
             "persons": [

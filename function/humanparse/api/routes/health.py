@@ -19,7 +19,8 @@ def healthz(parser: ParserDep) -> dict[str, Any]:
     info = parser.info
     return {"status": "ok", "version": __version__,
             "model": {"kind": info.kind, "id": info.model_id, "notes": info.notes,
-                      "precision": info.precision, "precision_reason": info.precision_reason}}
+                      "precision": info.precision, "precision_reason": info.precision_reason,
+                      "kernels": dict(info.kernels), "kernels_reason": info.kernels_reason}}
 
 
 @router.get("/config", dependencies=[AuthDep])

@@ -1,12 +1,15 @@
 """The fast CPU path: the same network and weights, rearranged arithmetic.
 
-- multi-scale deformable attention as one sparse-dense product (``ms_deform_attn_sparse``);
 - BatchNorm folded into the preceding convolution (inference statistics are constants);
 - the decoder's per-layer attention masks computed at their own small size (linearity of bilinear resize);
-- channels-last memory format for the convolutions (oneDNN's preferred layout on CPU);
-- the fused attention kernel (no attention weights returned) and one shared 2-D mask for all heads;
-- the pixel decoder's linear layers run as 1x1 convolutions on a channels-last view (``OneDnnLinear``):
-  torch sends fp32 ``Linear`` to MKL, which on AMD CPUs measured 1.6-2.3x slower than oneDNN's kernels.
+- channels-last memory format for the convolutions (oneDNN's preferred layout on CPU), with the backbone's
+  ReLUs and residual sums as oneDNN post-ops of the convolution before them (``Conv2d.fuse``);
+- multi-scale deformable attention as one weighted gather over zero-bordered value maps, its (row, weight)
+  pairs built in int32 with per-shape constants (``modeling.sparse_sample``);
+- one shared 2-D decoder attention mask for all heads;
+- where two exact formulations exist, the faster on this CPU, measured at load (``autotune``): the pixel
+  decoder's linears as MKL ``Linear`` or as oneDNN 1x1 convolutions (``OneDnnLinear``), deformable sampling
+  as ``embedding_bag``, a CSR product or ``grid_sample``, decoder attention fused or plain.
 
 Every step is exact in real arithmetic; only float rounding order changes. ``tests/test_fast_path.py`` and
 ``bench/speed.py`` hold it to the reference path's label map.
@@ -18,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .modeling import Conv2d, CrossAttentionLayer, M2FPNet, MSDeformAttn, SelfAttentionLayer
+from .modeling import HAS_MKLDNN, Conv2d, M2FPNet
 
 
 def fold_batchnorm(net: nn.Module) -> int:
@@ -43,7 +46,9 @@ def fold_batchnorm(net: nn.Module) -> int:
 class OneDnnLinear(nn.Module):
     """``nn.Linear`` computed as a 1x1 convolution: (..., in) tokens are viewed, without a copy, as a
     channels-last (1, in, N, 1) image, which oneDNN multiplies with its own kernels. Same weights, same
-    result up to float rounding order."""
+    result up to float rounding order. Called through oneDNN's own op: ``F.conv2d`` sends a 1x1 convolution
+    to the im2col + MKL path when torch runs one thread. ``forward_relu`` fuses the ReLU that follows (one pass
+    less over the output: 1 thread, 11340x1024: 124 ms vs 145 ms for MKL's GEMM + ReLU)."""
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
@@ -52,24 +57,34 @@ class OneDnnLinear(nn.Module):
         self.weight = nn.Parameter(w.contiguous(memory_format=torch.channels_last), requires_grad=False)
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, attr: str) -> torch.Tensor:
         lead = x.shape[:-1]
         tokens = x.reshape(-1, self.in_features)
         img = tokens.view(1, tokens.shape[0], 1, self.in_features).permute(0, 3, 1, 2)
-        out = F.conv2d(img, self.weight, self.bias)  # channels-last in → channels-last out
+        out: torch.Tensor
+        if HAS_MKLDNN and img.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"):
+            out = torch.ops.mkldnn._convolution_pointwise(img, self.weight, self.bias, [0, 0], [1, 1], [1, 1], 1,
+                                                          attr, [], "")
+        else:
+            out = F.conv2d(img, self.weight, self.bias)  # channels-last in → channels-last out
+            out = F.relu_(out) if attr == "relu" else out
         return out.permute(0, 2, 3, 1).reshape(*lead, self.out_features)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x, "none")
 
-def use_onednn_linears(module: nn.Module) -> int:
-    """Replace every ``nn.Linear`` under ``module`` with ``OneDnnLinear``. Returns how many."""
-    n = 0
-    for name, child in list(module.named_children()):
-        if isinstance(child, nn.Linear):
-            setattr(module, name, OneDnnLinear(child))
-            n += 1
-        else:
-            n += use_onednn_linears(child)
-    return n
+    def forward_relu(self, x: torch.Tensor) -> torch.Tensor:
+        """relu(self(x))."""
+        return self._run(x, "relu")
+
+    def to_linear(self) -> nn.Linear:
+        """The same layer as an ``nn.Linear`` (MKL's GEMM), weights copied."""
+        lin = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+        with torch.no_grad():
+            lin.weight.copy_(self.weight.reshape(self.out_features, self.in_features))
+            if self.bias is not None:
+                lin.bias.copy_(self.bias)
+        return lin.requires_grad_(False)
 
 
 def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
@@ -95,16 +110,15 @@ def choose_precision(requested: str, flags: set[str] | None = None) -> str:
 
 def make_fast(net: M2FPNet) -> M2FPNet:
     """Switch ``net`` (in place) to the fast path and return it."""
+    from .autotune import DEFAULTS, apply_kernels
+
     fold_batchnorm(net)
-    for m in net.modules():
-        if isinstance(m, MSDeformAttn):
-            m.sparse = True
-        if isinstance(m, (SelfAttentionLayer, CrossAttentionLayer)):
-            m.need_weights = False  # fused attention kernel
     net.sem_seg_head.predictor.shrink_mask_features = True
-    use_onednn_linears(net.sem_seg_head.pixel_decoder)  # ~100 GFLOP of the forward's 390 at 864x640
+    apply_kernels(net, DEFAULTS)  # until ``autotune.choose_kernels`` measures this CPU
     for conv in net.backbone.modules():
         if isinstance(conv, nn.Conv2d):
             conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
+        if isinstance(conv, Conv2d):
+            conv.fuse = True  # ReLU / residual sum as oneDNN post-ops
     net.channels_last = True
     return net

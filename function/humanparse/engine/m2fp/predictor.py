@@ -7,6 +7,7 @@ import logging
 import pickle
 import time
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,14 +152,16 @@ class M2FPParser:
     """Image in, ``ParseResult`` out. Thread-safe for concurrent ``parse`` calls (no mutable state)."""
 
     def __init__(self, net: M2FPNet, cfg: M2FPConfig, model_id: str, *, person_score_thr: float = 0.3,
-                 precision: str = "fp32", precision_reason: str = "") -> None:
+                 precision: str = "fp32", precision_reason: str = "", kernels: Mapping[str, str] | None = None,
+                 kernels_reason: str = "") -> None:
         self.net, self.cfg = net, cfg
         self.precision = precision  # "fp32" | "bf16": what ``forward`` runs
         self.precision_reason = precision_reason or f"{precision} was requested"
         self.person_score_thr = person_score_thr
         self.info = ModelInfo(kind="m2fp", model_id=model_id, supported_labels=tuple(range(cfg.num_parsing)),
                               notes="M2FP (Mask2Former for Parsing), ResNet-101, CIHP 20 classes",
-                              precision=precision, precision_reason=self.precision_reason)
+                              precision=precision, precision_reason=self.precision_reason,
+                              kernels=dict(kernels or {}), kernels_reason=kernels_reason)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (1, 3, Hp, Wp) normalised. Returns class logits (Q, C+1) and mask logits (Q, Hp/4, Wp/4)."""
@@ -192,16 +195,23 @@ class M2FPParser:
 
 
 def build_m2fp(model_dir: str | Path, *, model_id: str | None = None, fast: bool = True,
-               precision: str = "auto") -> M2FPParser:
+               precision: str = "auto", kernels: str | Mapping[str, str] = "auto",
+               kernel_cache_dir: str | Path | None = None) -> M2FPParser:
     """``fast``: the rearranged fast path (``fast.py``); False keeps the reference arithmetic that matches
     ModelScope bit for bit (always fp32). ``precision``: auto | fp32 | bf16; ``auto`` is bf16 only where the
-    folder's calibration verdict allows it on an AMX CPU (``precision.choose_precision``)."""
+    folder's calibration verdict allows it on an AMX CPU (``precision.choose_precision``). ``kernels``: the fast
+    path's formulations — ``auto`` measures them on this CPU at the current thread count (or reuses the verdict
+    cached in ``kernel_cache_dir``), ``default``, or ``group=formulation,...`` (``autotune.choose_kernels``)."""
+    from .autotune import REFERENCE, KernelChoice, choose_kernels
     from .fast import make_fast
     from .precision import PrecisionChoice, choose_precision
 
     net, cfg = build_m2fp_net(model_dir)
     if fast:
         make_fast(net)
+        kc = choose_kernels(net, kernels, kernel_cache_dir)
+    else:
+        kc = KernelChoice(dict(REFERENCE), "reference path (ModelScope's formulations)")
     choice = choose_precision(precision, model_dir) if fast else PrecisionChoice("fp32", "reference path (fp32 only)")
     return M2FPParser(net, cfg, model_id or Path(model_dir).name, precision=choice.precision,
-                      precision_reason=choice.reason)
+                      precision_reason=choice.reason, kernels=kc.kernels, kernels_reason=kc.source)
