@@ -23,9 +23,9 @@ def main() -> None:
     kernel_cache = sys.argv[7] if len(sys.argv) > 7 else None
     serving = len(sys.argv) > 8 and sys.argv[8] == "serve"
     import numpy as np
-    import torch
+    from humanparse.runtime import configure_threads
 
-    torch.set_num_threads(int(threads))
+    configure_threads(int(threads))  # the process set-up every entry uses (threads, allocator)
     from humanparse.engine.m2fp import build_m2fp
     from humanparse.imageio import load_image_file
 

@@ -93,7 +93,7 @@ def interleaved(args: argparse.Namespace, model_dir: Path, image: Path, tmp: Pat
     the other, so our cold start is measured alone. Returns ModelScope's median, our worker's row, its npz."""
     ref_npz, out = tmp / f"ref{threads}.npz", tmp / f"{mode}{threads}.npy"
     ms = Server([str(args.venv / "bin" / "python"), str(ROOT / "bench" / "_modelscope_ref.py"), "serve",
-                 str(model_dir), str(image), str(ref_npz), str(threads)])
+                 str(model_dir), str(image), str(ref_npz), str(threads), args.modelscope_malloc])
     prec = {"portable": "fp32", "fast": "bf16", "eager": "eager"}[mode]
     us = Server([sys.executable, str(ROOT / "bench" / "_speed_worker.py"), str(model_dir), str(image), str(out), prec,
                  str(args.runs), str(threads), str(kernel_cache), "serve"])
@@ -117,6 +117,9 @@ def main() -> int:
     ap.add_argument("--threads", default="2", help="comma list of thread counts, e.g. 1,2 (a sweep, same run)")
     ap.add_argument("--venv", type=Path, default=ROOT / ".cache" / "parity-venv")
     ap.add_argument("--paths", default="portable,fast", help="comma list of portable, fast, eager")
+    ap.add_argument("--modelscope-malloc", choices=("default", "kept"), default="default",
+                    help="kept: ModelScope's process gets our allocator setting too (runtime.keep_freed_memory), "
+                         "so the ratio shows the model code alone")
     args = ap.parse_args()
     from _common import prepare
 
