@@ -42,14 +42,16 @@ def keep_freed_memory() -> bool:
     plane, 4x the arithmetic of ``sign`` or ``mul`` on it, 283 k faults per 864x640 post-processing. Measured
     (2-core EPYC AVX2, 864x640 post-processing, processes alternated): 0.50-0.59 s → 0.23-0.47 s with the heap
     trimmed beyond 256 MB of free top (0.16-0.27 s never trimmed, but a 12 MP parse's peak RSS rose from 1.22 to
-    1.47 GB; with the 256 MB bound 1.39 GB). Returns whether it applied (False where the C library is not glibc)."""
+    1.47 GB; with the 256 MB bound and blocks over 32 MB mapped, 48 MP peaks at 1.32-1.38 GB against 1.16 GB with
+    glibc's defaults). Returns whether it applied (False where the C library is not glibc)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # macOS, musl, Windows: their allocators are left as they are
         return False
-    # blocks up to 1 GB from the heap (glibc versions that cap the threshold at 32 MB refuse it: take the cap)
-    mapped = mallopt(_M_MMAP_THRESHOLD, 1 << 30) == 1 or mallopt(_M_MMAP_THRESHOLD, 32 << 20) == 1
+    # blocks up to 32 MB from the heap (a parse's planes and most activations); larger ones (a 12 MP photo's
+    # planes, decode buffers) stay mapped and go back when freed: with 1 GB a 48 MP parse peaked at 1.51 GB, 1.32-1.38
+    mapped = mallopt(_M_MMAP_THRESHOLD, 32 << 20) == 1
     return bool(mapped and mallopt(_M_TRIM_THRESHOLD, 256 << 20) == 1)
 
 
