@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -32,3 +33,10 @@ def summary(xs: list[float]) -> dict[str, float]:
     q = statistics.quantiles(xs, n=4)
     return {"median_ms": round(1000 * statistics.median(xs), 1), "p25_ms": round(1000 * q[0], 1),
             "p75_ms": round(1000 * q[2], 1), "n": len(xs)}
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a local runner the bench starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

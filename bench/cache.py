@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import io
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -24,16 +23,10 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from _common import summary  # noqa: E402
+from _common import free_port, summary  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "function"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def variant(image: Path, i: int) -> bytes:
@@ -93,7 +86,7 @@ def main() -> None:
     parser = load_parser(settings, threads=configure_threads(settings.threads)).parser
     times: dict[str, list[float]] = {k: [] for k in ("page_miss", "page_hit", "drop_miss", "drop_hit")}
     with tempfile.TemporaryDirectory(dir=ROOT) as d:
-        opts = DeploymentOptions(data_dir=Path(d) / "data", frontend_dir=ROOT / "frontend", port=_free_port())
+        opts = DeploymentOptions(data_dir=Path(d) / "data", frontend_dir=ROOT / "frontend", port=free_port())
         with LocalDeployment(settings, parser, opts) as dep:
             base = opts.origin + "/api"
             assert dep.settings.s3_endpoint_url

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -19,16 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from _common import summary  # noqa: E402
+from _common import free_port, summary  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "function"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def upload(base: str, data: bytes) -> tuple[str, float]:
@@ -77,7 +70,7 @@ def main() -> None:
     settings = Settings(model_kind="lite")
     parser = load_parser(settings, threads=configure_threads(settings.threads)).parser
     with tempfile.TemporaryDirectory(dir=args.data_dir or ROOT) as d:
-        opts = DeploymentOptions(data_dir=Path(d) / "data", frontend_dir=ROOT / "frontend", port=_free_port(),
+        opts = DeploymentOptions(data_dir=Path(d) / "data", frontend_dir=ROOT / "frontend", port=free_port(),
                                  drain_timeout=5)  # queued parses of the upload trials are left
         with LocalDeployment(settings, parser, opts) as dep:
             base = opts.origin + "/api"
