@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import pickle
 import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """The state dict of a ModelScope ``pytorch_model.pt``: ``{"model": state_dict, ...training state}`` or a
     bare state dict. Anything else is a ``CheckpointError`` naming the file."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = _load(path)
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError,
             AttributeError, TypeError) as exc:  # what torch.load raises for a file that is not a checkpoint
         raise CheckpointError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: "
@@ -104,6 +105,36 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     if not_tensors:
         raise CheckpointError(f"{path}: entries that are not tensors: {_names(not_tensors)}")
     return state
+
+
+def _load(path: Path) -> Any:
+    """``torch.load`` memory-mapped: only the weights the network reads are paged in, not training state beside
+    them, and nothing is copied twice (0.17 vs 0.39-0.47 s for the 243 MB random folder, 2-core EPYC). Files in
+    the legacy (non-zip) format cannot be mapped: read whole."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@contextlib.contextmanager
+def _no_random_init() -> Iterator[None]:
+    """Build modules without drawing their random initial weights (``torch.nn.init``'s fills become no-ops):
+    the checkpoint overwrites every one (``load_weights`` refuses a missing key), and drawing them took 0.65 of
+    the 0.95 s the ResNet-101 M2FP took to build (2-core EPYC). Buffers are still set (BatchNorm's
+    ``reset_running_stats`` zeroes its own), so a ``num_batches_tracked`` absent from the file is 0."""
+    names = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "xavier_uniform_",
+             "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_")
+    saved = {n: getattr(torch.nn.init, n) for n in names}
+    for n in names:
+        setattr(torch.nn.init, n, lambda tensor, *args, **kwargs: tensor)
+    try:
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(torch.nn.init, n, f)
 
 
 def _names(keys: list[str], n: int = 8) -> str:
@@ -140,7 +171,8 @@ def build_m2fp_net(model_dir: str | Path) -> tuple[M2FPNet, M2FPConfig]:
     cfg = M2FPConfig.from_file(cfg_path)
     if cfg.single_human:
         raise ModelError("single-human M2FP checkpoints are not supported; use the multi-human model")
-    net = M2FPNet(cfg.backbone, cfg.encoder, cfg.decoder)
+    with _no_random_init():
+        net = M2FPNet(cfg.backbone, cfg.encoder, cfg.decoder)
     load_weights(net, read_checkpoint(w_path), w_path)
     net.eval()
     for p in net.parameters():
