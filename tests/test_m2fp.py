@@ -207,10 +207,11 @@ def _random_logits(seed: int, q: int = 100, h4: int = 40, w4: int = 56) -> tuple
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-@pytest.mark.parametrize("out", [(150, 210), (120, 168)])
+@pytest.mark.parametrize("out", [(150, 210), (120, 168), (180, 252)])
 def test_box_bounded_postprocess_identical_to_full_planes(seed: int, out: tuple[int, int]) -> None:
-    """#19: upsampling inside each candidate's box, skipping candidates that cannot paste, gives the label map
-    of the previous full-plane implementation exactly (at the working size and below it)."""
+    """#19: upsampling inside each candidate's box, skipping candidates that cannot paste or matter, gives the
+    label map of the previous full-plane implementation exactly (at the working size, below it, and above it by
+    less than 2x the pixels: the second resize stage)."""
     from postprocess_v1 import m2fp_postprocess as full_planes
 
     cls, masks = _random_logits(seed)
@@ -224,6 +225,37 @@ def test_box_bounded_postprocess_identical_to_full_planes(seed: int, out: tuple[
     for h, m in zip(got.humans, ref.human_masks, strict=True):
         y0, y1, x0, x1 = h.box
         assert np.array_equal(h.mask, m[y0:y1, x0:x1]) and m.sum() == h.mask.sum()
+
+
+@pytest.mark.parametrize("size", [((40, 56), (160, 224)), ((160, 216), (640, 864)), ((150, 210), (180, 252)),
+                                  ((640, 853), (3024, 4032)), ((150, 210), (120, 168))])
+def test_separable_upsample_gives_interpolates_floats(size: tuple[tuple[int, int], tuple[int, int]]) -> None:
+    """#19: ``upsample_exact`` (two separable passes with addcmul as the fma) returns F.interpolate's floats bit for
+    bit, on the whole output and on a box of it; ``_exact_upsample_ok`` holds on this CPU (else the code falls back
+    to F.interpolate, and this test says the fast path is off here)."""
+    from humanparse.engine.m2fp.postprocess import _exact_upsample_ok, _linear_coords, upsample_exact
+
+    (h, w), (oh, ow) = size
+    low = torch.randn(h, w, generator=torch.Generator().manual_seed(oh)) * 6
+    ref = F.interpolate(low[None, None], size=(oh, ow), mode="bilinear", align_corners=False)[0, 0]
+    rows, cols = _linear_coords(h, oh), _linear_coords(w, ow)
+    assert _exact_upsample_ok()
+    assert torch.equal(upsample_exact(low, rows, cols), ref)
+    y0, y1, x0, x1 = oh // 5, oh - oh // 7, ow // 3, ow - 1
+    box = upsample_exact(low, tuple(t[y0:y1] for t in rows), tuple(t[x0:x1] for t in cols))  # type: ignore[arg-type]
+    assert box.is_contiguous() and torch.equal(box, ref[y0:y1, x0:x1])
+
+
+def test_dominated_candidates_are_not_upsampled() -> None:
+    """#19: a part candidate whose best possible score is ≤ 0.5 (never pastes) and below a score its label already
+    has is skipped before upsampling; one that could still be its label's best is not."""
+    from humanparse.engine.m2fp.postprocess import Candidate, _dominated
+
+    low = torch.full((4, 4), -3.0)
+    low[1, 1] = 2.0  # sigmoid(2) = 0.881: bound = class score x 0.881
+    assert _dominated(Candidate(0, 3, 0.5), low, best=0.6)
+    assert not _dominated(Candidate(0, 3, 0.5), low, best=0.4)  # could be its label's best
+    assert not _dominated(Candidate(0, 3, 0.7), low, best=0.9)  # bound 0.62 > 0.5: could paste
 
 
 @pytest.mark.parametrize("seed", [5, 7])
