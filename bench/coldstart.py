@@ -7,7 +7,7 @@ at import) under the template's kind of environment, against moto's S3 server, f
   fetched into the environment's empty cache, nothing measured).
 
 Each start gets an empty local kernel cache (a new execution environment's /tmp) and PYTHONDONTWRITEBYTECODE=1
-(read-only image). Prints wall time per process and the model load (``service.load_configured_parser``: S3 fetch,
+(read-only image). Prints wall time per process, of the import, and of the model load (``service.load_configured_parser``: S3 fetch,
 weights, kernel choice, S3 put), median and quartiles. The M2FP folder: ``--model-dir`` (default: the
 random-weight folder in ModelScope's layout, which loads and measures exactly like the trained one).
 
@@ -30,8 +30,9 @@ from _common import ROOT, summary
 CHILD = """
 import json, time
 t = time.perf_counter()
-from humanparse import handler
-print(json.dumps({"import_s": time.perf_counter() - t, "kernels": handler._loaded.parser.info.kernels_reason}))
+from humanparse import handler, observability
+print(json.dumps({"import_s": time.perf_counter() - t, "kernels": handler._loaded.parser.info.kernels_reason,
+                  "model_load_s": (observability._model_load_ms or 0.0) / 1000.0}))
 """
 
 
@@ -100,9 +101,10 @@ def main() -> None:
                                 pass
                         if rnd:
                             name = f"bytecode {bc}, verdict {mode}"
-                            results.setdefault(name, {"process_s": [], "import_s": []})
+                            results.setdefault(name, {"process_s": [], "import_s": [], "model_load_s": []})
                             results[name]["process_s"].append(wall)
                             results[name]["import_s"].append(out["import_s"])
+                            results[name]["model_load_s"].append(out["model_load_s"])
                             reasons.setdefault(name, set()).add(out["kernels"].split(" (")[0][:60])
             print(json.dumps({"threads": args.threads, "model_dir": str(model_dir),
                               "results": {n: {k: summary(v) for k, v in d.items()} | {"kernels": sorted(reasons[n])}
