@@ -242,7 +242,9 @@ def test_s3_errors_are_ignored(aws: dict[str, Any], m2fp_dir: Path, tmp_path: Pa
     dead = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                         aws_access_key_id="x", aws_secret_access_key="x",
                         config=Config(connect_timeout=1, read_timeout=1, retries={"total_max_attempts": 1}))
-    assert kernel_share.fetch(_settings(aws, m2fp_dir, tmp_path / "dead"), dead).fetched is None
+    unreachable = kernel_share.fetch(_settings(aws, m2fp_dir, tmp_path / "dead"), dead)
+    assert unreachable.fetched is None and not unreachable.reachable  # so publish does not wait again
+    assert share.reachable  # NoSuchBucket is an answer from S3
     share.s3 = dead
     assert kernel_share.publish(share, "measured at load in 0.61 s at 2 threads") is False
 

@@ -52,6 +52,7 @@ class SharedVerdict:
     key: str
     path: Path
     fetched: bytes | None = None
+    reachable: bool = True  # False after a timeout or a connection error: no second wait to put it back
 
 
 def wanted(settings: Settings) -> bool:
@@ -91,14 +92,19 @@ def parse_doc(body: bytes, limit: int = MAX_BYTES) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and isinstance(doc.get("entries"), dict) else None
 
 
-def _get(s3: Any, bucket: str, key: str) -> bytes | None:
-    """The object's bytes if it exists and fits in ``MAX_BYTES`` (a larger one: None, read no further)."""
+def _get(s3: Any, bucket: str, key: str, share: SharedVerdict | None = None) -> bytes | None:
+    """The object's bytes if it exists and fits in ``MAX_BYTES`` (a larger one: None, read no further). A
+    timeout or connection error marks ``share`` unreachable."""
+    from botocore.exceptions import BotoCoreError
+
     try:
         # one byte past the cap: a longer object shows as too long without being read
         obj = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{MAX_BYTES}")
         body: bytes = obj["Body"].read(MAX_BYTES + 1)
     except Exception as exc:  # any S3 trouble only costs a measurement
         log.info("no shared kernel verdict from s3://%s/%s: %s", bucket, key, _why(exc))
+        if share is not None and isinstance(exc, BotoCoreError):  # not an S3 answer (ClientError): no S3 at all
+            share.reachable = False
         return None
     if len(body) > MAX_BYTES:
         log.warning("shared kernel verdict s3://%s/%s ignored: over %d bytes", bucket, key, MAX_BYTES)
@@ -115,7 +121,7 @@ def _why(exc: Exception) -> str:
 def fetch(settings: Settings, s3: Any) -> SharedVerdict:
     """Before the model loads: the shared verdict into the local kernel cache folder, when S3 has a valid one."""
     share = SharedVerdict(s3, settings.output_bucket, verdict_key(settings), local_dir(settings) / CACHE_FILE)
-    body = _get(s3, share.bucket, share.key)
+    body = _get(s3, share.bucket, share.key, share)
     if body is None:
         return share
     if parse_doc(body) is None:
@@ -136,8 +142,9 @@ def publish(share: SharedVerdict, kernels_reason: str) -> bool:
     """After the load: put the local verdict file back to S3 when the engine measured and wrote a new one
     (``kernels_reason`` starts with "measured"; the file's bytes differ from what was fetched). Entries S3
     gained meanwhile from other environments are kept if the whole still fits ``MAX_BYTES``; else only the
-    entries this load changed are put. True if put."""
-    if not kernels_reason.startswith("measured"):
+    entries this load changed are put. Not tried when the fetch timed out or could not connect (each try
+    would cost the cold start the timeouts again). True if put."""
+    if not kernels_reason.startswith("measured") or not share.reachable:
         return False
     try:
         with open(share.path, "rb") as fh:  # the engine wrote it, over what was fetched: at most a few KB more
