@@ -36,7 +36,7 @@ RUN if [ "$WITH_M2FP" = "1" ]; then \
     else mkdir -p /opt/models/m2fp; fi
 # Bytecode for every module, compiled here once: Lambda's filesystem is read-only (and PYTHONDONTWRITEBYTECODE
 # is set below), so a module without its .pyc is compiled from source at EVERY cold start and thrown away —
-# `import torch` took 6.45 s against 2.75 s with it (bench/bytecode.py; README: Deploying). unchecked-hash: the
+# `import torch` took 5.96 s against 2.47 s with it (bench/bytecode.py; README: Deploying). unchecked-hash: the
 # .pyc is used without comparing the source's mtime, which COPY may change; -f rewrites the timestamp .pycs
 # the calibration run above left. After the last step that writes /opt/venv (pip, calibrate). A file that does
 # not compile under this Python is never imported (torch 2.13 ships testing/_internal/py312_intrinsics.py): it
