@@ -18,13 +18,12 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 # CPU-only torch from PyTorch's CPU index: a plain `torch` from PyPI is a multi-GB CUDA build.
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+ && /opt/venv/bin/pip install --no-compile --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY function/ function/
 # setup.py copies the page into the package (humanparse/frontend), so `humanparse serve` finds it when installed
 COPY frontend/ frontend/
-RUN /opt/venv/bin/pip install ".[local]" awslambdaric \
- && find /opt/venv -name "__pycache__" -prune -exec rm -rf {} + \
+RUN /opt/venv/bin/pip install --no-compile ".[local]" awslambdaric \
  && rm -rf /opt/venv/lib/python*/site-packages/torch/include /opt/venv/lib/python*/site-packages/torch/share/cmake
 COPY local_runner.py ./
 # M2FP: the explicit download step (builders never download), then the fp32/bf16 calibration whose verdict lets
@@ -35,6 +34,16 @@ RUN if [ "$WITH_M2FP" = "1" ]; then \
       && test -f /opt/models/m2fp/configuration.json && test -f /opt/models/m2fp/pytorch_model.pt \
       && /opt/venv/bin/python local_runner.py calibrate --model-dir /opt/models/m2fp; \
     else mkdir -p /opt/models/m2fp; fi
+# Bytecode for every module, compiled here once: Lambda's filesystem is read-only (and PYTHONDONTWRITEBYTECODE
+# is set below), so a module without its .pyc is compiled from source at EVERY cold start and thrown away —
+# `import torch` took 5.96 s against 2.47 s with it (bench/bytecode.py; README: Deploying). unchecked-hash: the
+# .pyc is used without comparing the source's mtime, which COPY may change; -f rewrites the timestamp .pycs
+# the calibration run above left. After the last step that writes /opt/venv (pip, calibrate). A file that does
+# not compile under this Python is never imported (torch 2.13 ships testing/_internal/py312_intrinsics.py): it
+# is listed and passed over, and the build fails only if torch's own bytecode is missing.
+RUN /opt/venv/bin/python -m compileall -q -j0 -f --invalidation-mode unchecked-hash /opt/venv/lib/python*/site-packages \
+      || echo "compileall: the files listed above do not compile under this Python; passed over" \
+ && ls /opt/venv/lib/python*/site-packages/torch/__pycache__/__init__.cpython-*.pyc
 
 # -------------------------------------------------------------------------------------------- runtime
 FROM python:${PYTHON}-slim-bookworm
@@ -46,6 +55,12 @@ WORKDIR /var/task
 COPY function/ /var/task/function/
 COPY frontend/ /var/task/frontend/
 COPY local_runner.py /var/task/
+# Our own package's bytecode (same reasons as site-packages above), and the standard library's where the base
+# image lacks it (no -f there: .pycs it ships stay as they are).
+RUN /opt/venv/bin/python -m compileall -q -j0 -f --invalidation-mode unchecked-hash /var/task/function \
+ && { /opt/venv/bin/python -m compileall -q -j0 --invalidation-mode unchecked-hash \
+        "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" \
+      || echo "compileall: the standard library files listed above do not compile (test data); passed over"; }
 COPY --chmod=0555 scripts/entrypoint.sh /usr/local/bin/entrypoint
 # Read-only everywhere but /tmp (as on Lambda); HOME points there for any library cache.
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp \

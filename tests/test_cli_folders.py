@@ -57,7 +57,7 @@ def test_folder_tree_json_summary_and_skip_existing(tree: Path, cihp: Path,
     assert label.shape == Image.open(cihp / "images" / "0002190.jpg").size[::-1] and label.max() > 0
     summary = err.strip().splitlines()[-1]
     assert summary == (f"2 parsed, 1 failed: {tree / 'a' / 'broken.jpg'} (truncated); "
-                       f"1 non-image file ignored → {out}")
+                       f"1 non-image file ignored (notes.txt) → {out}")
 
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     rc, lines, err = _run([str(tree), "--out", str(out), "--skip-existing"], capsys)

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # "default"; or forced per group, e.g. "deform_sampling=csr,encoder_ffn_linear=mkl" (README: fast path)
     kernels: str = "auto"
     kernel_cache_dir: Path | None = None
+    # Lambda entry: the verdict is also shared through the results bucket (<results_prefix>_system/kernels.json),
+    # fetched before the model loads and put back after a measurement, so one cold start per CPU model and
+    # thread count measures instead of every one (kernel_share.py). Off: each environment measures for itself.
+    share_kernel_verdict: bool = True
 
     # --- storage
     upload_bucket: str = "humanparse-uploads"

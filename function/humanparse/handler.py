@@ -17,8 +17,13 @@ from .observability import logger
 from .service import build_service, load_configured_parser
 
 settings = get_settings()
-_loaded = load_configured_parser(settings)
-logger.info(_loaded.notice, extra={"model": _loaded.parser.info.kind})
+# The kernel verdict's GET runs before the model loads, in the cold start: short timeouts and one retry, so a
+# slow S3 costs at most ~6 s instead of botocore's 60 s x retries (kernel_share: a failure only costs a measurement).
+_verdict_s3 = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region,
+                           config=Config(connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 2}))
+_loaded = load_configured_parser(settings, verdict_s3=_verdict_s3)
+logger.info(_loaded.notice, extra={"model": _loaded.parser.info.kind,
+                                   "kernels": _loaded.parser.info.kernels_reason})
 service = build_service(settings, _loaded.parser,
                         boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region,
                                      # SigV4 for presigned POSTs too (boto3 may pick the deprecated SigV2)

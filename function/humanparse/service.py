@@ -50,14 +50,25 @@ class Service:
         return self.api_handler(event, context)
 
 
-def load_configured_parser(settings: Settings) -> LoadedParser:
+def load_configured_parser(settings: Settings, verdict_s3: Any = None) -> LoadedParser:
     """The model every entry serves with, loaded once: threads from the CPU quota, then the engine's loader.
-    The one call site of ``engine.loader.load_parser`` for the Lambda module and the CLI."""
+    The one call site of ``engine.loader.load_parser`` for the Lambda module and the CLI. ``verdict_s3`` (the
+    Lambda entry's S3 client): the fast path's kernel verdict is fetched from the results bucket before the
+    load and shared back after a measurement (``kernel_share``; S3 trouble only costs a measurement)."""
+    from . import kernel_share
     from .engine.loader import load_parser
     from .runtime import configure_threads
 
     t0 = time.perf_counter()
-    loaded = load_parser(settings, threads=configure_threads(settings.threads))
+    threads = configure_threads(settings.threads)
+    share = None
+    if verdict_s3 is not None and kernel_share.wanted(settings):
+        share = kernel_share.fetch(settings, verdict_s3)
+        # the engine reads and writes the very file fetched, not a place of its own choosing
+        settings = settings.model_copy(update={"kernel_cache_dir": share.path.parent})
+    loaded = load_parser(settings, threads=threads)
+    if share is not None:
+        kernel_share.publish(share, loaded.parser.info.kernels_reason)
     model_loaded(time.perf_counter() - t0)  # reported as ModelLoadTime with the first invocation
     return loaded
 

@@ -127,4 +127,8 @@ def find_inputs(args: list[str], out: Path) -> Inputs:
                 found.missing.append((arg, FileUnreadable(f"no file matches {arg}")))
         else:
             found.missing.append((arg, FileUnreadable(f"no such file or folder: {arg}")))
+    # Each file counted once: one also named explicitly (``parse photos photos/notes.txt``) is attempted, so it
+    # is parsed or failed, never "ignored" too; one met by two folders or globs is ignored once.
+    ignored = {p.resolve(): p for p in found.ignored}
+    found.ignored = [p for key, p in ignored.items() if key not in seen]
     return found

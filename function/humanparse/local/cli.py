@@ -87,10 +87,10 @@ def cmd_parse(args: argparse.Namespace) -> int:
             _parse_one(args, parser, item, out, failures, counts)
     except KeyboardInterrupt:  # results written so far are whole; say how to go on, skip the traceback
         bar.close()
-        print(_summary(counts["parsed"], failures, counts["skipped"], len(found.ignored), out)
+        print(_summary(counts["parsed"], failures, counts["skipped"], found.ignored, out)
               + "\ninterrupted: run again with --skip-existing to go on", file=sys.stderr)
         return 130
-    print(_summary(counts["parsed"], failures, counts["skipped"], len(found.ignored), out), file=sys.stderr)
+    print(_summary(counts["parsed"], failures, counts["skipped"], found.ignored, out), file=sys.stderr)
     return 1 if failures or not (counts["parsed"] or counts["skipped"]) else 0
 
 
@@ -124,16 +124,20 @@ def _parse_one(args: argparse.Namespace, parser: HumanParser, item: Item, out: P
                  "timings_ms": {k: round(v * 1000.0, 1) for k, v in result.timings.items()}})
 
 
-def _summary(parsed: int, failures: list[tuple[str, HumanParseError]], skipped: int, ignored: int,
+def _summary(parsed: int, failures: list[tuple[str, HumanParseError]], skipped: int, ignored: list[Path],
              out: Path) -> str:
-    """``412 parsed, 3 failed: a.jpg (truncated); … → out/`` plus skipped and ignored counts when not zero."""
+    """``412 parsed, 3 failed: a.jpg (truncated); … → out/`` plus skipped and ignored counts when not zero.
+    A file is in one count only: "failed" for an image (by name or content) or a file named explicitly that did
+    not parse, "ignored" (named, so it is not taken for a failed one) for a file in a folder or glob that is
+    not an image at all."""
     head = f"{parsed} parsed, {len(failures)} failed"
     if failures:
         head += ": " + "; ".join(f"{p} ({e.code})" for p, e in failures[:10]) + ("; …" if len(failures) > 10 else "")
     if skipped:
         head += f"; {skipped} skipped (results already in {out}, --skip-existing)"
     if ignored:
-        head += f"; {ignored} non-image file{'s' if ignored != 1 else ''} ignored"
+        names = ", ".join(p.name for p in ignored[:3]) + (", …" if len(ignored) > 3 else "")
+        head += f"; {len(ignored)} non-image file{'s' if len(ignored) != 1 else ''} ignored ({names})"
     if not (parsed or skipped or failures):
         return head + " — no image files found"
     return f"{head} → {out}"

@@ -1,0 +1,117 @@
+"""The Lambda module's cold start (issue 19): a fresh ``python -c "import humanparse.handler"`` (the model loads
+at import) under the template's kind of environment, against moto's S3 server, four ways interleaved round by round:
+
+- bytecode: ``none`` (an empty PYTHONPYCACHEPREFIX: everything compiled from source, as the image did) or
+  ``compiled`` (a prefix filled by the Dockerfile's compileall options, unchecked-hash);
+- kernel verdict: ``measured`` (S3 has none: this start measures, then shares it) or ``shared`` (S3 has it:
+  fetched into the environment's empty cache, nothing measured).
+
+Each start gets an empty local kernel cache (a new execution environment's /tmp) and PYTHONDONTWRITEBYTECODE=1
+(read-only image). Prints wall time per process, of the import, and of the model load (``service.load_configured_parser``: S3 fetch,
+weights, kernel choice, S3 put), median and quartiles. The M2FP folder: ``--model-dir`` (default: the
+random-weight folder in ModelScope's layout, which loads and measures exactly like the trained one).
+
+    PYTHONPATH=function python bench/coldstart.py --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, summary
+
+CHILD = """
+import json, time
+t = time.perf_counter()
+from humanparse import handler, observability
+print(json.dumps({"import_s": time.perf_counter() - t, "kernels": handler._loaded.parser.info.kernels_reason,
+                  "model_load_s": (observability._model_load_ms or 0.0) / 1000.0}))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model-dir", type=Path, default=None)
+    args = ap.parse_args()
+    from humanparse.devtools import make_random_m2fp_folder
+    from humanparse.local.s3local import LOCAL_CREDENTIALS, EmbeddedS3, LocalAws
+
+    s3srv = EmbeddedS3()
+    s3srv.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            model_dir = args.model_dir or make_random_m2fp_folder(root / "m2fp")
+            s3 = LocalAws(s3srv.endpoint, "us-east-1").client("s3")
+            for b in ("bench-up", "bench-out"):
+                s3.create_bucket(Bucket=b)
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("HUMANPARSE_", "PYTHONPYCACHE"))}
+            env.update({"HUMANPARSE_UPLOAD_BUCKET": "bench-up", "HUMANPARSE_RESULTS_BUCKET": "bench-out",
+                        "HUMANPARSE_MODEL_DIR": str(model_dir), "HUMANPARSE_THREADS": str(args.threads),
+                        "HUMANPARSE_S3_ENDPOINT_URL": s3srv.endpoint, "AWS_REGION": "us-east-1",
+                        "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+                        "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+                        "PYTHONPATH": str(ROOT / "function"), "PYTHONDONTWRITEBYTECODE": "1"})
+            prefixes = {"none": root / "pyc-none", "compiled": root / "pyc-all"}
+            for p in prefixes.values():
+                p.mkdir()
+            # the Dockerfile's options, over everything the handler imports (listed by one import)
+            listing = subprocess.run([sys.executable, "-c", CHILD + "import sys; print(json.dumps(sorted({"
+                                      "m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', "
+                                      "None) and m.__file__.endswith('.py')})))"],
+                                     env={**env, "HUMANPARSE_KERNELS": "default"}, check=True,
+                                     capture_output=True, text=True).stdout.splitlines()[-1]
+            (root / "files.json").write_text(listing)
+            subprocess.run([sys.executable, "-c", "import compileall, json, py_compile, sys\n"
+                            "for f in json.load(open(sys.argv[1])): compileall.compile_file(f, quiet=2, force=True, "
+                            "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)",
+                            str(root / "files.json")], env={**env, "PYTHONPYCACHEPREFIX": str(prefixes["compiled"])},
+                           check=True)
+            key = "results/_system/kernels.json"
+            verdict: bytes | None = None
+            results: dict[str, dict[str, list[float]]] = {}
+            reasons: dict[str, set[str]] = {}
+            for rnd in range(args.rounds + 1):  # round 0: warms the page cache, fills the verdict; not counted
+                for bc, prefix in prefixes.items():
+                    for mode in ("measured", "shared"):
+                        if mode == "measured":
+                            s3.delete_object(Bucket="bench-out", Key=key)
+                        elif verdict is not None:
+                            s3.put_object(Bucket="bench-out", Key=key, Body=verdict)
+                        cache = Path(tempfile.mkdtemp(dir=root))
+                        t = time.perf_counter()
+                        r = subprocess.run([sys.executable, "-c", CHILD], check=True, capture_output=True, text=True,
+                                           env={**env, "PYTHONPYCACHEPREFIX": str(prefix),
+                                                "HUMANPARSE_KERNEL_CACHE_DIR": str(cache)})
+                        wall = time.perf_counter() - t
+                        out = json.loads(r.stdout.splitlines()[-1])
+                        if mode == "measured" and verdict is None:  # a noisy measurement is not shared
+                            try:
+                                verdict = s3.get_object(Bucket="bench-out", Key=key)["Body"].read()
+                            except s3.exceptions.NoSuchKey:
+                                pass
+                        if rnd:
+                            name = f"bytecode {bc}, verdict {mode}"
+                            results.setdefault(name, {"process_s": [], "import_s": [], "model_load_s": []})
+                            results[name]["process_s"].append(wall)
+                            results[name]["import_s"].append(out["import_s"])
+                            results[name]["model_load_s"].append(out["model_load_s"])
+                            reasons.setdefault(name, set()).add(out["kernels"].split(" (")[0][:60])
+            print(json.dumps({"threads": args.threads, "model_dir": str(model_dir),
+                              "results": {n: {k: summary(v) for k, v in d.items()} | {"kernels": sorted(reasons[n])}
+                                          for n, d in results.items()}}, indent=1))
+    finally:
+        s3srv.stop()
+
+
+if __name__ == "__main__":
+    main()
