@@ -93,7 +93,8 @@ def test_verdict_is_applied_to_the_network(net: Any, tmp_path: Path, monkeypatch
 def test_corrupt_cache_is_ignored_and_replaced(net: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                no_tmp: Path) -> None:
     for junk in ("{not json", json.dumps({"version": 1, "entries": {autotune.cache_key(net): {"kernels": {
-            "deform_sampling": "fastest"}}}}), json.dumps([1, 2]), json.dumps({"version": 99, "entries": {}})):
+            "deform_sampling": "fastest"}}}}), json.dumps([1, 2]), json.dumps({"version": 99, "entries": {}}),
+                 "[" * 100_000):  # nested past json's recursion limit
         (tmp_path / CACHE_FILE).write_text(junk)
         calls = _count_measures(monkeypatch, OTHER)
         choice = choose_kernels(net, "auto", tmp_path)

@@ -324,7 +324,7 @@ def read_cache(path: Path, key: str) -> dict[str, str] | None:
         entry = doc["entries"][key] if doc.get("version") == CACHE_VERSION else None
         kernels = dict(entry["kernels"]) if entry else None
         return parse_forced(kernels) if kernels and set(kernels) == set(GROUPS) else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):  # deep nesting: json's limit
         return None
 
 
@@ -335,7 +335,7 @@ def write_cache(path: Path, key: str, kernels: Mapping[str, str], timings: Mappi
             doc = json.loads(path.read_text(encoding="utf-8"))
             entries = doc["entries"] if isinstance(doc, dict) and doc.get("version") == CACHE_VERSION else {}
             entries = entries if isinstance(entries, dict) else {}
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             entries = {}
         entries[key] = {"kernels": dict(kernels), "timings_ms": dict(timings),
                         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
