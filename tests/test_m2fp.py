@@ -251,11 +251,10 @@ def test_dominated_candidates_are_not_upsampled() -> None:
     has is skipped before upsampling; one that could still be its label's best is not."""
     from humanparse.engine.m2fp.postprocess import Candidate, _dominated
 
-    low = torch.full((4, 4), -3.0)
-    low[1, 1] = 2.0  # sigmoid(2) = 0.881: bound = class score x 0.881
-    assert _dominated(Candidate(0, 3, 0.5), low, best=0.6)
-    assert not _dominated(Candidate(0, 3, 0.5), low, best=0.4)  # could be its label's best
-    assert not _dominated(Candidate(0, 3, 0.7), low, best=0.9)  # bound 0.62 > 0.5: could paste
+    peak = 2.0  # the largest low-resolution logit: sigmoid(2) = 0.881, bound = class score x 0.881
+    assert _dominated(Candidate(0, 3, 0.5), peak, best=0.6)
+    assert not _dominated(Candidate(0, 3, 0.5), peak, best=0.4)  # could be its label's best
+    assert not _dominated(Candidate(0, 3, 0.7), peak, best=0.9)  # bound 0.62 > 0.5: could paste
 
 
 @pytest.mark.parametrize("seed", [5, 7])
