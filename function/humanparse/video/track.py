@@ -10,8 +10,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.ndimage import find_objects
-from scipy.optimize import linear_sum_assignment
 
 from ..labels import CIHP_LABELS, PERSON_PALETTE, hex_color
 
@@ -84,6 +82,8 @@ class Tracker:
         iou = iou_matrix([t.mask for t in live if t.mask is not None], grid, ids)
         assigned: dict[int, Track] = {}
         if iou.size:
+            from scipy.optimize import linear_sum_assignment  # here: importing scipy costs a cold start 0.3-0.6 s
+
             rows, cols = linear_sum_assignment(-iou)
             for r, c in zip(rows, cols, strict=True):
                 if iou[r, c] >= self.iou_threshold:
@@ -113,6 +113,8 @@ def _frame_stats(person_map: npt.NDArray[np.uint8], label_map: npt.NDArray[np.ui
     joint = np.bincount(person_map.ravel().astype(np.int64) * n + label_map.ravel(), minlength=256 * n)
     joint = joint[: 256 * n].reshape(256, n)
     out: dict[int, tuple[tuple[int, int, int, int], int, dict[int, int]]] = {}
+    from scipy.ndimage import find_objects
+
     for k, sl in enumerate(find_objects(person_map), start=1):
         if sl is None:
             continue
