@@ -175,10 +175,11 @@ def upsample_exact(low: Tensor, rows: Coords, cols: Coords, lohi: tuple[int, int
     indices and weights are ``rows`` / ``cols`` (``_linear_coords``, sliced), as one contiguous (len(rows[0]),
     len(cols[0])) float32 tensor with the same floats: torch's CPU kernel computes fma(x0, w0, x1 * w1) along
     the width, then the same along the height, and ``addcmul`` is that fma (checked at run time by
-    ``_exact_upsample_ok``). Separable, in streaming passes instead of the kernel's per-pixel gathers: ×4 to
-    640x864 0.45-0.47 ms vs 0.96-1.46 ms for ``F.interpolate`` (1 thread, 2-core EPYC), and only the box is
-    computed. (Rows of one phase of a ×4 resize read consecutive source rows, so slices could replace the row
-    gathers: measured no faster, 0.49 ms.) ``lohi``: (rows[0][0], rows[1][-1]) if the caller knows them."""
+    ``_exact_upsample_ok``). Separable, in streaming passes instead of the kernel's per-pixel gathers, and only
+    the box is computed: the whole ×4 to 640x864 took 0.45-0.47 ms vs 0.96-1.46 ms for ``F.interpolate`` at 1
+    thread, about the same at 2 (0.62-0.72 vs 0.57-0.80 ms; 2-core EPYC, alone). (Rows of one phase of a ×4
+    resize read consecutive source rows, so strided slices could replace the row gathers: measured no faster.)
+    ``lohi``: (rows[0][0], rows[1][-1]) if the caller knows them."""
     iy0, iy1, wy0, wy1 = rows
     ix0, ix1, wx0, wx1 = cols
     lo, hi = lohi if lohi is not None else (int(iy0[0]), int(iy1[-1]))
@@ -283,9 +284,9 @@ def _sampled_mask_score(sample: Tensor) -> float:
 
 def _dominated(c: Candidate, peak: float, best: float) -> bool:
     """Whether a part candidate's score cannot matter, known before upsampling: score = class score × mask score,
-    and the mask score (a mean of sigmoids) is at most sigmoid of the largest low-resolution logit (bilinear
-    values are convex combinations of them; ``peak``: the largest). A candidate whose bound is ≤ 0.5 never pastes; if its label already
-    has a score above the bound it is not the label's best either. (1e-5: the mean's float rounding.)"""
+    and the mask score (a mean of sigmoids) is at most sigmoid of ``peak``, the largest low-resolution logit
+    (bilinear values are convex combinations of them). A candidate whose bound is ≤ 0.5 never pastes; if its
+    label already has a score above the bound it is not the label's best either. (1e-5: the mean's rounding.)"""
     bound = c.class_score * min(1.0, 1.0 / (1.0 + math.exp(-max(peak, -80.0))) + 1e-5)
     return bound <= 0.5 and best > bound
 
@@ -295,8 +296,9 @@ def _score_candidates(cands: list[Candidate], up: BoxUpsampler, num_parsing: int
                       keep_bytes: int = 0) -> tuple[list[HumanMask], dict[int, Tensor]]:
     """Set each candidate's score and box; return the human instances and, within ``keep_bytes``, the paste
     values (``_paste_values``) in the box of each part candidate that can paste (score > 0.5), which ``_paste``
-    then reads instead of upsampling and taking the sigmoid again. ``photo_hw``: the decision size is smaller than the photo, and
-    scores are taken on a grid of photo pixels (``_photo_samples``); nothing is kept then."""
+    then reads instead of upsampling and taking the sigmoid again. ``photo_hw``: the decision size is smaller
+    than the photo, and scores are taken on a grid of photo pixels (``_photo_samples``); nothing is kept then.
+    Part candidates that cannot matter (``_dominated``) are skipped, their score left 0."""
     humans: list[HumanMask] = []
     kept: dict[int, Tensor] = {}
     best: dict[int, float] = {}  # highest score found so far per part label
