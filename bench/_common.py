@@ -18,6 +18,12 @@ def prepare(venv: Path, model_dir: Path | None) -> Path:
     ``model_dir`` if given (e.g. real downloaded weights), else a random-weight folder in ModelScope's layout."""
     subprocess.run(["bash", str(ROOT / "bench" / "setup_parity_env.sh")], check=True, cwd=ROOT,
                    env={**os.environ, "PARITY_VENV": str(venv)})
+    return model_folder(model_dir)
+
+
+def model_folder(model_dir: Path | None) -> Path:
+    """``model_dir`` if given (e.g. real downloaded weights), else the random-weight folder in ModelScope's layout
+    under .cache (made on first use)."""
     if model_dir is not None:
         return model_dir
     from humanparse.devtools import make_random_m2fp_folder

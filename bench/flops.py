@@ -45,12 +45,10 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from humanparse.devtools import make_random_m2fp_folder
+    from _common import model_folder
     from humanparse.engine.m2fp import build_m2fp
 
-    model_dir = args.model_dir or ROOT / ".cache" / "m2fp-random"  # FLOPs do not depend on the weights
-    if not (model_dir / "pytorch_model.pt").exists():
-        make_random_m2fp_folder(model_dir)
+    model_dir = model_folder(args.model_dir)  # FLOPs do not depend on the weights
 
     parser = build_m2fp(model_dir, fast=False)
     x = torch.randn(1, 3, args.height, args.width)

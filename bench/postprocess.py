@@ -103,17 +103,14 @@ def main() -> None:
     ap.add_argument("--baseline-rev", default=None,
                     help="also time the post-processing as it was at this git revision (interleaved)")
     args = ap.parse_args()
-    from humanparse.devtools import make_random_m2fp_folder
+    from _common import model_folder
     from humanparse.engine.m2fp import build_m2fp
     from humanparse.imageio import decode_image
     from humanparse.runtime import configure_threads
     from scale import make_photo
 
     configure_threads(args.threads)
-    model_dir = args.model_dir or ROOT / ".cache" / "m2fp-random"
-    if not (model_dir / "pytorch_model.pt").exists():
-        make_random_m2fp_folder(model_dir)
-    parser = build_m2fp(model_dir, precision="fp32")
+    parser = build_m2fp(model_folder(args.model_dir), precision="fp32")
     baseline = load_revision(args.baseline_rev) if args.baseline_rev else None
     rows = []
     for size in args.sizes.split(","):

@@ -120,11 +120,9 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "function"))
     model_dir = a.model_dir
     if model_dir is None and "m2fp" in a.engines:
-        from humanparse.devtools import make_random_m2fp_folder
+        from _common import model_folder
 
-        model_dir = ROOT / ".cache" / "m2fp-random"
-        if not (model_dir / "pytorch_model.pt").exists():
-            make_random_m2fp_folder(model_dir)
+        model_dir = model_folder(None)
     sizes = [float(s) if "." in s else int(s) for s in a.sizes.split(",")]
     results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -48,7 +48,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=15)
     args = ap.parse_args()
     import torch
-    from humanparse.devtools import make_random_m2fp_folder
+    from _common import model_folder
     from humanparse.engine.m2fp import build_m2fp
     from humanparse.imageio import load_image_file
     from humanparse.runtime import configure_threads
@@ -56,10 +56,7 @@ def main() -> None:
 
     counts = [int(t) for t in args.threads.split(",")]
     configure_threads(counts[0])
-    model_dir = args.model_dir or ROOT / ".cache" / "m2fp-random"
-    if not (model_dir / "pytorch_model.pt").exists():
-        make_random_m2fp_folder(model_dir)
-    parser = build_m2fp(model_dir, precision="fp32", kernels="default")  # one formulation at every count
+    parser = build_m2fp(model_folder(args.model_dir), precision="fp32", kernels="default")  # one formulation at every count
     with tempfile.TemporaryDirectory() as tmp:
         rgb = load_image_file(bench_image(Path(tmp) / "photo.jpg")).rgb
     walls: dict[int, list[float]] = {n: [] for n in counts}
