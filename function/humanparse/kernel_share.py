@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,11 +64,13 @@ def wanted(settings: Settings) -> bool:
 
 def local_dir(settings: Settings) -> Path:
     """The kernel cache folder to use: ``settings.kernel_cache_dir``, else the first writable of the engine's
-    two places (``$XDG_CACHE_HOME`` or ``~/.cache``, then the temp dir: on Lambda only /tmp is writable)."""
+    places (``autotune.cache_places``: the user cache, then the temp dir: on Lambda only /tmp is writable).
+    Imports the engine (and torch): called only when an M2FP model is about to load (``wanted``)."""
     if settings.kernel_cache_dir is not None:
         return settings.kernel_cache_dir
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    places = [(Path(xdg) if xdg else Path.home() / ".cache") / "humanparse", Path(tempfile.gettempdir()) / "humanparse"]
+    from .engine.m2fp.autotune import cache_places
+
+    places = cache_places()
     for place in places:
         try:
             place.mkdir(parents=True, exist_ok=True)

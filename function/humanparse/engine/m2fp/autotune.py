@@ -301,6 +301,12 @@ def default_cache_dir() -> Path:
         return _tmp_dir()
 
 
+def cache_places(cache_dir: str | Path | None = None) -> list[Path]:
+    """Where ``kernels.json`` is looked for, in order, and written (the first place that takes it):
+    ``cache_dir`` (default ``default_cache_dir()``), then the temp dir (a Lambda's /tmp)."""
+    return [Path(cache_dir) if cache_dir else default_cache_dir(), _tmp_dir()]
+
+
 def _tmp_dir() -> Path:
     return Path(tempfile.gettempdir()) / "humanparse"
 
@@ -365,7 +371,7 @@ def choose_kernels(net: M2FPNet, requested: str | Mapping[str, str] | None = "au
         apply_kernels(net, forced)
         return KernelChoice(forced, "forced by configuration")
     key = cache_key(net)
-    places = [Path(cache_dir) if cache_dir else default_cache_dir(), _tmp_dir()]
+    places = cache_places(cache_dir)
     for place in places:
         cached = read_cache(place / CACHE_FILE, key)
         if cached is not None:

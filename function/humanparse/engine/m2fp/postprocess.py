@@ -22,6 +22,7 @@ import functools
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -49,7 +50,6 @@ class HumanMask:
     box: tuple[int, int, int, int]
     mask: npt.NDArray[np.bool_]
     score: float
-    source: int = 0  # which candidate (its id(), for ordering)
 
 
 @dataclass
@@ -158,10 +158,10 @@ class BoxUpsampler:
             plane = torch.full((y1 - y0 + 2, x1 - x0 + 2), _FLOOR, dtype=torch.float32)
             plane[1:-1, 1:-1] = vals
             box = upsample_exact(plane, ry, rx)
-        rows, cols = _positive_span(box)
-        if rows.numel() == 0:
+        span = _positive_spans(box[None])[0]
+        if span is None:
             return None
-        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        r0, r1, c0, c1 = span[0], span[1] + 1, span[2], span[3] + 1
         return (oy + r0, oy + r1, ox + c0, ox + c1), box[r0:r1, c0:c1].contiguous()
 
 
@@ -206,10 +206,9 @@ def _exact_upsample_ok() -> bool:
     g = torch.Generator().manual_seed(0)
     for (h, w), (oh, ow) in (((23, 31), (92, 124)), ((40, 56), (57, 73))):
         low = torch.randn(h, w, generator=g) * 8
-        ref = F.interpolate(low[None, None], size=(oh, ow), mode="bilinear", align_corners=False)[0, 0]
-        if oh == 4 * h:  # the ×4 stage passes a scale factor
-            ref = F.interpolate(low[None, None], scale_factor=4.0, mode="bilinear", align_corners=False,
-                                recompute_scale_factor=False)[0, 0]
+        how: dict[str, Any] = ({"scale_factor": 4.0, "recompute_scale_factor": False} if oh == 4 * h  # the ×4 stage's
+                               else {"size": (oh, ow)})
+        ref = F.interpolate(low[None, None], mode="bilinear", align_corners=False, **how)[0, 0]
         rows, cols = _linear_coords(h, oh), _linear_coords(w, ow)
         # the whole output, and a box starting mid-phase as the candidates' boxes do
         boxes = [upsample_exact(low, rows, cols), upsample_exact(low, tuple(t[5:-3] for t in rows), cols)]  # type: ignore[arg-type]
@@ -254,11 +253,6 @@ def _positive_spans(masks: Tensor) -> list[tuple[int, int, int, int] | None]:
             zip(r0.tolist(), r1.tolist(), c0.tolist(), c1.tolist(), rows.any(1).tolist(), strict=True)]
 
 
-def _positive_span(m: Tensor) -> tuple[Tensor, Tensor]:
-    """Indices of the rows and of the columns of the 2-D ``m`` that hold a value > 0 (empty when none)."""
-    return torch.nonzero(m.amax(1) > 0).flatten(), torch.nonzero(m.amax(0) > 0).flatten()
-
-
 def _indicator(x: Tensor) -> Tensor:
     """1.0 where ``x`` > 0, else 0.0, float32. Why not ``x > 0``: on CPU a bool mask and every op that mixes it with
     floats (``where``, ``*``, ``+=``, ``sum``) take 0.3-3 ms a 640x864 plane, float ops 0.06-0.1 ms (measured,
@@ -299,11 +293,11 @@ def _score_candidates(cands: list[Candidate], up: BoxUpsampler, num_parsing: int
     then reads instead of upsampling and taking the sigmoid again. ``photo_hw``: the decision size is smaller
     than the photo, and scores are taken on a grid of photo pixels (``_photo_samples``); nothing is kept then.
     Part candidates that cannot matter (``_dominated``) are skipped, their score left 0."""
-    humans: list[HumanMask] = []
+    humans: list[tuple[int, HumanMask]] = []  # with the candidate's place in ``cands``: ModelScope's order
     kept: dict[int, Tensor] = {}
     best: dict[int, float] = {}  # highest score found so far per part label
-    order = {id(c): i for i, c in enumerate(cands)}
-    for c in sorted(cands, key=lambda c: -c.class_score):  # a label's best known early (``_dominated``)
+    # a label's best score known early (``_dominated``)
+    for i, c in sorted(enumerate(cands), key=lambda ic: -ic[1].class_score):
         if c.label != num_parsing and _dominated(c, up.peak[c.query], best.get(c.label, 0.0)):
             c.score = 0.0  # not computed: it can neither paste nor be its label's best score
             continue
@@ -322,12 +316,11 @@ def _score_candidates(cands: list[Candidate], up: BoxUpsampler, num_parsing: int
         best[c.label] = max(best.get(c.label, 0.0), c.score)
         if human is not None:
             if c.score > human_score_thr:
-                humans.append(HumanMask(c.box, human, c.score, id(c)))
+                humans.append((i, HumanMask(c.box, human, c.score)))
         elif photo_hw is None and c.score > 0.5 and sig.numel() * 4 <= keep_bytes:
             kept[c.query] = _paste_values(sig, c.score)  # while the sigmoids are still in the CPU's cache
             keep_bytes -= sig.numel() * 4
-    humans.sort(key=lambda h: order[h.source])  # in the candidates' order, as ModelScope lists them
-    return humans, kept
+    return [h for _, h in sorted(humans, key=lambda ih: ih[0])], kept
 
 
 def _paste_values(sig: Tensor, score: float) -> Tensor:
