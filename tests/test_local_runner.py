@@ -22,6 +22,7 @@ def upload(base: str, data: bytes, ctype: str = "image/jpeg", name: str = "p.jpg
     up = requests.post(base + "/api/uploads", json={"content_type": ctype, "filename": name}, timeout=30).json()
     r = requests.post(up["upload"]["url"], data=up["upload"]["fields"], files={"file": (name, data, ctype)}, timeout=60)
     assert r.status_code in (200, 204), r.text
+    assert up["status_url"] == f"/api/jobs/{up['job_id']}"  # usable as given against the runner's one port
     return str(up["job_id"])
 
 

@@ -211,7 +211,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except DeploymentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"stopped cleanly ({dep.processed} events handled this run)", flush=True)
+    n = dep.processed
+    print(f"stopped cleanly ({n} event{'s' if n != 1 else ''} handled this run)", flush=True)
     return status
 
 

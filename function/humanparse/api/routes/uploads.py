@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from ...exceptions import EmptyInput, ImageTooLarge, UnsupportedFormat, VideoTooLarge
@@ -29,8 +29,12 @@ class UploadRequest(BaseModel):
 
 
 @router.post("/uploads", status_code=201)
-def create_upload(req: UploadRequest, settings: SettingsDep, store: StoreDep, cache: CacheDep) -> dict[str, Any]:
+def create_upload(req: UploadRequest, request: Request, settings: SettingsDep, store: StoreDep,
+                  cache: CacheDep) -> dict[str, Any]:
     ct = req.content_type.split(";")[0].strip().lower()
+    # the API's own prefix (the local runner mounts it at /api, Lambda serves it at the root), so the URL works
+    # as given
+    jobs = f"{request.scope.get('root_path', '')}/jobs"
     if ct not in settings.allowed_content_types:
         raise UnsupportedFormat(f"{ct or 'no type'} is not accepted; send one of "
                                 f"{', '.join(settings.allowed_content_types)}")
@@ -51,7 +55,7 @@ def create_upload(req: UploadRequest, settings: SettingsDep, store: StoreDep, ca
             hit = None
         if hit is not None:
             # the photo never leaves the browser: the job is done already, no presigned POST
-            return {"job_id": job_id, "status": "done", "cached": True, "status_url": f"/jobs/{job_id}"}
+            return {"job_id": job_id, "status": "done", "cached": True, "status_url": f"{jobs}/{job_id}"}
     job_id, upload = store.create_upload(ct, req.filename, sha256)
     return {"job_id": job_id, "upload": upload, "expires_in": settings.presign_expires_s,
-            "max_bytes": max_bytes, "status_url": f"/jobs/{job_id}", "kind": "video" if video else "image"}
+            "max_bytes": max_bytes, "status_url": f"{jobs}/{job_id}", "kind": "video" if video else "image"}
