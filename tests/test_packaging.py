@@ -4,9 +4,13 @@ look-up finds models only in the places it is given, and the command line as peo
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -124,3 +128,79 @@ def test_cli_adds_the_download_hint_to_a_missing_model(tmp_path: Path, capsys: p
                "--cache-dir", str(tmp_path / "cache")])
     err = capsys.readouterr().err
     assert rc == 2 and "no M2FP model folder" in err and "python local_runner.py download m2fp" in err
+
+
+def _venv_env(venv: Path, home: Path) -> dict[str, str]:
+    """A person's shell with only this venv: no PYTHONPATH to the checkout, a fresh HOME, no HUMANPARSE_*."""
+    keep = {k: v for k, v in os.environ.items()
+            if not k.startswith(("HUMANPARSE_", "PYTHON", "VIRTUAL_ENV", "PIP_REQUIRE"))}
+    return {**keep, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "VIRTUAL_ENV": str(venv),
+            "PATH": f"{venv / 'bin'}{os.pathsep}{keep.get('PATH', '/usr/bin:/bin')}",
+            "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip"))}
+
+
+def _serve_answers(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Start ``humanparse serve``, fetch the page and /healthz, stop it with Ctrl-C; its exit status and output."""
+    port = str(_free_port())
+    proc = subprocess.Popen([*cmd, "--port", port], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the runner prints this line once page, API and S3 all listen
+        lines.append(line)
+        if "humanparse is up" in line:
+            break
+    try:
+        assert "humanparse is up" in "".join(lines), "".join(lines)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
+            assert b"humanparse" in page.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/healthz", timeout=30) as health:
+            assert json.loads(health.read())["status"] == "ok"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    return proc.returncode, "".join(lines) + rest
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_wheel_in_a_fresh_venv_runs_every_documented_command(wheel: Path, tmp_path: Path) -> None:
+    """The README's install, as a stranger does it: the wheel into a new venv (no system site-packages, so
+    nothing of this machine's extras is visible), commands run from an unrelated folder. Without ``[local]``
+    ``parse`` works and ``serve`` exits 2 naming the pip command; that very command adds the extra, then
+    ``serve`` serves the page. ~1 min: torch and the rest install from the local pip cache."""
+    venv, work, home = tmp_path / "venv", tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    home.mkdir()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    env = _venv_env(venv, home)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    r = subprocess.run([*pip, str(wheel)], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    cli = str(venv / "bin" / "humanparse")
+    shutil.copy(ROOT / "function" / "humanparse" / "calibration" / "astronaut.jpg", work / "me.jpg")
+
+    r = subprocess.run([cli, "parse", "me.jpg", "--out", "out", "--quiet"], cwd=work, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert {"me.label.png", "me.color.png", "me.overlay.jpg", "me.json"} <= {p.name for p in (work / "out").iterdir()}
+
+    r = subprocess.run([cli, "serve", "--port", str(_free_port())], cwd=work, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    (line,) = r.stderr.strip().splitlines()  # one line: what is missing and the exact command
+    assert "[local]" in line and "-m pip install" in line, line
+    command = line.split(": ", 2)[-1]
+    assert command.startswith(str(venv / "bin" / "python")), command
+    r = subprocess.run(command, shell=True, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    rc, out = _serve_answers([cli, "serve"], work, env)
+    assert rc == 0, out
+    assert (work / ".humanparse-data").is_dir()  # an installed package keeps its data where it is started

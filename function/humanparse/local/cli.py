@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 from ..config import Settings
 from ..exceptions import HumanParseError, ModelError, StorageUnavailable
@@ -299,6 +302,44 @@ def build_parser(prog: str = "local_runner.py") -> argparse.ArgumentParser:
     return ap
 
 
+# What a subcommand imports beyond the base install, and the extra (pyproject.toml) that brings it. `parse` and
+# `calibrate` need nothing more; without this check a missing module surfaced as a traceback.
+EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "serve": ("local", ("uvicorn", "moto", "werkzeug")),
+    "download m2fp": ("download", ("modelscope",)),
+}
+
+
+def install_command(extra: str) -> str:
+    """The exact ``pip install`` that adds ``extra`` to this installation: this interpreter's pip, and the wheel
+    or folder it was installed from when that is still there (the package is not on a public index)."""
+    target = f"humanparse[{extra}]"
+    editable = False
+    try:
+        direct = json.loads(metadata.distribution("humanparse").read_text("direct_url.json") or "null")
+    except (metadata.PackageNotFoundError, ValueError):
+        direct = None
+    if isinstance(direct, dict) and str(direct.get("url", "")).startswith("file://"):
+        source = Path(unquote(urlparse(direct["url"]).path))
+        editable = bool(direct.get("dir_info", {}).get("editable"))
+        if source.exists():
+            target = f"{source}[{extra}]"
+    elif (REPO_ROOT / "pyproject.toml").is_file():  # run from a checkout that pip never installed
+        target = f"{REPO_ROOT}[{extra}]"
+    return f"{sys.executable} -m pip install {'-e ' if editable else ''}'{target}'"
+
+
+def missing_extra(args: argparse.Namespace) -> str | None:
+    """One line naming the extra and its install command when the chosen subcommand's modules are missing."""
+    for name in (args.cmd, f"{args.cmd} {getattr(args, 'what', '')}"):
+        extra, modules = EXTRAS.get(name, ("", ()))
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            return (f"error: `{name}` needs the [{extra}] extra ({', '.join(missing)} not installed): "
+                    f"{install_command(extra)}")
+    return None
+
+
 _HINT = ("model files: the lite models ship with the package (`{run} download lite` refreshes them); M2FP "
          "weights are fetched with `{run} download m2fp` (needs a network), or pass --model-dir")
 
@@ -311,6 +352,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if not args_in or (args_in[0] not in COMMANDS and args_in[0] not in ("-h", "--help")):
         args_in = ["serve", *args_in]
     args = build_parser(prog).parse_args(args_in)
+    need = missing_extra(args)
+    if need:
+        print(need, file=sys.stderr)
+        return 2
     try:
         return int(args.func(args))
     except ModelError as exc:
