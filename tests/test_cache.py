@@ -145,6 +145,36 @@ def test_parse_endpoint_answers_from_the_cache(svc: Service, aws: dict[str, Any]
     assert r.headers["x-humanparse-cache"] == "miss" and stub_parser.calls == 2
 
 
+def test_parse_endpoint_fills_the_cache_for_itself_and_the_page(
+        svc: Service, aws: dict[str, Any], stub_parser: StubParser) -> None:
+    """A new photo sent to POST /parse twice is parsed once; then uploaded from the page (POST /uploads with its
+    SHA-256, as the page sends it) it is done at once, with the same files."""
+    client = TestClient(svc.app)
+    first = client.post("/parse", content=PHOTO_B, headers={"content-type": "image/jpeg"})
+    assert first.status_code == 200 and first.headers["x-humanparse-cache"] == "miss"
+    assert "cached" not in first.json() and stub_parser.calls == 1
+    again = client.post("/parse", files={"file": ("b.jpg", PHOTO_B, "image/jpeg")})
+    assert again.headers["x-humanparse-cache"] == "hit" and again.json()["cached"] is True
+    assert again.json()["label_png_base64"] == first.json()["label_png_base64"]
+    assert stub_parser.calls == 1
+    up = post_upload(client, PHOTO_B)
+    assert up["cached"] is True and "upload" not in up
+    view = client.get(f"/jobs/{up['job_id']}").json()
+    assert view["status"] == "done" and view["cached"] is True and view["person_count"] == 1
+    assert results(aws, up["job_id"])["label.png"] == base64.b64decode(first.json()["label_png_base64"])
+    assert stub_parser.calls == 1
+
+
+def test_parse_endpoint_answers_when_the_cache_cannot_be_written(
+        aws: dict[str, Any], stub_parser: StubParser) -> None:
+    """Storage trouble loses the cache entry, never the answer."""
+    settings = Settings(upload_bucket=aws["upload_bucket"], results_bucket="no-such-bucket-here",
+                        s3_endpoint_url=aws["endpoint"])
+    broken = build_service(settings, stub_parser, aws["s3"])
+    r = TestClient(broken.app).post("/parse", content=PHOTO_A, headers={"content-type": "image/jpeg"})
+    assert r.status_code == 200 and r.json()["person_count"] == 1
+
+
 # ---------------------------------------------------------------------------------------------- misses
 def test_changed_output_setting_or_model_misses(svc: Service, aws: dict[str, Any], stub_parser: StubParser) -> None:
     parse_once(svc, aws, TestClient(svc.app), PHOTO_A)

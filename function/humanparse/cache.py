@@ -27,6 +27,7 @@ from typing import Any
 
 from .config import Settings
 from .engine.types import Parser
+from .jobs import new_job_id
 from .observability import record_cache_hit
 from .store import JobStore
 
@@ -133,6 +134,19 @@ class ResultCache:
         if self.enabled:
             self.store.put_json(self.store.cache_key_name(self.key(content_sha256)),
                                 {"job_id": job_id, "files": files, "format": RESULT_FORMAT_VERSION})
+
+    def keep(self, content_sha256: str, files: dict[str, bytes], summary: dict[str, Any]) -> str | None:
+        """Store a result computed outside any job (``POST /parse``) as a done job of its own and index it, so
+        the same bytes sent again, or uploaded from the page, are a hit. ``summary``: model, width, height,
+        person_count, elapsed_ms. The new job id, or None with the cache off."""
+        if not self.enabled:
+            return None
+        job_id = new_job_id()
+        self.store.write_results(job_id, files)  # files first, done last, index after: as the trigger does
+        self.store.write_status(job_id, {"status": "done", "job_id": job_id, "source": {"api": "POST /parse"},
+                                         "files": list(files), **summary, "sha256": content_sha256})
+        self.record(content_sha256, job_id, list(files))
+        return job_id
 
     def read(self, content_sha256: str, names: list[str]) -> dict[str, bytes] | None:
         """The cached files ``names`` for these bytes (POST /parse), or None on a miss or if any is gone."""

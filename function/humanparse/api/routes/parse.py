@@ -22,7 +22,7 @@ from ...cache import ResultCache, sha256_hex
 from ...exceptions import BadOutput, Busy, ImageTooLarge, InputError, InvalidRequest, ResponseTooLarge
 from ...observability import record_failure, record_parse
 from ...rendering import artifact_named, content_type
-from ...usecase import ParseOptions, parse_image
+from ...usecase import ParseOptions, ParseOutput, parse_image
 from ..deps import CacheDep, GateDep, ParserDep, SettingsDep
 from ..limits import read_capped
 
@@ -78,7 +78,8 @@ async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep,
         data = await read_image(request, settings.sync_max_bytes)
     except ImageTooLarge as exc:
         raise ImageTooLarge(f"{exc}: use POST /uploads") from exc
-    cached = await run_in_threadpool(_cached_files, cache, data, output)
+    digest = sha256_hex(data)
+    cached = await run_in_threadpool(_cached_files, cache, digest, output)
     if cached is not None:
         return _answer(output, cached, cached=True)
     if not gate.acquire(blocking=False):
@@ -91,17 +92,30 @@ async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep,
     finally:
         gate.release()
     record_parse(out)  # log line + ParseTime / ImagesParsed / PersonsFound
+    await run_in_threadpool(_keep, cache, digest, out)
     return _answer(output, out.files, cached=False)
 
 
-def _cached_files(cache: ResultCache, data: bytes, output: str) -> dict[str, bytes] | None:
+def _keep(cache: ResultCache, digest: str, out: ParseOutput) -> None:
+    """Fill the cache (the same key the page's uploads and the S3 trigger use): a repeat of these bytes, here or
+    from the page, is then a hit. Storage trouble loses the entry, never the answer."""
+    result = out.result
+    try:
+        cache.keep(digest, out.files, {"model": result.model.kind, "width": result.width, "height": result.height,
+                                       "person_count": len(result.persons),
+                                       "elapsed_ms": round(1000 * out.timings.get("total", 0.0), 1)})
+    except (ClientError, BotoCoreError):
+        log.warning("could not store the result in the cache", exc_info=True)
+
+
+def _cached_files(cache: ResultCache, digest: str, output: str) -> dict[str, bytes] | None:
     """The stored result of these bytes (same model and settings) when the cache has one; storage trouble is
     a miss (the parse still answers)."""
     if not cache.enabled:
         return None
     names = ["result.json", "label.png"] if output == "json" else [artifact_named(output)]
     try:
-        return cache.read(sha256_hex(data), names)
+        return cache.read(digest, names)
     except (ClientError, BotoCoreError):
         log.warning("cache look-up failed; parsing instead", exc_info=True)
         return None
