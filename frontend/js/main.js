@@ -1,7 +1,7 @@
 // Entry point: wire the drop zone and the token field, read the server's /config, start jobs.
 import { $ } from "./dom.js";
 import { api, authRequired, getToken, setToken } from "./api.js";
-import { addJob } from "./job.js";
+import { addJob, restoreJobs } from "./job.js";
 
 const state = { config: null };
 const ctx = { config: () => state.config, needToken };
@@ -20,7 +20,7 @@ function wireToken() {
     e.preventDefault();
     setToken(input.value.trim());
     $("#token-state").textContent = input.value.trim() ? "Token saved for this tab." : "Token cleared.";
-    loadConfig();
+    loadConfig().then(() => restoreJobs(ctx));
   });
 }
 
@@ -37,6 +37,9 @@ function wireDrop() {
 
 async function loadConfig() {
   const line = $("#model-line");
+  if (authRequired() && !getToken()) {  // ask first: a request bound to be refused would only log a 401
+    needToken(); line.textContent = "This deployment needs an access token."; return;
+  }
   try {
     state.config = await api("/config");
   } catch (e) {
@@ -55,4 +58,4 @@ async function loadConfig() {
 
 wireDrop();
 wireToken();
-loadConfig();
+loadConfig().then(() => restoreJobs(ctx));  // the cards of earlier visits (reload, Back, a reopened tab)

@@ -31,7 +31,40 @@ const DOWNLOADS = [["color.png", "Colour map"], ["label.png", "Label map"], ["re
 // a missing file (undefined) must not count: new URL(undefined, base) resolves to ".../undefined"
 const isWebUrl = (u) => { try { return typeof u === "string" && /^https?:$/.test(new URL(u, location.href).protocol); } catch (e) { return false; } };
 
+/** Save `url` as a file named `filename` and stay on the page. The link's `download` attribute is ignored for
+ * another origin (the bucket), where a click used to open the raw file in place of the page: fetch it (the
+ * results bucket allows the page's origin) and save the blob. */
+async function save(url, filename) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(res.status === 403 || res.status === 404
+    ? "This file is no longer stored on the server." : `The download failed (${res.status}).`);
+  const blobUrl = URL.createObjectURL(await res.blob());
+  const a = el("a", { href: blobUrl, download: filename, hidden: true });
+  document.body.append(a);
+  try {
+    a.click();
+  } finally {
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(blobUrl), 1000);  // after the browser has taken the file
+  }
+}
+
+/** A download link: a plain link to `url` (copy / open in a new tab still work), a click saves `filename`. */
+export function downloadLink(url, text, filename, title = "") {
+  const a = el("a", { href: url, text, title, download: filename });
+  a.addEventListener("click", (ev) => {
+    if (ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button !== 0) return;  // a new tab or window: the browser's
+    ev.preventDefault();
+    const note = a.closest(".side") && a.closest(".side").querySelector(".download-error");
+    if (note) note.hidden = true;
+    save(url, filename).catch((e) => {
+      if (note) { note.textContent = e.message || "The download failed."; note.hidden = false; }
+    });
+  });
+  return a;
+}
+
 export function fillDownloads(box, results, stem) {
   box.replaceChildren(...DOWNLOADS.filter(([f]) => isWebUrl(results[f])).map(([f, t, title = ""]) =>
-    el("a", { href: results[f], text: t, title, download: `${stem}.${f}` })));
+    downloadLink(results[f], t, `${stem}.${f}`, title)));
 }

@@ -43,17 +43,19 @@ function wireHover(node, viewer) {
   canvas.onmouseleave = () => { tip.hidden = true; };
 }
 
-/** Fill a job card's result area from a `done` job status (results = presigned URLs by file name). */
-export async function showResult(node, file, job, config) {
+/** Fill a job card's result area from a `done` job status (results = presigned URLs by file name). photo: the
+ * File or Blob (null for a restored card whose photo the browser no longer holds: no Original view then). */
+export async function showResult(node, photo, job, config, name) {
   const [doc, labels, persons] = await Promise.all([
     fetchJson(job.results["result.json"]), fetchIdMap(job.results["label.png"]), fetchIdMap(job.results["persons.png"])]);
   const canvas = $(".view", node);
-  const viewer = await Viewer.create(canvas, labels, persons, file, partNames(config, doc));
+  const viewer = await Viewer.create(canvas, labels, persons, photo, partNames(config, doc));
+  $("button[data-view='original']", node).hidden = !photo;
   wireControls(node, viewer);
   wireHover(node, viewer);
   fillLegend($(".legend", node), Array.isArray(doc.legend) ? doc.legend : [], labels.palette, (id, on) => viewer.toggleLabel(id, on));
   fillPeople($(".people", node), Array.isArray(doc.persons) ? doc.persons : [], persons.palette, (id, on) => viewer.togglePerson(id, on));
-  fillDownloads($(".downloads", node), job.results, file.name.replace(/\.[^.]+$/, ""));
+  fillDownloads($(".downloads", node), job.results, name.replace(/\.[^.]+$/, ""));
   canvas.dataset.width = viewer.W; canvas.dataset.height = viewer.H;
   $(".result", node).hidden = false;
   viewer.render();

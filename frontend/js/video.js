@@ -3,6 +3,7 @@
 // slider (Overlay), 1 (Colour map) or 0 (Original). One set of controls drives both. The people list comes from
 // tracks.json; a person switched on gets their box drawn over the video for the current frame.
 import { $, $$, el } from "./dom.js";
+import { downloadLink } from "./panels.js";
 
 const DOWNLOADS = [["color.webm", "Colour video"], ["overlay.webm", "Overlay video"], ["persons.webm", "Persons video"],
   ["labels.zip", "Label maps (zip)"], ["tracks.json", "Tracks JSON"], ["result.json", "JSON"], ["poster.jpg", "Poster"]];
@@ -120,7 +121,7 @@ function wirePeople(list, tracks, player, frameTimes) {
 }
 
 /** Fill a job card's result area from a `done` video job (results = presigned URLs by file name). */
-export async function showVideoResult(node, file, job) {
+export async function showVideoResult(node, file, job, name) {
   const [doc, tracksDoc] = await Promise.all([fetchJson(job.results["result.json"]), fetchJson(job.results["tracks.json"])]);
   const stage = $(".stage", node);
   $(".view", node).hidden = true;
@@ -136,9 +137,9 @@ export async function showVideoResult(node, file, job) {
   wireControls(node, player, duration);
   const frameTimes = Array.isArray(doc.frame_times) ? doc.frame_times.map(Number) : [];
   wirePeople($(".people", node), Array.isArray(tracksDoc.tracks) ? tracksDoc.tracks : [], player, frameTimes);
-  const stem = (file ? file.name : "video").replace(/\.[^.]+$/, "");
+  const stem = (name || (file && file.name) || "video").replace(/\.[^.]+$/, "");
   $(".downloads", node).replaceChildren(...DOWNLOADS.filter(([f]) => isWebUrl(job.results[f])).map(([f, t]) =>
-    el("a", { href: job.results[f], text: t, download: `${stem}.${f}` })));
+    downloadLink(job.results[f], t, `${stem}.${f}`)));
   $(".result", node).hidden = false;
   node.player = player;  // for tests and the console
   node.dataset.ready = "1";

@@ -37,7 +37,9 @@ export class Viewer {
   }
 
   static async create(canvas, labels, persons, file, names) {
-    return new Viewer(canvas, labels, persons, await photoPixels(file, labels.width, labels.height), names);
+    const pixels = file ? await photoPixels(file, labels.width, labels.height)
+      : new Uint8ClampedArray(labels.width * labels.height * 4).fill(255);  // no photo kept: white behind the parts
+    return new Viewer(canvas, labels, persons, pixels, names);
   }
 
   setView(view) { this.view = view; this.schedule(); }

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+
+from ..api.routes.health import healthz
 
 
 def page_config_js(api_base: str, auth: bool = False) -> str:
@@ -23,6 +26,10 @@ def build_site(api_app: FastAPI, frontend_dir: Path, *, api_base: str = "/api", 
     @site.get("/config.js", include_in_schema=False)
     def _config() -> Response:
         return Response(config_js, media_type="application/javascript", headers={"Cache-Control": "no-store"})
+
+    @site.get("/healthz", include_in_schema=False)
+    def _health() -> dict[str, Any]:  # where load balancers and people look first; the same answer as /api/healthz
+        return healthz(api_app.state.parser)
 
     site.mount("/api", api_app)
     site.mount("/", StaticFiles(directory=str(frontend_dir), html=True), name="page")
