@@ -597,3 +597,141 @@ def test_png_decoder_reads_ids(new_page: Callable[..., Any]) -> None:
     }""", base64.b64encode(png(big, _person_palette())).decode())
     assert np.array_equal(np.array(got[0]).reshape(31, 29), big)
     assert got[1][3:6] == list(_person_palette()[1])
+
+
+# ------------------------------------------------------------ downloads, a page that keeps its work, a clean console
+PEOPLE_PHOTO = ROOT / "function" / "humanparse" / "calibration" / "astronaut.jpg"  # public domain, ships with us
+WATCH = """(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
+})()"""
+
+
+def watched(page: Any) -> list[str]:
+    """Console errors and CSP violations of ``page`` from now on (the list fills as they happen)."""
+    found: list[str] = []
+    page.add_init_script(WATCH)
+    page.on("console", lambda m: found.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: found.append(f"pageerror: {e}"))
+    return found
+
+
+def csp_violations(page: Any) -> list[str]:
+    return list(page.evaluate("() => window.__csp || []"))
+
+
+def open_page(page: Any, base: str) -> None:
+    page.goto(base + "/")
+    page.wait_for_function("() => document.querySelector('#model-line').textContent.length > 0")
+
+
+def test_downloads_save_named_files_and_the_page_stays(runner: Runner, browser: Any, tmp_path: Path) -> None:
+    """Each download link saves ``<photo stem>.<file>`` with the right content, and the result card is still
+    there afterwards (a link used to open the raw file from the bucket in place of the page)."""
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    problems = watched(page)
+    open_page(page, runner.base)
+    page.set_input_files("#file", str(PEOPLE_PHOTO))
+    page.wait_for_selector(".job[data-ready='1']", timeout=120_000)
+    links = page.locator(".job .downloads a")
+    names = links.evaluate_all("(as) => as.map((a) => a.download)")
+    assert names == ["astronaut.color.png", "astronaut.label.png", "astronaut.result.json",
+                     "astronaut.overlay.jpg"], names
+    url = page.url
+    for i, name in enumerate(names):
+        with page.expect_download(timeout=30_000) as info:
+            links.nth(i).click()
+        got = info.value
+        assert got.suggested_filename == name
+        saved = tmp_path / name
+        got.save_as(saved)
+        body = saved.read_bytes()
+        if name.endswith(".png"):
+            assert body[:8] == b"\x89PNG\r\n\x1a\n" and Image.open(saved).size == Image.open(PEOPLE_PHOTO).size
+        elif name.endswith(".jpg"):
+            assert body[:3] == b"\xff\xd8\xff"
+        else:
+            assert json.loads(body)["person_count"] >= 1
+        assert page.url == url and page.locator(".job[data-ready='1']").count() == 1
+    assert problems == [] and csp_violations(page) == []
+    context.close()
+
+
+def test_reload_back_and_a_reopened_tab_keep_the_results(runner: Runner, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    problems = watched(page)
+    open_page(page, runner.base)
+    page.set_input_files("#file", str(PEOPLE_PHOTO))
+    page.wait_for_selector(".job[data-ready='1']", timeout=120_000)
+    job_id = page.locator(".job").first.get_attribute("data-job-id")
+    assert job_id
+
+    def shows_the_result(p: Any) -> None:
+        p.wait_for_selector(f".job[data-job-id='{job_id}'][data-ready='1']", timeout=60_000)
+        card = p.locator(".job").first
+        assert card.locator(".name").inner_text() == "astronaut.jpg"
+        assert card.locator(".legend li").count() >= 3 and card.locator(".downloads a").count() == 4
+        assert card.locator("button[data-view='original']").is_visible()  # the photo was kept in the browser
+        assert card.locator(".downloads a").first.get_attribute("download") == "astronaut.color.png"
+
+    page.reload()
+    shows_the_result(page)
+    page.goto(runner.base + "/api/docs")
+    page.go_back()
+    shows_the_result(page)
+    assert problems == [] and csp_violations(page) == []
+    page.close()
+    reopened = context.new_page()  # a closed tab opened again: same browser profile, new page
+    problems = watched(reopened)
+    open_page(reopened, runner.base)
+    shows_the_result(reopened)
+    assert reopened.locator(".job").count() == 1
+    # a job the server no longer has says so; Remove forgets it for good
+    reopened.evaluate("""() => { const l = JSON.parse(localStorage.getItem('humanparse.jobs'));
+        l.push({jobId: 'ffffffffffffffffffffffffffffffff', name: 'old.jpg', type: 'image/jpeg'});
+        localStorage.setItem('humanparse.jobs', JSON.stringify(l)); }""")
+    reopened.reload()
+    gone = reopened.locator(".job[data-expired='true']")
+    gone.wait_for(timeout=30_000)
+    assert "no longer stored" in gone.locator(".error").inner_text()
+    gone.locator(".forget").click()
+    reopened.reload()
+    shows_the_result(reopened)
+    assert reopened.locator(".job").count() == 1
+    context.close()
+
+
+def test_no_console_error_or_csp_violation_in_any_state(runner: Runner, browser: Any, tmp_path: Path,
+                                                       new_page: Callable[..., Any]) -> None:
+    """Empty page, a photo's result, a video's result, a failed upload, and a deployment that wants a token:
+    not one console error and not one securitypolicyviolation event (the page's CSP is strict)."""
+    from test_video import _clip_from_photo, write_clip
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems = watched(page)
+    open_page(page, runner.base)  # empty
+    page.set_input_files("#file", str(PEOPLE_PHOTO))  # result
+    page.wait_for_selector(".job[data-ready='1']", timeout=120_000)
+    page.locator(".job .tabs button[data-view='original']").click()
+    rgb = np.asarray(Image.open(PEOPLE_PHOTO).convert("RGB"))
+    clip = write_clip(tmp_path / "walk.mp4", _clip_from_photo(rgb, 8, (160, 120)), fps=8)
+    page.set_input_files("#file", str(clip))  # video
+    page.wait_for_function("() => document.querySelectorAll(\".job[data-ready='1']\").length === 2", timeout=120_000)
+    page.set_input_files("#file", {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo"})  # error
+    page.wait_for_selector(".job .error:not([hidden])", timeout=60_000)
+    assert problems == [] and csp_violations(page) == [], (problems, csp_violations(page))
+    page.close()
+    # a deployment with a token: the field is asked for first, then the page works with it
+    token_page = new_page()
+    problems = watched(token_page)
+    site = Site(token_page, files=result_files(np.full((10, 10), 2, np.uint8), np.ones((10, 10), np.uint8)),
+                config_js={"apiBase": "/api", "auth": True}, token="s3cret")
+    token_page.goto(ORIGIN + "/")
+    token_page.wait_for_selector("#auth[open]")
+    token_page.fill("#token", "s3cret")
+    token_page.click("#token-form button")
+    token_page.wait_for_function("() => document.querySelector('#model-line').textContent.includes('Model')")
+    site.upload(np.zeros((10, 10, 3), np.uint8))
+    assert problems == [] and csp_violations(token_page) == [], (problems, csp_violations(token_page))

@@ -20,7 +20,7 @@ function wireToken() {
     e.preventDefault();
     setToken(input.value.trim());
     $("#token-state").textContent = input.value.trim() ? "Token saved for this tab." : "Token cleared.";
-    loadConfig().then(() => restoreJobs(ctx));
+    loadConfig().then(() => state.config && restoreJobs(ctx));
   });
 }
 
@@ -38,7 +38,7 @@ function wireDrop() {
 async function loadConfig() {
   const line = $("#model-line");
   if (authRequired() && !getToken()) {  // ask first: a request bound to be refused would only log a 401
-    needToken(); line.textContent = "This deployment needs an access token."; return;
+    state.config = null; needToken(); line.textContent = "This deployment needs an access token."; return;
   }
   try {
     state.config = await api("/config");
@@ -58,4 +58,4 @@ async function loadConfig() {
 
 wireDrop();
 wireToken();
-loadConfig().then(() => restoreJobs(ctx));  // the cards of earlier visits (reload, Back, a reopened tab)
+loadConfig().then(() => state.config && restoreJobs(ctx));  // the cards of earlier visits (reload, Back, a reopened tab)

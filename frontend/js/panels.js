@@ -55,7 +55,7 @@ export function downloadLink(url, text, filename, title = "") {
   a.addEventListener("click", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button !== 0) return;  // a new tab or window: the browser's
     ev.preventDefault();
-    const note = a.closest(".side") && a.closest(".side").querySelector(".download-error");
+    const note = a.closest(".side") && a.closest(".side").querySelector(".download-note");
     if (note) note.hidden = true;
     save(url, filename).catch((e) => {
       if (note) { note.textContent = e.message || "The download failed."; note.hidden = false; }
