@@ -10,4 +10,4 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 python -m ruff check function tests bench local_runner.py
 python -m mypy                      # strict, see pyproject.toml
-python -m pytest -q "$@"
+python -m pytest -q -rs "$@"         # -rs: every skipped test says why

@@ -1,5 +1,7 @@
 """Shared fixtures. Real parts only: moto's HTTP server for S3/SQS, the trained lite ONNX models (shipped in the
-package), a random-weight M2FP folder in ModelScope's exact layout."""
+package), a random-weight M2FP folder in ModelScope's exact layout. Photos of people come from the project itself
+(the public-domain photo it ships, and photos made from it), so a fresh clone runs every test; only tests that
+score against CIHP's ground-truth labels need ``../shared/data/cihp`` (the ``cihp`` fixture)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HUMANPARSE_TEST_SHARED", ROOT.parent / "shared"))
 CIHP = SHARED / "data" / "cihp"
 EVENTS = Path(__file__).parent / "events"
+# public domain (NASA), packaged for calibration: one person, 384x384
+PEOPLE_PHOTO = ROOT / "function" / "humanparse" / "calibration" / "astronaut.jpg"
 
 
 def cihp_images() -> list[Path]:
@@ -32,14 +36,36 @@ def shared_models() -> Path:
 
 @pytest.fixture(scope="session")
 def cihp() -> Path:
+    """CIHP photos with their ground-truth labels: only for tests that score against those labels."""
     if not cihp_images():
-        pytest.skip("../shared/data/cihp not present")
+        pytest.skip(f"CIHP ground truth not present ({CIHP}): accuracy against labels not checked")
     return CIHP
 
 
 @pytest.fixture(scope="session")
-def photo(cihp: Path) -> np.ndarray:
-    return np.asarray(Image.open(cihp / "images" / "0005008.jpg").convert("RGB"))
+def photo() -> np.ndarray:
+    """(384, 384, 3) uint8 RGB: the shipped photo of a person."""
+    return np.asarray(Image.open(PEOPLE_PHOTO).convert("RGB"))
+
+
+def make_people_photos(folder: Path) -> list[Path]:
+    """Five different JPEGs of people made from the shipped photo (different bytes, sizes and framing): the
+    photo, mirrored, a wide 2-person collage, a small one and a tall crop. Returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    im = Image.open(PEOPLE_PHOTO).convert("RGB")
+    pair = Image.new("RGB", (2 * im.width + 40, im.height), (90, 100, 110))
+    pair.paste(im, (0, 0))
+    pair.paste(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (im.width + 40, 0))
+    made = {"person.jpg": im, "mirrored.jpg": im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "two.jpg": pair,
+            "small.jpg": im.resize((200, 200)), "tall.jpg": im.crop((60, 0, 324, 384))}
+    for name, picture in made.items():
+        picture.save(folder / name, quality=90)
+    return [folder / n for n in made]
+
+
+@pytest.fixture(scope="session")
+def people_photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return make_people_photos(tmp_path_factory.mktemp("people"))
 
 
 @pytest.fixture(scope="session")

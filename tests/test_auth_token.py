@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import EVENTS, encode_jpeg
+from conftest import EVENTS, PEOPLE_PHOTO, encode_jpeg
 from humanparse.service import build_service
 from runner import Runner
 from test_lambda_s3 import settings_for
@@ -96,7 +96,7 @@ def wait_done(base: str, job: str, headers: dict[str, str], timeout: float = 300
     raise TimeoutError(job)
 
 
-def test_runner_token_gate_and_whole_flow(runner: Runner, cihp: Path) -> None:
+def test_runner_token_gate_and_whole_flow(runner: Runner) -> None:
     base = runner.base
     for method, path, body in PROTECTED:
         r = requests.request(method, base + "/api" + path, json=body, timeout=30)
@@ -108,7 +108,7 @@ def test_runner_token_gate_and_whole_flow(runner: Runner, cihp: Path) -> None:
     assert '"auth": true' in requests.get(base + "/config.js", timeout=30).text  # the page shows its token field
 
     h = {"Authorization": f"Bearer {TOKEN}"}
-    photo = (cihp / "images" / "0026375.jpg").read_bytes()
+    photo = PEOPLE_PHOTO.read_bytes()
     up = requests.post(base + "/api/uploads", json={"content_type": "image/jpeg", "filename": "p.jpg"}, headers=h,
                        timeout=30)
     assert up.status_code == 201, up.text
@@ -139,7 +139,7 @@ def test_runner_token_gate_and_whole_flow(runner: Runner, cihp: Path) -> None:
 
 
 @pytest.mark.browser
-def test_page_asks_for_the_token_then_works(runner: Runner, cihp: Path) -> None:
+def test_page_asks_for_the_token_then_works(runner: Runner) -> None:
     import shutil
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
@@ -158,7 +158,7 @@ def test_page_asks_for_the_token_then_works(runner: Runner, cihp: Path) -> None:
             page.fill("#token", TOKEN)
             page.click("#token-form button[type=submit]")
             page.wait_for_function("() => document.querySelector('#model-line').textContent.includes('Model')")
-            page.set_input_files("#file", str(cihp / "images" / "0005008.jpg"))
+            page.set_input_files("#file", str(PEOPLE_PHOTO))
             page.wait_for_selector(".job[data-ready='1']", timeout=120_000)
             assert "done" in page.locator(".job .state").first.inner_text()
         finally:

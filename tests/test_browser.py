@@ -182,13 +182,13 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
 
 
 # ----------------------------------------------------------------------------------------- real flow
-def test_upload_parse_explore(runner: Runner, browser: Any, cihp: Path) -> None:
+def test_upload_parse_explore(runner: Runner, browser: Any, people_photos: list[Path]) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(runner.base + "/")
     page.wait_for_function("() => document.querySelector('#model-line').textContent.includes('Model')")
-    photo_path = cihp / "images" / "0005008.jpg"
+    photo_path = people_photos[2]
     w, h = Image.open(photo_path).size
     page.set_input_files("#file", str(photo_path))
     page.wait_for_selector(".job[data-ready='1']", timeout=120_000)
@@ -324,7 +324,8 @@ def test_non_image_shows_error_and_retry(runner: Runner, browser: Any, tmp_path:
     page.close()
 
 
-def test_second_drop_of_the_same_file_is_answered_from_the_cache(runner: Runner, browser: Any, cihp: Path) -> None:
+def test_second_drop_of_the_same_file_is_answered_from_the_cache(runner: Runner, browser: Any,
+                                                                 people_photos: list[Path]) -> None:
     """Issue 15: the page hashes the file (Web Crypto) and sends the hash with POST /uploads; the second drop of
     the same photo shows its result with no upload request at all (the network is watched)."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -336,7 +337,7 @@ def test_second_drop_of_the_same_file_is_answered_from_the_cache(runner: Runner,
             else api_bodies.append(json.loads(r.post_data or "{}")) if r.url.endswith("/api/uploads") else None)
     page.goto(runner.base + "/")
     page.wait_for_function("() => document.querySelector('#model-line').textContent.includes('Model')")
-    photo = cihp / "images" / "0012008.jpg"
+    photo = people_photos[4]
     page.set_input_files("#file", str(photo))
     page.wait_for_function("() => document.querySelectorAll(\".job[data-ready='1']\").length === 1", timeout=120_000)
     assert len(storage_posts) == 1 and api_bodies[0]["sha256"] == hashlib.sha256(photo.read_bytes()).hexdigest()

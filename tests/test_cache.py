@@ -17,7 +17,7 @@ from urllib.parse import quote, quote_plus
 import numpy as np
 import pytest
 import requests
-from conftest import EVENTS, StubParser, encode_jpeg
+from conftest import EVENTS, PEOPLE_PHOTO, StubParser, encode_jpeg
 from fastapi.testclient import TestClient
 from humanparse.config import Settings
 from humanparse.service import Service, build_service
@@ -311,7 +311,7 @@ def wait_done(base: str, path: str, timeout: float = 120) -> dict[str, Any]:
     raise TimeoutError(path)
 
 
-def test_local_runner_end_to_end(tmp_path: Path, cihp: Path) -> None:
+def test_local_runner_end_to_end(tmp_path: Path) -> None:
     """The lite model: parse once, the same bytes again are done at once with no parse (the worker log counts
     parses), a boto3 client with the runner's credentials drops a folder and finds every result by its key."""
     from runner import Runner
@@ -320,7 +320,7 @@ def test_local_runner_end_to_end(tmp_path: Path, cihp: Path) -> None:
     r = Runner(tmp_path / "data", "--model", "lite", env={"HUMANPARSE_LOCAL_AWS_CONFIG": str(config)}).start()
     try:
         base = r.base + "/api"
-        photo = (cihp / "images" / "0026375.jpg").read_bytes()
+        photo = PEOPLE_PHOTO.read_bytes()
         up = requests.post(base + "/uploads", json={"content_type": "image/jpeg", "sha256": sha(photo)},
                            timeout=30).json()
         assert send_form(up["upload"], photo).status_code == 204

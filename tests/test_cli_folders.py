@@ -20,17 +20,18 @@ SUFFIXES = ("label.png", "color.png", "overlay.jpg", "persons.png", "legend.png"
 
 
 @pytest.fixture()
-def tree(cihp: Path, tmp_path: Path) -> Path:
+def tree(people_photos: list[Path], tmp_path: Path) -> Path:
     """photos/top.jpg, photos/a/b/noext (a JPEG without extension), photos/a/notes.txt, photos/a/broken.jpg
     (cut short), photos/.cache/hidden.jpg (not searched)."""
     root = tmp_path / "photos"
     (root / "a" / "b").mkdir(parents=True)
     (root / ".cache").mkdir()
-    shutil.copy(cihp / "images" / "0005008.jpg", root / "top.jpg")
-    shutil.copy(cihp / "images" / "0002190.jpg", root / "a" / "b" / "noext")
-    shutil.copy(cihp / "images" / "0002190.jpg", root / ".cache" / "hidden.jpg")
+    person, _, two, small, _ = people_photos
+    shutil.copy(two, root / "top.jpg")
+    shutil.copy(small, root / "a" / "b" / "noext")
+    shutil.copy(small, root / ".cache" / "hidden.jpg")
     (root / "a" / "notes.txt").write_text("shot list\n")
-    (root / "a" / "broken.jpg").write_bytes((cihp / "images" / "0012008.jpg").read_bytes()[:3000])
+    (root / "a" / "broken.jpg").write_bytes(person.read_bytes()[:3000])
     return root
 
 
@@ -40,7 +41,7 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list
     return rc, [json.loads(line) for line in cap.out.splitlines()], cap.err
 
 
-def test_folder_tree_json_summary_and_skip_existing(tree: Path, cihp: Path,
+def test_folder_tree_json_summary_and_skip_existing(tree: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     out = tree / "results"  # inside the input tree: its PNGs must not be parsed on the second run
     rc, lines, err = _run([str(tree), "--out", str(out)], capsys)
@@ -49,12 +50,12 @@ def test_folder_tree_json_summary_and_skip_existing(tree: Path, cihp: Path,
     assert {k: v["status"] for k, v in by_input.items()} == {
         "top.jpg": "parsed", "a/b/noext": "parsed", "a/broken.jpg": "failed", "a/notes.txt": "ignored"}
     assert by_input["a/broken.jpg"]["error"] == "truncated" and by_input["a/broken.jpg"]["detail"]
-    assert by_input["top.jpg"]["people"] == 7 and by_input["top.jpg"]["timings_ms"]["parse"] > 0
+    assert by_input["top.jpg"]["people"] == 2 and by_input["top.jpg"]["timings_ms"]["parse"] > 0
     assert by_input["a/b/noext"]["outputs"] == [str(out / "a" / "b" / f"noext.{s}") for s in SUFFIXES]
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == sorted([f"top.{s}" for s in SUFFIXES] + [f"a/b/noext.{s}" for s in SUFFIXES])
     label = np.asarray(Image.open(out / "a" / "b" / "noext.label.png"))
-    assert label.shape == Image.open(cihp / "images" / "0002190.jpg").size[::-1] and label.max() > 0
+    assert label.shape == Image.open(tree / ".cache" / "hidden.jpg").size[::-1] and label.max() > 0
     summary = err.strip().splitlines()[-1]
     assert summary == (f"2 parsed, 1 failed: {tree / 'a' / 'broken.jpg'} (truncated); "
                        f"1 non-image file ignored (notes.txt) → {out}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import PEOPLE_PHOTO, ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
 
@@ -303,10 +303,10 @@ def _parse(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, li
 
 
 @pytest.fixture()
-def folder(cihp: Path, tmp_path: Path) -> Path:
+def folder(tmp_path: Path) -> Path:
     root = tmp_path / "in"
     root.mkdir()
-    shutil.copy(cihp / "images" / "0005008.jpg", root / "photo.jpg")
+    shutil.copy(PEOPLE_PHOTO, root / "photo.jpg")
     return root
 
 

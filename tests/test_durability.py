@@ -23,7 +23,6 @@ from urllib.parse import unquote_plus
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from conftest import cihp_images
 from humanparse.local.durable import MAX_NAME, DiskStore, Record, encode_key
 from humanparse.local.s3local import EmbeddedS3, LocalAws
 from humanparse.local.worker import storage_unavailable
@@ -228,9 +227,9 @@ LITE = ("--model", "lite")
 
 
 def test_kill9_at_random_moments_loses_no_acknowledged_upload(tmp_path: Path, shared_models: Path,
-                                                              cihp: Path) -> None:
+                                                              people_photos: list[Path]) -> None:
     rnd = random.Random(22)
-    photos = [p.read_bytes() for p in cihp_images()[:3]]
+    photos = [p.read_bytes() for p in people_photos[:3]]
     data, acked = tmp_path / "data", []
     t0 = time.time()
     for _ in range(3):
@@ -251,8 +250,8 @@ def test_kill9_at_random_moments_loses_no_acknowledged_upload(tmp_path: Path, sh
 
 
 def test_sigterm_and_sighup_stop_gracefully_a_second_signal_at_once(tmp_path: Path, shared_models: Path,
-                                                                   cihp: Path) -> None:
-    photos = [p.read_bytes() for p in cihp_images()[:2]]
+                                                                   people_photos: list[Path]) -> None:
+    photos = [p.read_bytes() for p in people_photos[:2]]
     data, acked = tmp_path / "data", []
     r = Runner(data, *LITE).start()
     _upload_some(r.base, photos, 1, acked, 0)
@@ -302,9 +301,9 @@ def small_disk(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
 
 
 def test_full_disk_no_2xx_for_unsaved_bytes_and_still_answering(small_disk: tuple[Path, dict[str, str]],
-                                                                shared_models: Path, cihp: Path) -> None:
+                                                                shared_models: Path, people_photos: list[Path]) -> None:
     mnt, env = small_disk
-    photo = cihp_images()[0].read_bytes()
+    photo = people_photos[0].read_bytes()
     r = Runner(mnt / "data", *LITE, env=env).start()
     try:
         codes, acked = [], []

@@ -19,7 +19,7 @@ from conftest import ROOT, encode_jpeg
 from humanparse.exceptions import EmptyInput, FileUnreadable, ImageTooSmall, NotAnImage, TruncatedImage
 from PIL import Image
 
-PHOTO = "0005008.jpg"  # seven people
+PHOTO = "two.jpg"  # two people (conftest.make_people_photos: the shipped photo and its mirror image)
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,8 @@ def hp() -> Any:
 
 
 @pytest.fixture(scope="module")
-def photo_path(cihp: Path) -> Path:
-    return cihp / "images" / PHOTO
+def photo_path(people_photos: list[Path]) -> Path:
+    return people_photos[0].parent / PHOTO
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,8 @@ def test_every_input_type_gives_the_cli_label_map(hp: Any, parsed: Any, photo_pa
 
     assert main(["parse", str(photo_path), "--out", str(tmp_path), "--model", "lite", "--threads", "2",
                  "--quiet"]) == 0
-    cli_labels = np.asarray(Image.open(tmp_path / "0005008.label.png"))
-    cli_persons = np.asarray(Image.open(tmp_path / "0005008.persons.png"))
+    cli_labels = np.asarray(Image.open(tmp_path / "two.label.png"))
+    cli_persons = np.asarray(Image.open(tmp_path / "two.persons.png"))
     assert len(np.unique(cli_labels)) > 3  # a real parse, not an empty map
     data = photo_path.read_bytes()
     inputs = {"str": str(photo_path), "Path": photo_path, "bytes": data, "bytearray": bytearray(data),
@@ -53,7 +53,7 @@ def test_every_input_type_gives_the_cli_label_map(hp: Any, parsed: Any, photo_pa
         assert r.labels.dtype == np.uint8 and r.labels.shape == cli_labels.shape, kind
         assert np.array_equal(r.labels, cli_labels), kind
         assert np.array_equal(r.persons, cli_persons), kind
-    cli_doc = json.loads((tmp_path / "0005008.json").read_text())
+    cli_doc = json.loads((tmp_path / "two.json").read_text())
     assert cli_doc["source"] == str(photo_path) == parsed.summary["source"]
     assert cli_doc["persons"] == parsed.summary["persons"] and cli_doc["labels"] == parsed.summary["labels"]
 
@@ -77,7 +77,7 @@ def test_pil_image_is_turned_upright_by_its_exif_tag(hp: Any, parsed: Any, photo
 def test_result_methods(parsed: Any, tmp_path: Path) -> None:
     h, w = parsed.labels.shape
     assert parsed.image.shape == (h, w, 3) and parsed.image.dtype == np.uint8
-    assert len(parsed.people) == parsed.summary["person_count"] == 7
+    assert len(parsed.people) == parsed.summary["person_count"] == 2
     p1 = parsed.people[0]
     x0, y0, x1, y1 = p1.bbox
     ys, xs = np.nonzero(parsed.persons == 1)
@@ -95,11 +95,11 @@ def test_result_methods(parsed: Any, tmp_path: Path) -> None:
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(parsed._repr_png_()))), parsed.overlay())
 
     written = parsed.save(tmp_path)
-    assert [p.name for p in written] == [f"0005008.{s}" for s in ("label.png", "color.png", "overlay.jpg",
+    assert [p.name for p in written] == [f"two.{s}" for s in ("label.png", "color.png", "overlay.jpg",
                                                                   "persons.png", "legend.png", "json")]
-    assert (tmp_path / "0005008.json").read_bytes() == parsed.files["result.json"]
+    assert (tmp_path / "two.json").read_bytes() == parsed.files["result.json"]
     assert json.loads(parsed.to_json()) == parsed.to_dict() == parsed.summary
-    assert "7 people" in repr(parsed) and "lite" in repr(parsed)
+    assert "2 people" in repr(parsed) and "lite" in repr(parsed)
 
 
 def test_array_results_render_the_same_files(hp: Any, parsed: Any, tmp_path: Path) -> None:
@@ -137,9 +137,9 @@ def test_label_metadata_and_masks(parsed: Any) -> None:
         parsed.mask("Hair", person=len(parsed.people) + 1)
 
 
-def test_map_parses_a_list_in_order(hp: Any, cihp: Path, parsed: Any) -> None:
-    other = cihp / "images" / "0002190.jpg"
-    results = list(hp.map([str(cihp / "images" / PHOTO), other.read_bytes()]))
+def test_map_parses_a_list_in_order(hp: Any, photo_path: Path, people_photos: list[Path], parsed: Any) -> None:
+    other = people_photos[3]
+    results = list(hp.map([str(photo_path), other.read_bytes()]))
     assert np.array_equal(results[0].labels, parsed.labels)
     assert results[1].labels.shape == Image.open(other).size[::-1]
     mixed = list(hp.map([b"not an image", other], errors="return"))
@@ -207,12 +207,12 @@ def test_import_is_cheap() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_readme_example_runs(cihp: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_example_runs(photo_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first ```python block of the README, exactly as written, in a folder holding ``photo.jpg``."""
     text = (ROOT / "README.md").read_text()
     block = re.search(r"```python\n(.*?)```", text, re.S)
     assert block is not None and len(block.group(1).strip().splitlines()) <= 6
-    (tmp_path / "photo.jpg").write_bytes((cihp / "images" / PHOTO).read_bytes())
+    (tmp_path / "photo.jpg").write_bytes(photo_path.read_bytes())
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HUMANPARSE_MODEL_KIND", "lite")  # "auto" on a machine with no M2FP download
     monkeypatch.setenv("HUMANPARSE_THREADS", "2")

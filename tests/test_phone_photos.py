@@ -25,9 +25,9 @@ PHONE = (4032, 3024)  # (w, h): the common 12 MP phone size
 
 
 @pytest.fixture(scope="module")
-def phone_jpeg(cihp: Path) -> bytes:
-    """A CIHP photo cropped to 4:3 and enlarged to 4032x3024, JPEG q80 (as bench/scale.py makes them)."""
-    im = Image.open(cihp / "images" / "0002190.jpg").convert("RGB")
+def phone_jpeg(people_photos: list[Path]) -> bytes:
+    """A photo of two people cropped to 4:3 and enlarged to 4032x3024, JPEG q80 (as bench/scale.py makes them)."""
+    im = Image.open(people_photos[2]).convert("RGB")
     w, h = im.size
     cw = min(w, h * 4 // 3)
     im = im.crop(((w - cw) // 2, 0, (w - cw) // 2 + cw, h)).resize(PHONE, Image.Resampling.BILINEAR)
