@@ -147,9 +147,10 @@ def test_parse_multipart_and_raw_body_give_the_same_json(svc: Any, photo: np.nda
     assert raw.status_code == 200 and form.status_code == 200, form.text[:300]
 
     def same(doc: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in doc.items() if k != "timings_ms"}
+        return {k: v for k, v in doc.items() if k not in ("timings_ms", "cached")}
 
     assert same(raw.json()) == same(form.json())
+    assert form.json()["cached"] is True  # the same bytes again: the first answer filled the cache
     png = client.post("/parse?output=label", files={"file": ("photo.jpg", data, "image/jpeg")})
     assert png.headers["content-type"] == "image/png"
     assert np.asarray(Image.open(io.BytesIO(png.content))).shape == photo.shape[:2]
