@@ -362,7 +362,7 @@ def test_server_down_message(new_page: Callable[..., Any]) -> None:
     page.wait_for_function("() => document.querySelector('#model-line').textContent.includes('not reachable')")
 
 
-# ---------------------------------------------------------------------------- issue 17: the named bugs
+# ------------------------------------------------------------------------ the named bugs of the page
 def test_person_21_is_not_person_1(new_page: Callable[..., Any]) -> None:
     """The person palette repeats after 20 colours: read as colours, person 21 was person 1."""
     labels = np.full((20, 40), 13, np.uint8)  # Face everywhere
@@ -460,7 +460,7 @@ def test_no_object_url_left_behind(new_page: Callable[..., Any]) -> None:
     assert page.evaluate("window.__urls.size") == 0
 
 
-# ------------------------------------------------------------------------- issue 20.8: stored XSS
+# ------------------------------------------------------------------------------------ stored XSS
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
 
 
@@ -479,7 +479,7 @@ def test_hostile_result_labels_do_not_execute(new_page: Callable[..., Any]) -> N
 
 
 def test_page_sources_never_parse_html_from_strings() -> None:
-    """#20.8 as a rule over the sources: no HTML parsing from strings anywhere in the page's scripts."""
+    """The stored-XSS fix as a rule over the sources: no HTML parsing from strings anywhere in the page's scripts."""
     sinks = re.compile(r"\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write|createContextualFragment")
     scripts = sorted((ROOT / "frontend").rglob("*.js"))
     assert len(scripts) >= 8

@@ -188,3 +188,18 @@ def test_megapixel_cap_and_tiny() -> None:
 def test_disallowed_format() -> None:
     with pytest.raises(E.UnsupportedFormat):
         decode_image(_save(Image.fromarray(_img()), "PPM"))
+
+
+def test_messages_and_docs_name_the_accepted_formats() -> None:
+    """What is decoded (``ALLOWED_FORMATS``), what the 'not an image' / 'not accepted' errors say, and what the
+    Python docs promise are the same three formats (the docs once listed GIF, BMP and TIFF as decoded)."""
+    from pathlib import Path
+
+    from humanparse.exceptions import NotAnImage, UnsupportedFormat
+    from humanparse.imageio import ALLOWED_FORMATS
+
+    assert ALLOWED_FORMATS - {"MPO"} == {"JPEG", "PNG", "WEBP"}  # MPO: a phone JPEG with a second frame
+    for error in (NotAnImage, UnsupportedFormat):
+        assert error.message.endswith("(JPEG, PNG, WebP)"), error.message
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "python.md").read_text(encoding="utf-8")
+    assert "PNG and WebP; GIF, BMP and TIFF are refused" in docs

@@ -1,5 +1,5 @@
 // Small DOM helpers. Everything that carries data goes in through textContent or CSSOM, never HTML strings
-// (issue 20.8: result.json labels reached the legend through innerHTML).
+// (result.json labels once reached the legend through innerHTML).
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 export const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];

@@ -1,4 +1,4 @@
-"""Content-addressed results (issue 15): the same photo is parsed once per model and output settings.
+"""Content-addressed results: the same photo is parsed once per model and output settings.
 
 The cache is the results bucket itself. A cache key is the SHA-256 of the uploaded bytes together with a
 fingerprint of everything that changes the answer (``answer_identity``): model kind and id, the weights'
