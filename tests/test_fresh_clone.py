@@ -93,3 +93,18 @@ def test_serve_with_only_the_port_option(served: tuple[subprocess.Popen[str], in
         out = proc.stdout.read() if proc.poll() is not None and proc.stdout else ""
         pytest.fail(f"no /api/healthz answer on port {port}: {out[-2000:]}")
     assert doc["status"] == "ok" and doc["model"]["kind"] == "lite"
+
+
+def test_only_ground_truth_tests_need_cihp() -> None:
+    """A clone without ``../shared`` skips no browser or end-to-end test: photos of people come from the project
+    (the shipped photo and ones made from it). The CIHP fixture is for scoring against its labels only."""
+    import ast
+
+    allowed = {"conftest.py", "test_lite.py"}  # test_lite scores the lite model against CIHP's ground truth
+    users = set()
+    for path in (ROOT / "tests").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            args = node.args.args if isinstance(node, ast.FunctionDef) else []
+            if any(a.arg == "cihp" for a in args) or (isinstance(node, ast.Name) and node.id == "cihp_images"):
+                users.add(path.name)
+    assert users <= allowed, sorted(users - allowed)

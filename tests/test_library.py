@@ -1,4 +1,4 @@
-"""The Python API (``humanparse.load`` → ``parser(image)``) on the real lite model and a CIHP photo: every input
+"""The Python API (``humanparse.load`` → ``parser(image)``) on the real lite model and a photo of two people: every input
 type gives the CLI's label map, the result's methods, masks by group and by person, ``map``, the error family
 for bad input, a cheap ``import humanparse``, and the README's example run as written."""
 

@@ -1,7 +1,7 @@
 """Video: decoding (formats, rotation, variable frame rate, every hostile input), person tracking with known motion,
 chunk planning, and the chunk → join pipeline on clips made here with PyAV (nothing committed).
 
-The lite network parses the CIHP-photo clip; elsewhere a stub parser (one boundary: the Parser protocol) labels
+The lite network parses a clip made from the shipped photo; elsewhere a stub parser (one boundary: the Parser protocol) labels
 bright blobs, because there the model is not the point."""
 
 from __future__ import annotations
