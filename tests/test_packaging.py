@@ -204,3 +204,25 @@ def test_wheel_in_a_fresh_venv_runs_every_documented_command(wheel: Path, tmp_pa
     rc, out = _serve_answers([cli, "serve"], work, env)
     assert rc == 0, out
     assert (work / ".humanparse-data").is_dir()  # an installed package keeps its data where it is started
+
+
+def test_missing_extra_is_one_line_with_the_install_command(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Fast twin of the venv test: with ``moto`` not importable, ``serve`` exits 2 before loading anything and
+    ``download m2fp`` names its own extra; ``parse`` is not held back by either."""
+    import importlib.util
+
+    from humanparse.local import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("moto", "modelscope") else real(name, *a))
+    monkeypatch.setattr(cli, "cmd_serve", lambda a: pytest.fail("serve ran without its extra"))
+    assert cli.main(["serve", "--port", "8123"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: `serve` needs the [local] extra (moto not installed): ")
+    assert f"{sys.executable} -m pip install " in line and "[local]'" in line
+    assert cli.main(["download", "m2fp", "--no-calibrate"]) == 2
+    assert "needs the [download] extra (modelscope not installed)" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "cmd_parse", lambda a: 0)
+    assert cli.main(["parse", "x.jpg", "--out", "o"]) == 0
