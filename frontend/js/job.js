@@ -61,6 +61,7 @@ function run(node, file, ctx) {
       onState: (text, jobId, status) => {
         setState(node, text);
         if (jobId && node.dataset.jobId !== jobId) {
+          if (node.dataset.jobId) forget(node.dataset.jobId);  // a retry's new job replaces the failed one
           node.dataset.jobId = jobId;
           // videos are not kept in the browser (up to 200 MB): a restored one plays the stored upload
           remember({ jobId, name: file.name, type: file.type }, isVideo(file) ? null : file);
