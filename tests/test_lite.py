@@ -91,11 +91,11 @@ def test_grid_to_image_puts_cells_on_their_pixels() -> None:
         np.testing.assert_allclose(out[4, :, 1], want_x, atol=0.05)
 
 
-def test_shifted_runs_line_up_with_the_first(lite_parser: Any, cihp: Path) -> None:
+def test_shifted_runs_line_up_with_the_first(lite_parser: Any, people_photos: list[Path]) -> None:
     """The real network on a padded input: carried to the image with its own shift, the shifted grid's person
     logits agree with the unshifted grid's far better than if the shift were ignored (a sign or offset error in
     either the padding or the mapping would flip this)."""
-    rgb = np.asarray(Image.open(cihp / "images" / "0012008.jpg").convert("RGB"))
+    rgb = np.asarray(Image.open(people_photos[2]).convert("RGB"))
     hw = rgb.shape[:2]
     base, scale = lite_parser._run_bodypix(rgb)
     ref = _grid_to_image(base["segments"], hw, scale)[..., 0]
@@ -121,11 +121,11 @@ def test_region_scores_sum_their_parts() -> None:
     np.testing.assert_array_equal(_region_logits(np.log(probs) + 3.0).argmax(-1), want)  # any per-cell offset
 
 
-def test_concurrent_runs_match_sequential(shared_models: Path, cihp: Path) -> None:
+def test_concurrent_runs_match_sequential(shared_models: Path, people_photos: list[Path]) -> None:
     """threads=2 runs BodyPix (each grid) and PAN side by side on single-threaded sessions; threads=1 runs them
     in turn. Same inputs, same label and person maps."""
     pair = find_lite_models([shared_models])
-    rgb = np.asarray(Image.open(cihp / "images" / "0005008.jpg").convert("RGB"))
+    rgb = np.asarray(Image.open(people_photos[2]).convert("RGB"))
     a, b = LiteParser(*pair, threads=1).parse(rgb), LiteParser(*pair, threads=2).parse(rgb)
     assert (a.label_map != b.label_map).mean() < 1e-3
     assert len(a.persons) == len(b.persons)
