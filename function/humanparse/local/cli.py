@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
@@ -58,6 +59,9 @@ def _emit(args: argparse.Namespace, line: dict[str, Any]) -> None:
     if getattr(args, "json", False):
         from tqdm import tqdm
 
+        # UTF-8 whatever the locale: Windows writes a redirected stdout as cp1252, where a name outside it raises
+        if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.encoding.lower().replace("-", "") != "utf8":
+            sys.stdout.reconfigure(encoding="utf-8")
         tqdm.write(json.dumps(line, ensure_ascii=False), file=sys.stdout)
         sys.stdout.flush()
 
