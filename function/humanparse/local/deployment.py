@@ -60,8 +60,7 @@ class StopSignals:
     SIGHUP (POSIX: the terminal closed) and SIGBREAK (Windows: Ctrl-Break) all ask for a graceful stop; a second
     one exits the process at once. The platform's missing ones are left out."""
 
-    SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None),
-                                getattr(signal, "SIGBREAK", None)) if s is not None)
+    NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
 
     def __init__(self) -> None:
         self.requested = threading.Event()
@@ -70,7 +69,7 @@ class StopSignals:
     @classmethod
     def install(cls) -> StopSignals:
         self = cls()
-        for sig in cls.SIGNALS:
+        for sig in (getattr(signal, name) for name in cls.NAMES if hasattr(signal, name)):
             signal.signal(sig, self._on_signal)
         return self
 
