@@ -300,3 +300,100 @@ def test_store_refuses_a_second_runner_and_frees_the_folder_on_close(tmp_path: P
     b = DiskStore(tmp_path / "d")
     b.open()
     b.close()
+
+
+# ---------------------------------------------------------------------------------------------- CPU names
+GRAVITON2 = "".join(f"""processor\t: {i}
+BogoMIPS\t: 243.75
+Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp ssbs
+CPU implementer\t: 0x41
+CPU architecture: 8
+CPU variant\t: 0x3
+CPU part\t: 0xd0c
+CPU revision\t: 1
+
+""" for i in range(2))
+GRAVITON3 = GRAVITON2.replace("0xd0c", "0xd40").replace("ssbs", "ssbs sb paca pacg dcpodp sve i8mm bf16 dgh rng")
+BIG_LITTLE = "".join(f"processor\t: {i}\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\nCPU part\t: "
+                     f"{'0xd05' if i < 4 else '0xd0b'}\n\n" for i in range(8))  # RK3588: 4x A55 + 4x A76
+UNKNOWN_ARM = "processor\t: 0\nFeatures\t: fp\nCPU implementer\t: 0x6d\nCPU part\t: 0xd49\n"
+X86 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n"
+       "flags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2\n")
+
+
+def test_cpu_named_from_proc_cpuinfo_on_x86_and_arm64() -> None:
+    from humanparse.engine.cpu import flags_from_cpuinfo, model_from_cpuinfo
+
+    assert model_from_cpuinfo(X86) == "AMD EPYC 7B13"  # unchanged: verdicts cached before stay valid
+    assert model_from_cpuinfo(GRAVITON2) == "ARM Neoverse-N1 [0x41:0xd0c]"
+    assert model_from_cpuinfo(GRAVITON3) == "ARM Neoverse-V1 [0x41:0xd40]"
+    assert model_from_cpuinfo(BIG_LITTLE) == "ARM Cortex-A55 [0x41:0xd05] x4 + ARM Cortex-A76 [0x41:0xd0b] x4"
+    assert model_from_cpuinfo(UNKNOWN_ARM) == "arm64 [0x6d:0xd49]"  # still its own key
+    assert model_from_cpuinfo("") is None
+    assert flags_from_cpuinfo(X86) == {"fpu", "sse2", "avx", "avx2", "fma"}
+    assert "bf16" in flags_from_cpuinfo(GRAVITON3) and "bf16" not in flags_from_cpuinfo(GRAVITON2)
+
+
+def test_cpu_named_by_sysctl_on_macos_and_the_registry_on_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    from humanparse.engine import cpu
+
+    answers = {"machdep.cpu.brand_string": "Apple M2 Pro", "hw.optional.arm.FEAT_BF16": "1"}
+    monkeypatch.setattr(cpu.sys, "platform", "darwin")
+    monkeypatch.setattr(cpu, "sysctl", answers.get)
+    assert cpu.cpu_model() == "Apple M2 Pro" and cpu.cpu_flags() == {"bf16"}
+    answers = {"machdep.cpu.brand_string": "Intel(R) Core(TM) i9-9880H CPU @ 2.30GHz",
+               "machdep.cpu.features": "FPU SSE4.2 AVX1.0", "machdep.cpu.leaf7_features": "AVX2 BMI2"}
+    monkeypatch.setattr(cpu, "sysctl", answers.get)
+    assert cpu.cpu_flags() == {"fpu", "sse4_2", "avx1_0", "avx2", "bmi2"}
+
+    class Winreg:
+        HKEY_LOCAL_MACHINE = 0
+        name: str | None = "Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz"
+
+        def OpenKey(self, root: int, path: str) -> Any:  # noqa: N802 - winreg's names
+            import contextlib
+
+            assert path.endswith("CentralProcessor\\0")
+            if self.name is None:
+                raise OSError(2, "not found")
+            return contextlib.nullcontext()
+
+        def QueryValueEx(self, key: Any, value: str) -> tuple[str, int]:  # noqa: N802
+            return str(self.name), 1
+
+    reg = Winreg()
+    monkeypatch.setattr(cpu.sys, "platform", "win32")
+    monkeypatch.setitem(sys.modules, "winreg", reg)
+    assert cpu.cpu_model() == "Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz" and cpu.cpu_flags() == set()
+    reg.name = None
+    monkeypatch.setenv("PROCESSOR_IDENTIFIER", "ARMv8 (64-bit) Family 8 Model D4B Revision 0, Qualcomm")
+    assert cpu.cpu_model().startswith("ARMv8 (64-bit) Family 8")
+
+
+def test_bf16_counts_only_where_the_cpu_computes_it() -> None:
+    from humanparse.engine.cpu import bf16_native, flags_from_cpuinfo
+
+    assert not bf16_native(flags_from_cpuinfo(GRAVITON2), "aarch64")  # Lambda's arm64
+    assert bf16_native(flags_from_cpuinfo(GRAVITON3), "aarch64")
+    assert bf16_native({"bf16"}, "arm64")  # Apple silicon M2+
+    assert not bf16_native(flags_from_cpuinfo(X86), "x86_64")
+    assert bf16_native({"avx2", "avx512_bf16"}, "x86_64") and bf16_native({"amx_bf16"}, "AMD64")
+
+
+def test_calibration_is_skipped_where_bf16_cannot_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from humanparse.engine.m2fp import precision
+    from humanparse.local.cli import main
+
+    monkeypatch.setattr(precision, "bf16_can_win", lambda: False)
+    assert main(["calibrate", "--model-dir", str(tmp_path)]) == 0  # nothing loaded, nothing written
+    assert "calibration skipped" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cpu_count_without_affinity(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from humanparse.runtime import cpu_quota
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # macOS, Windows
+    monkeypatch.setattr(os, "cpu_count", lambda: 12)
+    assert cpu_quota(tmp_path) == 12

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +35,18 @@ class PrecisionChoice:
 
 
 def cpu_model(path: str = "/proc/cpuinfo") -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """This CPU's name, from what its platform offers (``engine.cpu``: arm64 core designs, macOS's sysctl)."""
+    from ..cpu import cpu_model as model
+
+    return model(path)
+
+
+def bf16_can_win() -> bool:
+    """Whether calibrating is worth it here: only a CPU with bf16 in hardware can run bf16 faster than fp32
+    (AMX or AVX512-BF16, arm64's BF16); elsewhere, Lambda's arm64 (Neoverse-N1) included, fp32 always runs."""
+    from ..cpu import bf16_native
+
+    return bf16_native(cpu_flags())
 
 
 def host_has_amx() -> bool:
