@@ -397,3 +397,40 @@ def test_cpu_count_without_affinity(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # macOS, Windows
     monkeypatch.setattr(os, "cpu_count", lambda: 12)
     assert cpu_quota(tmp_path) == 12
+
+
+# ------------------------------------------------------------------------------------ lite-only installs
+def test_lite_runs_where_torch_is_not_installed(tmp_path: Path) -> None:
+    """An Intel Mac installs without torch (no wheel): the lite model parses, an M2FP folder found on the way
+    is passed over with a notice, and asking for M2FP says what is missing."""
+    site = tmp_path / "no-torch"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text('import sys\nsys.modules["torch"] = None\n')
+    folder = tmp_path / "m2fp"
+    folder.mkdir()
+    (folder / "configuration.json").write_text("{}")
+    (folder / "pytorch_model.pt").write_bytes(b"")
+    code = """
+        import sys
+        from pathlib import Path
+        import numpy as np
+        from humanparse.engine.loader import ModelSpec, load_parser
+        from humanparse.exceptions import ModelError
+        from humanparse.models import packaged_lite_dir
+        folders = dict(m2fp_dirs=(Path(sys.argv[1]),), lite_dirs=(packaged_lite_dir(),), threads=1)
+        loaded = load_parser(ModelSpec(kind="auto", **folders))
+        result = loaded.parser.parse(np.full((64, 48, 3), 128, np.uint8))
+        print(loaded.notice)
+        print(result.label_map.shape)
+        try:
+            load_parser(ModelSpec(kind="m2fp", **folders))
+        except ModelError as exc:
+            print(exc)
+        print("torch" in sys.modules and sys.modules["torch"] is not None)
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT / "function"), str(ROOT)])}
+    r = _python(code, env, str(folder))
+    assert r.returncode == 0, r.stderr.decode()
+    notice, shape, error, imported = r.stdout.decode().strip().splitlines()
+    assert notice.startswith("serving the LITE model") and "needs PyTorch, which is not installed" in notice
+    assert shape == "(64, 48)" and "--model lite" in error and imported == "False"
