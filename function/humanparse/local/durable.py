@@ -231,11 +231,15 @@ class DiskStore:
         for bdir in [d for d in self.objects.iterdir() if d.is_dir()]:
             if bdir.name in _RESERVED and not (new := bdir.with_name(encode_key(bdir.name))).exists():
                 bdir = bdir.rename(new)
+                if self.fsync:
+                    _fsync_dir(self.objects)
             for key in _RESERVED:
                 old = bdir / key
                 if old.is_file() and not (bdir / encode_key(key)).exists():
                     old.rename(bdir / encode_key(key))
                     log.info("data folder: renamed %s to %s", old, encode_key(key))
+                    if self.fsync:
+                        _fsync_dir(bdir)
 
     # ------------------------------------------------------------------------------------------ writes
     def lock_for(self, bucket: str, key: str) -> threading.Lock:
