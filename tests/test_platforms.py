@@ -380,6 +380,16 @@ def test_bf16_counts_only_where_the_cpu_computes_it() -> None:
     assert bf16_native({"avx2", "avx512_bf16"}, "x86_64") and bf16_native({"amx_bf16"}, "AMD64")
 
 
+def test_calibration_only_where_a_verdict_can_pay_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from humanparse.engine.m2fp import precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"fp", "asimd"})
+    assert precision.bf16_can_win("x86_64") and precision.bf16_can_win("AMD64")  # AMX hosts may run the folder
+    assert not precision.bf16_can_win("aarch64")  # Graviton2, Lambda's arm64
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"fp", "asimd", "bf16"})
+    assert precision.bf16_can_win("aarch64") and precision.bf16_can_win("arm64")  # Graviton3, Apple M2
+
+
 def test_calibration_is_skipped_where_bf16_cannot_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     from humanparse.engine.m2fp import precision

@@ -177,14 +177,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def _calibrate(model_dir: Path, photos: list[Path] | None = None, *, force: bool = False) -> int:
     """fp32 vs bf16 on photos of people; the verdict file decides whether ``precision=auto`` may use bf16.
-    Skipped (exit 0) on a CPU without bf16 in hardware, where bf16 cannot win (``force`` runs it anyway)."""
+    Skipped (exit 0) where no verdict can pay off (``precision.bf16_can_win``; ``force`` runs it anyway)."""
     from ..engine.m2fp.precision import VERDICT_FILE, bf16_can_win, calibrate, choose_precision
     from ..runtime import configure_threads
 
     if not force and not bf16_can_win():
-        print("calibration skipped: this CPU has no bf16 arithmetic (AMX, AVX512-BF16 or Arm BF16), so bf16 "
-              "cannot be faster than fp32 here; precision=auto runs fp32 (--force calibrates anyway)",
-              file=sys.stderr)
+        print("calibration skipped: this arm64 CPU has no BF16 arithmetic, so bf16 cannot be faster than fp32 "
+              "here and precision=auto runs fp32 (--force calibrates anyway)", file=sys.stderr)
         return 0
     configure_threads(None)
     print(f"calibrating {model_dir}: fp32 and bf16 on {len(photos) if photos else 1} photo(s)…", file=sys.stderr)
@@ -305,7 +304,7 @@ def build_parser(prog: str = "local_runner.py") -> argparse.ArgumentParser:
                        formatter_class=raw, epilog=examples("calibrate"))
     c.add_argument("--model-dir", required=True, help="an M2FP folder (configuration.json + pytorch_model.pt)")
     c.add_argument("photos", nargs="*", help="photos of people (default: the public-domain photo in the package)")
-    c.add_argument("--force", action="store_true", help="calibrate even on a CPU without bf16 arithmetic")
+    c.add_argument("--force", action="store_true", help="calibrate even on an arm64 CPU without BF16")
     c.set_defaults(func=cmd_calibrate)
     return ap
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +42,15 @@ def cpu_model(path: str = "/proc/cpuinfo") -> str:
     return model(path)
 
 
-def bf16_can_win() -> bool:
-    """Whether calibrating is worth it here: only a CPU with bf16 in hardware can run bf16 faster than fp32
-    (AMX or AVX512-BF16, arm64's BF16); elsewhere, Lambda's arm64 (Neoverse-N1) included, fp32 always runs."""
+def bf16_can_win(machine: str | None = None) -> bool:
+    """Whether calibrating is worth it here. x86-64: always — the verdict travels with the folder (and the
+    image), and AMX CPUs, where ``auto`` then runs bf16, are among those that run it (Lambda's fleet), even when
+    this one is not. arm64: only with BF16 in hardware (Graviton3/4, Apple M2+), where the verdict tells whether
+    ``precision=bf16`` is safe; not on Lambda's arm64 (Neoverse-N1), Apple M1 or a Raspberry Pi."""
     from ..cpu import bf16_native
 
-    return bf16_native(cpu_flags())
+    arch = (machine or platform.machine()).lower()
+    return arch in ("x86_64", "amd64") or bf16_native(cpu_flags(), arch)
 
 
 def host_has_amx() -> bool:
