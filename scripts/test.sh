@@ -10,4 +10,5 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 python -m ruff check function tests bench local_runner.py
 python -m mypy                      # strict, see pyproject.toml
+for plat in win32 darwin linux; do python -m mypy --platform "$plat"; done  # as each OS sees the code
 python -m pytest -q -rs "$@"         # -rs: every skipped test says why

@@ -22,6 +22,39 @@ EVENTS = Path(__file__).parent / "events"
 PEOPLE_PHOTO = ROOT / "function" / "humanparse" / "calibration" / "astronaut.jpg"
 
 
+def find_chromium() -> str:
+    """Chrome or Chromium where each platform keeps it: ``HUMANPARSE_CHROMIUM``, then on PATH (Debian's
+    ``chromium``, ``google-chrome``), then the usual install places of macOS and Windows, then a browser
+    ``playwright install chromium`` fetched. The Debian path when none is found (it does not exist: tests skip)."""
+    import glob
+    import shutil
+    import sys
+
+    named = os.environ.get("HUMANPARSE_CHROMIUM")
+    if named:
+        return named
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"):
+        if found := shutil.which(name):
+            return found
+    home = Path.home()
+    if sys.platform == "darwin":
+        places = ["/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+                  "/Applications/Chromium.app/Contents/MacOS/Chromium",
+                  str(home / "Library/Caches/ms-playwright/chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium")]
+    elif sys.platform == "win32":
+        roots = [os.environ.get(v, "") for v in ("PROGRAMFILES", "PROGRAMFILES(X86)", "LOCALAPPDATA")]
+        places = [f"{r}\\Google\\Chrome\\Application\\chrome.exe" for r in roots if r]
+        places.append(str(home / "AppData/Local/ms-playwright/chromium-*/chrome-win*/chrome.exe"))
+    else:
+        places = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/snap/bin/chromium",
+                  str(home / ".cache/ms-playwright/chromium-*/chrome-linux*/chrome")]
+    for place in places:
+        hits = sorted(glob.glob(place))
+        if hits:
+            return hits[-1]
+    return "/usr/bin/chromium"
+
+
 def cihp_images() -> list[Path]:
     return sorted((CIHP / "images").glob("*.jpg"))
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import EVENTS, PEOPLE_PHOTO, encode_jpeg
+from conftest import EVENTS, PEOPLE_PHOTO, encode_jpeg, find_chromium
 from humanparse.service import build_service
 from runner import Runner
 from test_lambda_s3 import settings_for
@@ -140,9 +140,7 @@ def test_runner_token_gate_and_whole_flow(runner: Runner) -> None:
 
 @pytest.mark.browser
 def test_page_asks_for_the_token_then_works(runner: Runner) -> None:
-    import shutil
-
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    chromium = find_chromium()
     if not Path(chromium).exists():
         pytest.skip("Debian chromium not installed")
     from playwright.sync_api import sync_playwright

@@ -86,8 +86,10 @@ def test_verdict_is_applied_to_the_network(net: Any, tmp_path: Path, monkeypatch
     assert choice.kernels == OTHER
     assert not isinstance(layer.linear1, OneDnnLinear) and layer.self_attn.sampling == OTHER["deform_sampling"]
     assert net.sem_seg_head.predictor.transformer_self_attention_layers[0].need_weights is True  # "plain"
+    assert net.backbone.res4[0].conv1.fuse is False  # "plain": no oneDNN post-ops
     apply_kernels(net, DEFAULTS)
     assert isinstance(layer.linear1, OneDnnLinear) and layer.self_attn.sampling == "bag"
+    assert net.backbone.res4[0].conv1.fuse is True
 
 
 def test_corrupt_cache_is_ignored_and_replaced(net: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

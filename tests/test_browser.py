@@ -17,7 +17,6 @@ import json
 import mimetypes
 import os
 import re
-import shutil
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,12 +24,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, find_chromium
 from PIL import Image
 from runner import Runner
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = find_chromium()
 ARTIFACTS = ROOT / "test-artifacts"
 PAGE_DIR = Path(os.environ.get("HUMANPARSE_PAGE_DIR", ROOT / "frontend"))
 ORIGIN = "http://hp.test"

@@ -4,7 +4,6 @@ offline machine): the pages render from the packaged Swagger UI / ReDoc bundles,
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -15,12 +14,12 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-from conftest import ROOT, StubParser, encode_jpeg
+from conftest import ROOT, StubParser, encode_jpeg, find_chromium
 from humanparse.config import Settings
 from humanparse.service import build_service
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = find_chromium()
 
 
 @pytest.fixture(scope="module")

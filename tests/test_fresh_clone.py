@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -14,8 +13,10 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from runner import graceful_stop_signal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,13 +65,15 @@ def _free_port() -> int:
 @pytest.fixture()
 def served(clone: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = _free_port()
+    # Windows: its own group, so the Ctrl-Break that stops it reaches it alone
+    group: dict[str, Any] = {} if os.name == "posix" else {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
     proc = subprocess.Popen([sys.executable, "local_runner.py", "--port", str(port)], cwd=clone, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **group)
     try:
         yield proc, port
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(graceful_stop_signal())  # Ctrl-C (Windows: Ctrl-Break)
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:

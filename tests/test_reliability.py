@@ -219,7 +219,7 @@ def test_decode_random_bytes(data: bytes) -> None:
 
 def test_atheris_fuzz_run_bounded() -> None:
     pytest.importorskip("atheris")
-    import resource
+    resource = pytest.importorskip("resource")
 
     # libFuzzer reads its RSS as getrusage's peak, which a forked child inherits from this (pytest) process —
     # over 2 GB once the M2FP tests ran — so the 2 GB budget is counted on top of that inherited peak.

@@ -406,9 +406,9 @@ def test_lite_end_to_end_outputs(tmp_path: Path, lite_parser: Any, photo: np.nda
 @pytest.mark.browser
 def test_output_video_plays_in_chromium(tmp_path: Path) -> None:
     """color.webm in headless Chromium (Debian's, as tests/test_browser.py): metadata, size, duration, a frame drawn."""
-    import shutil
+    from conftest import find_chromium
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    chromium = find_chromium()
     if not Path(chromium).exists():
         pytest.skip("Debian chromium not installed")
     from playwright.sync_api import sync_playwright

@@ -32,18 +32,7 @@ def download_lite(dest: Path, *, source_dir: Path | None = None, timeout: float 
         if target.is_file() and sha256_file(target) == digest:
             out.append(target)
             continue
-        with tempfile.NamedTemporaryFile(dir=dest, delete=False, suffix=".part") as tmp:
-            tmp_path = Path(tmp.name)
-            try:
-                if source_dir is not None:
-                    with open(source_dir / name, "rb") as src:
-                        shutil.copyfileobj(src, tmp)
-                else:
-                    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - fixed https URLs
-                        shutil.copyfileobj(resp, tmp)
-            except OSError as exc:
-                tmp_path.unlink(missing_ok=True)
-                raise DownloadError(f"could not fetch {name}: {exc}") from exc
+        tmp_path = _fetch_to_temp(dest, name, url, source_dir, timeout)
         got = sha256_file(tmp_path)
         if got != digest:
             tmp_path.unlink(missing_ok=True)
@@ -51,6 +40,26 @@ def download_lite(dest: Path, *, source_dir: Path | None = None, timeout: float 
         tmp_path.replace(target)
         out.append(target)
     return out
+
+
+def _fetch_to_temp(dest: Path, name: str, url: str, source_dir: Path | None, timeout: float) -> Path:
+    """The bytes of one model in a ``.part`` file beside its target, closed (Windows deletes no open file)."""
+    with tempfile.NamedTemporaryFile(dir=dest, delete=False, suffix=".part") as tmp:
+        tmp_path = Path(tmp.name)
+        try:
+            if source_dir is not None:
+                with open(source_dir / name, "rb") as src:
+                    shutil.copyfileobj(src, tmp)
+            else:
+                with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - fixed https URLs
+                    shutil.copyfileobj(resp, tmp)
+            failure = None
+        except OSError as exc:
+            failure = exc
+    if failure is not None:
+        tmp_path.unlink(missing_ok=True)
+        raise DownloadError(f"could not fetch {name}: {failure}") from failure
+    return tmp_path
 
 
 def download_m2fp(model_id: str, dest: Path) -> Path:
@@ -72,5 +81,8 @@ def download_m2fp(model_id: str, dest: Path) -> Path:
             dest.unlink()
         else:
             shutil.rmtree(dest)
-    dest.symlink_to(path, target_is_directory=True)
+    try:
+        dest.symlink_to(path, target_is_directory=True)
+    except OSError:  # Windows without Developer Mode or admin rights: the snapshot itself moves into place
+        path.replace(dest)
     return dest

@@ -29,10 +29,13 @@ def cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> int:
             return max(1, math.ceil(q / p))
     except (OSError, ValueError):
         pass
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux only: absent on macOS and Windows
     try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        if affinity is not None:
+            return max(1, len(affinity(0)))
+    except OSError:
+        pass
+    return max(1, os.cpu_count() or 1)
 
 
 def keep_freed_memory() -> bool:

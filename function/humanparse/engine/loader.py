@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from ..exceptions import ModelNotFound
+from ..exceptions import ModelError, ModelNotFound
 from .types import Parser
 
 M2FP_MODEL_NAME = "cv_resnet101_image-multiple-human-parsing"
@@ -77,7 +77,11 @@ def load_parser(spec: ModelSpec | HasModelSpec, threads: int | None = None) -> L
     if spec.kind == "m2fp" and m2fp_dir is None:
         raise ModelNotFound("no M2FP model folder (configuration.json + pytorch_model.pt) in "
                             + (", ".join(str(d) for d in spec.m2fp_dirs) or "any configured place"))
-    if m2fp_dir is not None:
+    no_torch = m2fp_dir is not None and not _has_torch()
+    if no_torch and spec.kind == "m2fp":
+        raise ModelError(f"M2FP ({m2fp_dir}) needs PyTorch, which is not installed (a lite-only install, e.g. on "
+                         "an Intel Mac where torch has no wheel); the lite model runs without it (--model lite)")
+    if m2fp_dir is not None and not no_torch:
         from .m2fp import build_m2fp
 
         cached = m2fp_dir in m2fp_cache_candidates(m2fp_dir.parent.parent, spec.model_id)
@@ -88,6 +92,16 @@ def load_parser(spec: ModelSpec | HasModelSpec, threads: int | None = None) -> L
     from .lite import LiteParser, find_lite_models
 
     bp, pan = find_lite_models(list(spec.lite_dirs))
-    notice = (f"serving the LITE model (BodyPix + PAN from {bp.parent}); no M2FP folder in "
-              + (", ".join(str(d) for d in spec.m2fp_dirs) or "any configured place"))
+    notice = (f"serving the LITE model (BodyPix + PAN from {bp.parent}); "
+              + (f"the M2FP folder {m2fp_dir} needs PyTorch, which is not installed" if no_torch else
+                 "no M2FP folder in " + (", ".join(str(d) for d in spec.m2fp_dirs) or "any configured place")))
     return LoadedParser(LiteParser(bp, pan, threads=spec.threads), notice)
+
+
+def _has_torch() -> bool:
+    """PyTorch importable (M2FP needs it; a lite-only install has none)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True

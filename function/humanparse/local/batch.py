@@ -81,26 +81,33 @@ def _glob_root(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
+def _fold(rel: Path) -> str:
+    """``rel`` as a case-insensitive disk sees it (``Photos/A`` == ``photos/a``)."""
+    return rel.as_posix().casefold()
+
+
 def find_inputs(args: list[str], out: Path) -> Inputs:
     """Expand ``args`` (files, folders, globs — ``**`` recurses) into the images to parse, in order, each
     file once. Two inputs that would write the same results (``a.jpg`` and ``a.png`` in one folder) are told
-    apart by keeping the later one's extension in its name (``a.png.label.png``)."""
+    apart by keeping the later one's extension in its name (``a.png.label.png``). Names are compared ignoring
+    case on every platform (``a.png`` and ``A.jpg`` too): the default disks of macOS and Windows would make one's
+    results overwrite the other's, and a run's output names should not depend on the disk it runs on."""
     found = Inputs()
     skip = out.resolve()
     seen: set[Path] = set()
-    taken: set[Path] = set()
+    taken: set[str] = set()
 
     def add(path: Path, rel: Path) -> None:
         key = path.resolve()
         if key in seen:
             return
         seen.add(key)
-        if rel in taken:  # same stem in the same output folder
+        if _fold(rel) in taken:  # same stem in the same output folder
             rel = rel.with_name(path.name)
             n = 2
-            while rel in taken:
+            while _fold(rel) in taken:
                 rel, n = rel.with_name(f"{path.name}-{n}"), n + 1
-        taken.add(rel)
+        taken.add(_fold(rel))
         found.items.append(Item(path, rel))
 
     for arg in args:

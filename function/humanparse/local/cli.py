@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import json
 import logging
 import sys
@@ -61,6 +62,9 @@ def _emit(args: argparse.Namespace, line: dict[str, Any]) -> None:
     if getattr(args, "json", False):
         from tqdm import tqdm
 
+        # UTF-8 whatever the locale: Windows writes a redirected stdout as cp1252, where a name outside it raises
+        if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.encoding.lower().replace("-", "") != "utf8":
+            sys.stdout.reconfigure(encoding="utf-8")
         tqdm.write(json.dumps(line, ensure_ascii=False), file=sys.stdout)
         sys.stdout.flush()
 
@@ -171,14 +175,19 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------------- calibrate
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    return _calibrate(Path(args.model_dir), [Path(p) for p in args.photos] or None)
+    return _calibrate(Path(args.model_dir), [Path(p) for p in args.photos] or None, force=args.force)
 
 
-def _calibrate(model_dir: Path, photos: list[Path] | None = None) -> int:
-    """fp32 vs bf16 on photos of people; the verdict file decides whether ``precision=auto`` may use bf16."""
-    from ..engine.m2fp.precision import VERDICT_FILE, calibrate, choose_precision
+def _calibrate(model_dir: Path, photos: list[Path] | None = None, *, force: bool = False) -> int:
+    """fp32 vs bf16 on photos of people; the verdict file decides whether ``precision=auto`` may use bf16.
+    Skipped (exit 0) where no verdict can pay off (``precision.bf16_can_win``; ``force`` runs it anyway)."""
+    from ..engine.m2fp.precision import VERDICT_FILE, bf16_can_win, calibrate, choose_precision
     from ..runtime import configure_threads
 
+    if not force and not bf16_can_win():
+        print("calibration skipped: this arm64 CPU has no BF16 arithmetic, so bf16 cannot be faster than fp32 "
+              "here and precision=auto runs fp32 (--force calibrates anyway)", file=sys.stderr)
+        return 0
     configure_threads(None)
     print(f"calibrating {model_dir}: fp32 and bf16 on {len(photos) if photos else 1} photo(s)…", file=sys.stderr)
     verdict = calibrate(model_dir, photos)
@@ -298,6 +307,7 @@ def build_parser(prog: str = "local_runner.py") -> argparse.ArgumentParser:
                        formatter_class=raw, epilog=examples("calibrate"))
     c.add_argument("--model-dir", required=True, help="an M2FP folder (configuration.json + pytorch_model.pt)")
     c.add_argument("photos", nargs="*", help="photos of people (default: the public-domain photo in the package)")
+    c.add_argument("--force", action="store_true", help="calibrate even on an arm64 CPU without BF16")
     c.set_defaults(func=cmd_calibrate)
     return ap
 

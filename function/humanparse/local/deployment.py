@@ -2,9 +2,9 @@
 started in that order and stopped in reverse.
 
     with LocalDeployment(settings, parser, DeploymentOptions(data_dir=..., frontend_dir=...)) as dep:
-        dep.serve(StopSignals.install())   # until SIGINT / SIGTERM / SIGHUP
+        dep.serve(StopSignals.install())   # until SIGINT / SIGTERM / SIGHUP / SIGBREAK
 
-Stopping (any of the three signals): no new parses, in-flight parses finish within ``drain_timeout``, the
+Stopping (any stop signal: Ctrl-C, a service manager's SIGTERM, SIGHUP, Windows' Ctrl-Break): no new parses, in-flight parses finish within ``drain_timeout``, the
 web server finishes open requests, exit 0. A second signal exits at once; nothing acknowledged is lost either
 way, because every 2xx of the embedded S3 was on disk first and the next start queues again every upload
 that has no final status.
@@ -56,9 +56,11 @@ class DeploymentOptions:
 
 
 class StopSignals:
-    """SIGINT, SIGTERM and SIGHUP all ask for a graceful stop; a second one exits the process at once."""
+    """SIGINT (Ctrl-C; what Windows service wrappers such as NSSM send first), SIGTERM (systemd, launchd, docker),
+    SIGHUP (POSIX: the terminal closed) and SIGBREAK (Windows: Ctrl-Break) all ask for a graceful stop; a second
+    one exits the process at once. The platform's missing ones are left out."""
 
-    SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+    NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
 
     def __init__(self) -> None:
         self.requested = threading.Event()
@@ -67,7 +69,7 @@ class StopSignals:
     @classmethod
     def install(cls) -> StopSignals:
         self = cls()
-        for sig in cls.SIGNALS:
+        for sig in (getattr(signal, name) for name in cls.NAMES if hasattr(signal, name)):
             signal.signal(sig, self._on_signal)
         return self
 
@@ -83,7 +85,11 @@ class StopSignals:
 def check_port(host: str, port: int) -> None:
     """Fail before starting anything, with a reason a person can act on."""
     with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if sys.platform == "win32":
+            # Windows' SO_REUSEADDR binds a port another process listens on: ask for it exclusively instead
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+        else:  # POSIX: a port left in TIME_WAIT by the last run is free, as uvicorn (SO_REUSEADDR too) will see it
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -104,8 +110,10 @@ def write_aws_profile(path: Path, aws: LocalAws) -> None:
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        os.fchmod(fh.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        # an existing file keeps its mode through O_CREAT: narrowed before the key is written (by path: os.fchmod
+        # is POSIX-only before Python 3.13; on Windows chmod sets only the read-only flag, and 0600 leaves it off)
+        os.chmod(path, 0o600)
         fh.write(text)
 
 

@@ -4,7 +4,7 @@ embedded S3 answers.
 Layout of a data folder (format 2)::
 
     humanparse-data.json              {"format": 2}; a later release reads it to migrate
-    lock                              held (flock) by the one runner using the folder
+    lock                              held (an OS file lock) by the one runner using the folder
     objects/<bucket>/<encoded key>    one record per object (below)
     quarantine/<bucket>/...           records that failed their check at start (never served)
 
@@ -16,7 +16,15 @@ File names come only from keys (``encode_key``): every byte outside ``[a-z0-9_-]
 slashes and capitals included), so a name never starts with a dot, never holds a separator, never collides
 with another key's name on a case-insensitive disk, and never equals a temp file (``.tmp-*``); names over
 200 characters are cut and end in ``~`` + the key's SHA-256 (``~`` is always escaped, so a cut name never
-equals a whole one). At start every name is checked against its header's key.
+equals a whole one). A name that Windows reserves for a device (``con``, ``nul``, ``aux``, ``com1`` …) has its
+first letter escaped too (``%61ux``); a folder written before that rule is renamed at ``open``. At start every
+name is checked against its header's key.
+
+Portability: the lock is ``filelock``'s (``flock`` on POSIX, ``LockFileEx`` on Windows); on Windows the root
+is used as an extended-length path (``\\\\?\\C:\\...``) so a 200-character name under a deep user folder passes
+the 260-character limit, folders are not fsynced (Windows cannot open one; NTFS journals the rename), and a
+rename or delete that antivirus or an indexer briefly holds is retried; macOS flushes with ``F_FULLFSYNC``
+(its ``fsync`` leaves the bytes in the drive's cache).
 """
 
 from __future__ import annotations
@@ -28,15 +36,21 @@ import json
 import logging
 import os
 import shutil
+import sys
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PureWindowsPath
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote, unquote
 
+from filelock import FileLock, Timeout
+
 log = logging.getLogger("humanparse.local.durable")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 FORMAT_VERSION = 2
 FORMAT_FILE = "humanparse-data.json"
@@ -45,6 +59,10 @@ MAX_NAME = 200
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_-")
 _TMP_PREFIX = ".tmp-"
 _MAX_HEADER = 256 * 1024
+# Windows' device names: a file of one of these names (any case, any extension) opens the device instead
+_RESERVED = frozenset(["con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))])
+# a held file: ~1.5 s of retries (Defender holds a new file for tens of ms while it scans it)
+_RETRY_DELAYS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 class StorageUnavailable(Exception):
@@ -61,6 +79,8 @@ def encode_key(key: str) -> str:
     name = "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in raw)
     if len(name) > MAX_NAME:
         name = name[:MAX_NAME - 65] + "~" + hashlib.sha256(raw).hexdigest()
+    elif name in _RESERVED:  # `nul` → `%6Eul`: still decodes to the key, and no longer names a device
+        name = f"%{ord(name[0]):02X}{name[1:]}"
     return name
 
 
@@ -102,12 +122,59 @@ def decode_record(blob: bytes, *, bucket: str, name: str) -> Record:
                   {str(k): str(v) for k, v in meta.items()}, str(head.get("last_modified", "")))
 
 
+def extended_path(path: Path) -> Path:
+    """On Windows the absolute ``\\\\?\\`` form of ``path``, which the file APIs take past 260 characters
+    without the LongPathsEnabled policy; elsewhere ``path`` itself."""
+    if sys.platform != "win32":
+        return path
+    return Path(_extended(PureWindowsPath(os.path.abspath(path))))
+
+
+def _extended(p: PureWindowsPath) -> str:
+    s = str(p)
+    if s.startswith("\\\\?\\"):
+        return s
+    if s.startswith("\\\\"):  # \\server\share\... → \\?\UNC\server\share\...
+        return "\\\\?\\UNC\\" + s[2:]
+    return "\\\\?\\" + s
+
+
+def fsync_file(fd: int) -> None:
+    """Bytes of ``fd`` on stable storage. macOS's ``fsync`` stops at the drive's cache: ``F_FULLFSYNC`` flushes
+    it (some file systems, e.g. network ones, refuse it: then ``fsync``)."""
+    if sys.platform == "darwin":
+        import fcntl
+
+        try:
+            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
+            return
+        except OSError:
+            pass
+    os.fsync(fd)
+
+
 def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    """Make a rename or new entry in ``path`` durable. Only where a folder can be opened (POSIX): Windows
+    cannot open one with ``os.open``, and NTFS journals its metadata itself."""
+    o_directory = getattr(os, "O_DIRECTORY", None)
+    if o_directory is None:
+        return
+    fd = os.open(path, os.O_RDONLY | o_directory)
     try:
-        os.fsync(fd)
+        fsync_file(fd)
     finally:
         os.close(fd)
+
+
+def retry_held(op: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``op(*args)``, retried for ~1.5 s while it raises ``PermissionError``: on Windows a file another process
+    has open (antivirus, the search indexer, a reader) cannot be replaced or deleted for that moment."""
+    for delay in _RETRY_DELAYS:
+        try:
+            return op(*args, **kwargs)
+        except PermissionError:
+            time.sleep(delay)
+    return op(*args, **kwargs)
 
 
 class DiskStore:
@@ -119,11 +186,11 @@ class DiskStore:
     """
 
     def __init__(self, root: Path, *, min_free_bytes: int = 0, fsync: bool = True) -> None:
-        self.root = root
-        self.objects = root / "objects"
+        self.root = extended_path(root)
+        self.objects = self.root / "objects"
         self.min_free_bytes = min_free_bytes
         self.fsync = fsync  # only the benchmark turns it off, to measure what it costs
-        self._lock_fd: int | None = None
+        self._lock: FileLock | None = None
         self._stripes = [threading.Lock() for _ in range(64)]
 
     # --------------------------------------------------------------------------------------- lifecycle
@@ -143,22 +210,36 @@ class DiskStore:
             self._write_file(fmt, json.dumps({"format": FORMAT_VERSION, "written_by": "humanparse local runner",
                                               "migrated_objects": migrated}).encode())
         self.objects.mkdir(exist_ok=True)
+        self._rename_legacy_names()
 
     def close(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the descriptor releases the flock
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _take_lock(self) -> None:
-        import fcntl
-
-        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        lock = FileLock(self.root / "lock", timeout=0, thread_local=False)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
+            lock.acquire()
+        except Timeout as exc:
             raise DataDirError(f"another local runner is using {self.root}") from exc
-        self._lock_fd = fd
+        self._lock = lock
+
+    def _rename_legacy_names(self) -> None:
+        """Give folders and records an earlier release named after a Windows device (``aux``) their current
+        name, so they are found by ``path`` (such names can only exist in a folder written on POSIX)."""
+        for bdir in [d for d in self.objects.iterdir() if d.is_dir()]:
+            if bdir.name in _RESERVED and not (new := bdir.with_name(encode_key(bdir.name))).exists():
+                bdir = bdir.rename(new)
+                if self.fsync:
+                    _fsync_dir(self.objects)
+            for key in _RESERVED:
+                old = bdir / key
+                if old.is_file() and not (bdir / encode_key(key)).exists():
+                    old.rename(bdir / encode_key(key))
+                    log.info("data folder: renamed %s to %s", old, encode_key(key))
+                    if self.fsync:
+                        _fsync_dir(bdir)
 
     # ------------------------------------------------------------------------------------------ writes
     def lock_for(self, bucket: str, key: str) -> threading.Lock:
@@ -183,7 +264,7 @@ class DiskStore:
         target = self.path(bucket, key)
         try:
             if target.exists():
-                target.unlink()
+                retry_held(target.unlink)
                 if self.fsync:
                     _fsync_dir(target.parent)
         except OSError as exc:
@@ -210,8 +291,8 @@ class DiskStore:
                 f.write(blob)
                 f.flush()
                 if self.fsync:
-                    os.fsync(f.fileno())
-            os.replace(tmp, target)
+                    fsync_file(f.fileno())
+            retry_held(os.replace, tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -4,6 +4,7 @@ tells the page where the API is, everything else is the static page."""
 from __future__ import annotations
 
 import json
+import mimetypes
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,15 @@ def page_config_js(api_base: str, auth: bool = False) -> str:
     return "window.HUMANPARSE_CONFIG = " + json.dumps({"apiBase": api_base, "auth": auth}) + ";\n"
 
 
+# The page's types, fixed: the static files take theirs from `mimetypes`, which on Windows reads the registry, where
+# an editor may have mapped .js to text/plain (browsers then refuse the page's ES modules: a blank page).
+PAGE_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".html": "text/html",
+              ".svg": "image/svg+xml", ".json": "application/json"}
+
+
 def build_site(api_app: FastAPI, frontend_dir: Path, *, api_base: str = "/api", auth: bool = False) -> FastAPI:
+    for suffix, ctype in PAGE_TYPES.items():
+        mimetypes.add_type(ctype, suffix)
     site = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     config_js = page_config_js(api_base, auth)
 

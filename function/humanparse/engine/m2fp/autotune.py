@@ -14,7 +14,10 @@ Groups (``GROUPS``: name → formulations, the first is the default when nothing
 - ``deform_sampling``: ``bag`` (``F.embedding_bag``), ``csr`` (CSR sparse-dense product) or ``grid``
   (``F.grid_sample``, the reference: never the fastest, so only forced, not measured);
 - ``decoder_attention``: ``fused`` (no attention weights: the fused kernel) or ``plain`` (weights returned,
-  ModelScope's call).
+  ModelScope's call);
+- ``backbone_conv``: ``fused`` (ReLU and the residual sum as oneDNN post-ops of the ResNet's convolutions) or
+  ``plain`` (the convolution, then the separate ops): oneDNN's post-ops are x86-tuned, and on arm64 its
+  convolutions go through the Arm Compute Library, where the fused call may be the slower one.
 
 Every formulation is held to the reference by ``tests/test_fast_path.py``.
 """
@@ -36,6 +39,8 @@ import torch
 from torch import nn
 
 from .modeling import (
+    Bottleneck,
+    Conv2d,
     CrossAttentionLayer,
     DeformEncoderLayer,
     M2FPNet,
@@ -55,12 +60,13 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "encoder_sampling_linear": ("onednn", "mkl"),
     "deform_sampling": ("bag", "csr", "grid"),
     "decoder_attention": ("fused", "plain"),
+    "backbone_conv": ("fused", "plain"),
 }
 DEFAULTS: dict[str, str] = {g: c[0] for g, c in GROUPS.items()}
 # What the reference path (``fast=False``) runs: ModelScope's arithmetic.
 REFERENCE: dict[str, str] = {"encoder_ffn_linear": "mkl", "encoder_proj_linear": "mkl",
                              "encoder_sampling_linear": "mkl", "deform_sampling": "grid",
-                             "decoder_attention": "plain"}
+                             "decoder_attention": "plain", "backbone_conv": "plain"}
 CACHE_FILE = "kernels.json"
 CACHE_VERSION = 1
 TUNE_CANVAS = (640, 864)  # (H, W): a 4:3 photo at ModelScope's 640 short side
@@ -81,6 +87,8 @@ DROP_FIRST, DROP_RATIO = 3.0, 1.6
 NOT_MEASURED = {"deform_sampling": ("grid",)}
 ROUNDS = 3  # timed rounds after the warm-up: at least 2, the third while the budget allows
 BUDGET_S = 0.6  # all groups together: 0.55-0.65 s at 2 threads on a 2-core EPYC, so cold start stays under 3 s
+# (backbone_conv adds 0.19-0.36 s there: 16-20 ms a call for one res4 block on the halved canvas, more when the
+# CPU is busy; it runs its two timed rounds even past the budget, as every group does)
 # A verdict whose repeated timings of one formulation differ by more than this (the CPU was busy elsewhere)
 # is used but not cached: the next start measures again. (On the 2 shared cores here a half-idle machine
 # still gave 1.5-1.7x, and the paired-win rule of ``_pick`` already guards the choice itself.)
@@ -158,6 +166,10 @@ def apply_kernels(net: M2FPNet, kernels: Mapping[str, str]) -> None:
             for m in net.modules():
                 if isinstance(m, (SelfAttentionLayer, CrossAttentionLayer)):
                     m.need_weights = choice == "plain"
+        elif group == "backbone_conv":
+            for m in net.backbone.modules():
+                if isinstance(m, Conv2d):
+                    m.fuse = choice == "fused"
 
 
 # ------------------------------------------------------------------------------------------ measuring
@@ -267,6 +279,32 @@ def _attention_candidates(net: M2FPNet, shapes: list[tuple[int, int]]) -> dict[s
     return {"fused": lambda: run(False), "plain": lambda: run(True)}
 
 
+def _backbone_candidates(net: M2FPNet) -> dict[str, Callable[[], Any]]:
+    """One res4 bottleneck (23 of ResNet-101's 33 blocks; dilated, identity shortcut: both fused forms run) on
+    the canvas halved each way, channels-last as the fast path runs it."""
+    stage = net.backbone.get_submodule("res4")
+    assert isinstance(stage, nn.Sequential)
+    block = stage[min(1, len(stage) - 1)]
+    assert isinstance(block, Bottleneck)
+    convs = [m for m in block.modules() if isinstance(m, Conv2d)]
+    stride = net.backbone.output_shape().get("res4", {}).get("stride", 16)
+    h, w = TUNE_CANVAS[0] // 2 // stride, TUNE_CANVAS[1] // 2 // stride
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, block.conv1.in_channels, h, w, generator=g).contiguous(memory_format=torch.channels_last)
+
+    def run(fused: bool) -> None:
+        old = [m.fuse for m in convs]
+        for m in convs:
+            m.fuse = fused
+        try:
+            block(x.clone())  # the fused residual sum writes into the block's input
+        finally:
+            for m, f in zip(convs, old, strict=True):
+                m.fuse = f
+
+    return {"fused": lambda: run(True), "plain": lambda: run(False)}
+
+
 def measure(net: M2FPNet, groups: Mapping[str, str] | None = None,
             budget_s: float = BUDGET_S) -> tuple[dict[str, str], dict[str, dict[str, float]], float]:
     """Time every group not already in ``groups`` on the real shapes; returns (choices, timings in ms, the
@@ -283,6 +321,8 @@ def measure(net: M2FPNet, groups: Mapping[str, str] | None = None,
                 cands = _linear_candidates(layer, group, x)
             elif group == "deform_sampling":
                 cands = _sampling_candidates(layer.self_attn)
+            elif group == "backbone_conv":
+                cands = _backbone_candidates(net)
             else:
                 cands = _attention_candidates(net, shapes)
             timed, noise = _race(cands, DEFAULTS[group], deadline)

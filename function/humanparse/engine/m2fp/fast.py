@@ -88,14 +88,10 @@ class OneDnnLinear(nn.Module):
 
 
 def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    """This CPU's instruction-set flags, from what its platform offers (``engine.cpu``)."""
+    from ..cpu import cpu_flags as flags
+
+    return flags(path)
 
 
 def choose_precision(requested: str, flags: set[str] | None = None) -> str:
@@ -114,11 +110,9 @@ def make_fast(net: M2FPNet) -> M2FPNet:
 
     fold_batchnorm(net)
     net.sem_seg_head.predictor.shrink_mask_features = True
-    apply_kernels(net, DEFAULTS)  # until ``autotune.choose_kernels`` measures this CPU
+    apply_kernels(net, DEFAULTS)  # until ``autotune.choose_kernels`` measures this CPU (backbone: fused)
     for conv in net.backbone.modules():
         if isinstance(conv, nn.Conv2d):
             conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
-        if isinstance(conv, Conv2d):
-            conv.fuse = True  # ReLU / residual sum as oneDNN post-ops
     net.channels_last = True
     return net

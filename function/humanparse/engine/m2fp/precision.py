@@ -36,14 +36,21 @@ class PrecisionChoice:
 
 
 def cpu_model(path: str = "/proc/cpuinfo") -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """This CPU's name, from what its platform offers (``engine.cpu``: arm64 core designs, macOS's sysctl)."""
+    from ..cpu import cpu_model as model
+
+    return model(path)
+
+
+def bf16_can_win(machine: str | None = None) -> bool:
+    """Whether calibrating is worth it here. x86-64: always — the verdict travels with the folder (and the
+    image), and AMX CPUs, where ``auto`` then runs bf16, are among those that run it (Lambda's fleet), even when
+    this one is not. arm64: only with BF16 in hardware (Graviton3/4, Apple M2+), where the verdict tells whether
+    ``precision=bf16`` is safe; not on Lambda's arm64 (Neoverse-N1), Apple M1 or a Raspberry Pi."""
+    from ..cpu import bf16_native
+
+    arch = (machine or platform.machine()).lower()
+    return arch in ("x86_64", "amd64") or bf16_native(cpu_flags(), arch)
 
 
 def host_has_amx() -> bool:
