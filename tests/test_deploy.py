@@ -183,3 +183,28 @@ def test_refused_before_anything_is_built(tmp_path: Path, args: tuple[str, ...])
     r, calls = run_deploy(tmp_path, *args)
     assert r.returncode == 2, r.stdout + r.stderr
     assert not [c for c in calls if c["tool"] != "aws"] and r.stderr.strip()
+
+
+def test_image_is_reproducible_and_carries_no_local_emulation() -> None:
+    """The Dockerfile installs the package without extras (no moto, no uvicorn) under constraints.txt, which
+    pins every runtime dependency (torch: its own pinned step) to one version that satisfies pyproject."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    text = (ROOT / "Dockerfile").read_text()
+    assert ".[local]" not in text and 'ARG EXTRAS=""' in text
+    assert re.search(r"pip install [^\n]*-c constraints\.txt", text) and "constraints.txt" in text.split("COPY")[1]
+    pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for dep in map(Requirement, deps + ["awslambdaric"]):
+        name = canonicalize_name(dep.name)
+        if name == "torch":
+            assert f"torch{dep.specifier}" in text
+            continue
+        assert name in pins, name
+        assert dep.specifier.contains(pins[name], prereleases=True), (name, pins[name])
+    for local_only in ("moto", "uvicorn"):
+        assert local_only not in pins
