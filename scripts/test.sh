@@ -10,4 +10,5 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 python -m ruff check function tests bench local_runner.py
 python -m mypy                      # strict, see pyproject.toml
+bash scripts/lint_infra.sh          # template and Dockerfile: cfn-lint, sam validate, checkov, hadolint
 python -m pytest -q "$@"
