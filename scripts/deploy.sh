@@ -111,6 +111,10 @@ else
     echo "wiring the page origin $page_url into CORS"
     sam_deploy "$page_url"
     origin=$page_url
+  elif [ -z "$page_url" ]; then
+    echo "deploy.sh: no CloudFront page (CreateCdn=false): deploy again with PageOrigin=<the origin that" \
+         "serves the page>, or the page cannot upload (bucket CORS)" >&2
+    origin=""
   fi
 fi
 

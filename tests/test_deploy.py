@@ -208,3 +208,11 @@ def test_image_is_reproducible_and_carries_no_local_emulation() -> None:
         assert dep.specifier.contains(pins[name], prereleases=True), (name, pins[name])
     for local_only in ("moto", "uvicorn"):
         assert local_only not in pins
+
+
+def test_scripts_edit_files_portably() -> None:
+    """No `sed -i`: GNU sed takes `-i` alone, BSD (macOS) sed takes the next argument as a backup suffix, so
+    `sed -i -E` there writes `index.html-E` into the published page."""
+    for script in (ROOT / "scripts").glob("*.sh"):
+        code = [line for line in script.read_text().splitlines() if not line.lstrip().startswith("#")]
+        assert not [line for line in code if re.search(r"\bsed\s+(-\w+\s+)*-i", line)], script.name
