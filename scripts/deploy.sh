@@ -11,6 +11,7 @@
 #     --lite                build without M2FP weights (the lite ONNX tier only; no model hub needed)
 #     --tag TAG             image tag (default: git commit + UTC time, so every deploy is a new image)
 #     --skip-build          deploy the image already pushed under --tag
+#     --model-revision REV  the M2FP revision (tag or commit) the build downloads (default: the hub's default)
 #     Parameter=Value       any template parameter (infra/template.yaml), e.g. MemorySize=6144
 #                           ReservedConcurrency=20 BackfillConcurrency=10 AuthMode=JWT JwtIssuer=...
 #
@@ -19,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-stack=humanparse region=${AWS_REGION:-${AWS_DEFAULT_REGION:-}} arch=x86_64 lite=0 tag="" build=1
+stack=humanparse region=${AWS_REGION:-${AWS_DEFAULT_REGION:-}} arch=x86_64 lite=0 tag="" build=1 revision=""
 params=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,7 +30,8 @@ while [ $# -gt 0 ]; do
     --lite) lite=1; shift ;;
     --tag) tag=${2:?--tag needs a tag}; shift 2 ;;
     --skip-build) build=0; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --model-revision) revision=${2:?--model-revision needs a tag or commit}; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *=*) params+=("$1"); shift ;;
     *) echo "deploy.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -52,13 +54,18 @@ param() {
   done
 }
 
-# Map concurrency must stay below reserved concurrency, or a backfill takes every slot live uploads need.
-reserved=$(param ReservedConcurrency); backfill=$(param BackfillConcurrency)
-if [ -n "$reserved" ] && [ "$reserved" != 0 ] && [ "${backfill:-4}" -ge "$reserved" ]; then
-  echo "deploy.sh: BackfillConcurrency (${backfill:-4}) must be below ReservedConcurrency ($reserved):" \
-       "the rest is what live uploads keep during a backfill" >&2
-  exit 2
-fi
+# Map concurrency must stay below reserved concurrency, or a backfill (or one long video) takes every slot
+# live uploads need. The defaults are the template's.
+reserved=$(param ReservedConcurrency); backfill=$(param BackfillConcurrency); video=$(param VideoConcurrency)
+below_reserved() {  # $1: parameter name, $2: its value
+  if [ -n "$reserved" ] && [ "$reserved" != 0 ] && [ "$2" -ge "$reserved" ]; then
+    echo "deploy.sh: $1 ($2) must be below ReservedConcurrency ($reserved):" \
+         "the rest is what live uploads keep meanwhile" >&2
+    exit 2
+  fi
+}
+below_reserved BackfillConcurrency "${backfill:-4}"
+below_reserved VideoConcurrency "${video:-4}"
 
 account=$(aws sts get-caller-identity --query Account --output text)
 registry="$account.dkr.ecr.$region.amazonaws.com"
@@ -77,7 +84,8 @@ if [ "$build" = 1 ]; then
   # --platform: the functions' architecture whatever the build host is (an Apple-silicon Mac builds arm64 by
   # default). --provenance=false: BuildKit's attestation turns the push into a manifest list (an image index),
   # which Lambda rejects; without it the push is one image manifest.
-  docker build --platform "$platform" --provenance=false --build-arg "WITH_M2FP=$((1 - lite))" -t "$image" .
+  docker build --platform "$platform" --provenance=false --build-arg "WITH_M2FP=$((1 - lite))" \
+    --build-arg "MODEL_REVISION=$revision" -t "$image" .
   docker push "$image"
 fi
 

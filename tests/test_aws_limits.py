@@ -59,7 +59,8 @@ def test_defaults_fit_a_new_account(rendered: dict[str, Any]) -> None:
     # both fan-outs together leave live uploads and the API part of a new account's 10
     assert int(d["BackfillConcurrency"]) + int(d["VideoConcurrency"]) < NEW_ACCOUNT_CONCURRENCY
     # deploy.sh refuses BackfillConcurrency >= ReservedConcurrency using the same default
-    assert f'${{backfill:-{d["BackfillConcurrency"]}}}' in (ROOT / "scripts" / "deploy.sh").read_text()
+    script = (ROOT / "scripts" / "deploy.sh").read_text()
+    assert f'${{backfill:-{d["BackfillConcurrency"]}}}' in script and f'${{video:-{d["VideoConcurrency"]}}}' in script
 
 
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])

@@ -158,10 +158,12 @@ def test_existing_stack_deploys_once_with_its_page_origin(tmp_path: Path) -> Non
 
 
 def test_arm64_builds_for_arm_and_sets_the_functions_architecture(tmp_path: Path) -> None:
-    r, calls = run_deploy(tmp_path, "--architecture", "arm64", "--lite", repo=True, deployed=True)
+    r, calls = run_deploy(tmp_path, "--architecture", "arm64", "--lite", "--model-revision", "v1.0.2",
+                          repo=True, deployed=True)
     assert r.returncode == 0, r.stdout + r.stderr
     (build,) = of(calls, "docker", "build")
     assert flag(build, "--platform") == "linux/arm64" and "--provenance=false" in build and "WITH_M2FP=0" in build
+    assert "MODEL_REVISION=v1.0.2" in build
     (deploy,) = of(calls, "sam", "deploy")
     assert overrides(deploy)["Architecture"] == "arm64"
 
@@ -178,6 +180,7 @@ def test_given_page_origin_is_used_as_is(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args", [("ReservedConcurrency=10", "BackfillConcurrency=10"),
+                                  ("ReservedConcurrency=10", "BackfillConcurrency=2", "VideoConcurrency=12"),
                                   ("ReservedConcurrency=3",), ("--architecture", "sparc"), ("--bogus",)])
 def test_refused_before_anything_is_built(tmp_path: Path, args: tuple[str, ...]) -> None:
     r, calls = run_deploy(tmp_path, *args)
