@@ -32,11 +32,13 @@ while [ $# -gt 0 ]; do
     --skip-build) build=0; shift ;;
     --model-revision) revision=${2:?--model-revision needs a tag or commit}; shift 2 ;;
     -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    Architecture=*) arch=${1#*=}; shift ;;  # the image's platform follows it: one place decides both
     *=*) params+=("$1"); shift ;;
     *) echo "deploy.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 
+[ "$build" = 1 ] || [ -n "$tag" ] || { echo "deploy.sh: --skip-build needs the --tag of a pushed image" >&2; exit 2; }
 case "$arch" in
   x86_64) platform=linux/amd64 ;;
   arm64) platform=linux/arm64 ;;

@@ -64,7 +64,7 @@ elif tool == "sam":
 
 
 def run_deploy(tmp_path: Path, *args: str, deployed: bool = False, repo: bool = False,
-               outputs: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+               outputs: dict[str, str] | None = None, tag: str | None = "t1") -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
     bin_dir, state = tmp_path / "bin", tmp_path / "state"
     bin_dir.mkdir(exist_ok=True)
     state.mkdir(exist_ok=True)
@@ -81,7 +81,7 @@ def run_deploy(tmp_path: Path, *args: str, deployed: bool = False, repo: bool = 
     env.update(PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", FAKE_STATE=str(state), FAKE_ACCOUNT=ACCOUNT,
                FAKE_OUTPUTS=json.dumps(outputs if outputs is not None else OUTPUTS))
     r = subprocess.run(["bash", str(ROOT / "scripts" / "deploy.sh"), "--stack", STACK, "--region", REGION,
-                        "--tag", "t1", *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+                        *(["--tag", tag] if tag else []), *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     log = state / "calls.jsonl"
     calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     return r, calls
@@ -181,7 +181,8 @@ def test_given_page_origin_is_used_as_is(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args", [("ReservedConcurrency=10", "BackfillConcurrency=10"),
                                   ("ReservedConcurrency=10", "BackfillConcurrency=2", "VideoConcurrency=12"),
-                                  ("ReservedConcurrency=3",), ("--architecture", "sparc"), ("--bogus",)])
+                                  ("ReservedConcurrency=3",), ("--architecture", "sparc"), ("Architecture=sparc",),
+                                  ("--bogus",)])
 def test_refused_before_anything_is_built(tmp_path: Path, args: tuple[str, ...]) -> None:
     r, calls = run_deploy(tmp_path, *args)
     assert r.returncode == 2, r.stdout + r.stderr
@@ -219,3 +220,15 @@ def test_scripts_edit_files_portably() -> None:
     for script in (ROOT / "scripts").glob("*.sh"):
         code = [line for line in script.read_text().splitlines() if not line.lstrip().startswith("#")]
         assert not [line for line in code if re.search(r"\bsed\s+(-\w+\s+)*-i", line)], script.name
+
+
+def test_skip_build_deploys_the_tagged_image(tmp_path: Path) -> None:
+    r, calls = run_deploy(tmp_path, "--skip-build", "Architecture=arm64", repo=True, deployed=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not of(calls, "docker", "build") and not of(calls, "docker", "push")
+    (deploy,) = of(calls, "sam", "deploy")
+    assert overrides(deploy)["ImageUri"] == f"{REGISTRY}/{STACK}:t1" and overrides(deploy)["Architecture"] == "arm64"
+    other = tmp_path / "untagged"
+    other.mkdir()
+    r, calls = run_deploy(other, "--skip-build", tag=None)
+    assert r.returncode == 2 and "--tag" in r.stderr and not [c for c in calls if c["tool"] != "aws"]
