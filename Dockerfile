@@ -38,7 +38,7 @@ COPY local_runner.py ./
 # precision=auto use bf16 on AMX hosts (without it, auto runs fp32).
 RUN if [ "$WITH_M2FP" = "1" ]; then \
       python -m venv /opt/dl && /opt/dl/bin/pip install modelscope \
-      && /opt/dl/bin/python -c "from modelscope.hub.snapshot_download import snapshot_download as d; import shutil; p=d('${MODEL_ID}', revision=('${MODEL_REVISION}' or None), cache_dir='/tmp/hub'); shutil.copytree(p, '/opt/models/m2fp')" \
+      && /opt/dl/bin/python -c "from modelscope.hub.snapshot_download import snapshot_download as d; import shutil; r='${MODEL_REVISION}'; p=d('${MODEL_ID}', cache_dir='/tmp/hub', **({'revision': r} if r else {})); shutil.copytree(p, '/opt/models/m2fp')" \
       && test -f /opt/models/m2fp/configuration.json && test -f /opt/models/m2fp/pytorch_model.pt \
       && /opt/venv/bin/python local_runner.py calibrate --model-dir /opt/models/m2fp; \
     else mkdir -p /opt/models/m2fp; fi
