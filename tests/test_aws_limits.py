@@ -1,5 +1,6 @@
-"""infra/template.yaml against AWS's limits, checked statically (moto's Step Functions does not execute a
-Distributed Map, an ItemBatcher or a throttled Lambda task): defaults a new account accepts, fan-out below the
+"""infra/template.yaml against AWS's limits, checked statically (moto's Step Functions interpreter cannot parse
+the backfill's ItemBatcher; the video state machine runs in it in test_state_machines.py): defaults a new account
+accepts, fan-out below the
 functions' concurrency, throttling retried with capped backoff, state payloads computed for the largest accepted
 inputs against the 256 KB limit, access logs, partition-aware ARNs, and the API function's lazy model load."""
 
