@@ -3,6 +3,9 @@
 #
 #   docker build -t humanparse .                                   # M2FP weights fetched by hub id at build
 #   docker build --build-arg WITH_M2FP=0 -t humanparse-lite .      # lite tier only (no weights download)
+#   docker build --build-arg EXTRAS=local -t humanparse-server .    # + the local runner's server and S3 emulation
+# For Lambda, build with --platform linux/amd64 (or arm64) --provenance=false: scripts/deploy.sh does.
+# Python packages: exact versions from constraints.txt (scripts/lock_constraints.py); torch pinned below.
 # The lite ONNX models are package data of `humanparse` (sha256-pinned): `pip install .` below carries them.
 #
 # Why Debian slim + awslambdaric and not the AWS Lambda python:3.11 base: that base is Amazon Linux 2
@@ -14,23 +17,28 @@ ARG PYTHON=3.11
 FROM python:${PYTHON}-slim-bookworm AS build
 ARG WITH_M2FP=1
 ARG MODEL_ID=damo/cv_resnet101_image-multiple-human-parsing
+# The model hub's revision (a tag or commit of the model repository); empty = the hub's default branch
+ARG MODEL_REVISION=""
+# Extras of the package: none for Lambda (the local runner's uvicorn and S3/SQS emulation stay out of the
+# image); "local" for an image that runs `local_runner.py serve` on a plain host.
+ARG EXTRAS=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 # CPU-only torch from PyTorch's CPU index: a plain `torch` from PyPI is a multi-GB CUDA build.
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-compile --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
-COPY pyproject.toml setup.py MANIFEST.in README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md constraints.txt ./
 COPY function/ function/
 # setup.py copies the page into the package (humanparse/frontend), so `humanparse serve` finds it when installed
 COPY frontend/ frontend/
-RUN /opt/venv/bin/pip install --no-compile ".[local]" awslambdaric \
+RUN /opt/venv/bin/pip install --no-compile -c constraints.txt ".${EXTRAS:+[$EXTRAS]}" awslambdaric \
  && rm -rf /opt/venv/lib/python*/site-packages/torch/include /opt/venv/lib/python*/site-packages/torch/share/cmake
 COPY local_runner.py ./
 # M2FP: the explicit download step (builders never download), then the fp32/bf16 calibration whose verdict lets
 # precision=auto use bf16 on AMX hosts (without it, auto runs fp32).
 RUN if [ "$WITH_M2FP" = "1" ]; then \
       python -m venv /opt/dl && /opt/dl/bin/pip install modelscope \
-      && /opt/dl/bin/python -c "from modelscope.hub.snapshot_download import snapshot_download as d; import shutil; p=d('${MODEL_ID}', cache_dir='/tmp/hub'); shutil.copytree(p, '/opt/models/m2fp')" \
+      && /opt/dl/bin/python -c "from modelscope.hub.snapshot_download import snapshot_download as d; import shutil; r='${MODEL_REVISION}'; p=d('${MODEL_ID}', cache_dir='/tmp/hub', **({'revision': r} if r else {})); shutil.copytree(p, '/opt/models/m2fp')" \
       && test -f /opt/models/m2fp/configuration.json && test -f /opt/models/m2fp/pytorch_model.pt \
       && /opt/venv/bin/python local_runner.py calibrate --model-dir /opt/models/m2fp; \
     else mkdir -p /opt/models/m2fp; fi
@@ -69,8 +77,9 @@ USER 1000
 EXPOSE 8000
 # Non-Lambda hosts: `docker run -p 8000:8000 humanparse python local_runner.py serve --host 0.0.0.0
 #   --model-dir /opt/models/m2fp --data-dir /tmp/data`
+# (exec form: an unreachable server raises, and Python's exit status 1 marks the container unhealthy)
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
-  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/api/healthz', timeout=4).status == 200 else 1)" || exit 1
+  CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/api/healthz', timeout=4).status == 200 else 1)"]
 ENTRYPOINT ["/usr/local/bin/entrypoint"]
 # The template overrides this per function (http_handler / s3_handler); `handler` dispatches both.
 CMD ["humanparse.handler.handler"]

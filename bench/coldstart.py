@@ -31,7 +31,7 @@ CHILD = """
 import json, time
 t = time.perf_counter()
 from humanparse import handler, observability
-print(json.dumps({"import_s": time.perf_counter() - t, "kernels": handler._loaded.parser.info.kernels_reason,
+print(json.dumps({"import_s": time.perf_counter() - t, "kernels": handler.parser.info.kernels_reason,
                   "model_load_s": (observability._model_load_ms or 0.0) / 1000.0}))
 """
 

@@ -18,7 +18,9 @@ jwt=false; [ "$auth" = JWT ] && jwt=true
 printf 'window.HUMANPARSE_CONFIG = {"apiBase": "%s", "auth": %s};\n' "$api" "$jwt" > "$tmp/config.js"
 hosts="'self' $direct"
 for b in "$uploads" "$results"; do hosts="$hosts https://$b.s3.amazonaws.com https://$b.s3.$region.amazonaws.com"; done
-sed -i -E "s#connect-src [^;]*;#connect-src $hosts;#" "$tmp/index.html"
+# no `sed -i`: GNU and BSD (macOS) sed disagree on its argument, and BSD would leave a backup file in the page
+sed -E "s#connect-src [^;]*;#connect-src $hosts;#" "$tmp/index.html" > "$tmp/csp.html"
+mv "$tmp/csp.html" "$tmp/index.html"
 grep -q "connect-src $hosts;" "$tmp/index.html" || { echo "CSP not rewritten" >&2; exit 1; }
 # index.html and config.js change on each deploy; the modules are small: short cache everywhere
 aws s3 sync "$tmp/" "s3://$bucket/" --delete --cache-control "max-age=300"

@@ -11,4 +11,8 @@ fi
 python -m ruff check function tests bench local_runner.py
 python -m mypy                      # strict, see pyproject.toml
 for plat in win32 darwin linux; do python -m mypy --platform "$plat"; done  # as each OS sees the code
+case "$(uname -s)" in  # the lint venvs' layout (bin/) and hadolint's wheels: Linux and macOS
+  Linux|Darwin) bash scripts/lint_infra.sh ;;  # template and Dockerfile: cfn-lint, sam validate, checkov, hadolint
+  *) echo "infrastructure lint skipped on $(uname -s): run it on Linux or macOS" ;;
+esac
 python -m pytest -q -rs "$@"         # -rs: every skipped test says why

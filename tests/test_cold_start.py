@@ -287,7 +287,8 @@ def test_template_lets_both_functions_read_and_write_the_verdict() -> None:
                 res = st["Resource"]
                 res = res.get("Fn::Sub", res) if isinstance(res, dict) else res
                 for r in res if isinstance(res, list) else [res]:
-                    r = str(r).replace("${AWS::StackName}", STACK).replace("${AWS::AccountId}", ACCOUNT)
+                    r = str(r).replace("${AWS::Partition}", "aws").replace("${AWS::StackName}", STACK)
+                    r = r.replace("${AWS::AccountId}", ACCOUNT)
                     if st["Effect"] == "Allow" and fnmatch(arn, r):
                         allowed |= set(st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
         assert {"s3:GetObject", "s3:PutObject"} <= allowed, (fn, allowed)

@@ -101,18 +101,43 @@ def test_cfn_lint_passes() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_trigger_never_sees_outputs(rendered: dict[str, Any]) -> None:
+def s3_filter_matches(rules: list[dict[str, str]], key: str) -> bool:
+    """S3's notification filter as S3 applies it: prefix and suffix, both case-sensitive, both must hold."""
+    return all(key.startswith(r["Value"]) if r["Name"] == "prefix" else key.endswith(r["Value"]) for r in rules)
+
+
+# Every kind of key the docs promise is parsed: any file under uploads/, whatever its suffix's case, or none.
+PROMISED_KEYS = ["uploads/0123456789abcdef0123456789abcdef/image.jpg", "uploads/0123456789abcdef0123456789abcdef/image.webp",
+                 "uploads/0123456789abcdef0123456789abcdef/video.mp4", "uploads/archive/IMG_0001.JPG",
+                 "uploads/archive/scan.PNG", "uploads/archive/a.Jpeg", "uploads/clips/GOPR0001.MP4",
+                 "uploads/clips/screen.MOV", "uploads/clips/phone.m4v", "uploads/clips/film.mkv",
+                 "uploads/clips/x.WEBM", "uploads/archive/no-suffix", "uploads/archive/2024/07/photo.heic.jpg",
+                 "uploads/spaces and ünïcode/ph oto.jpeg"]
+NEVER_KEYS = ["results/0123456789abcdef0123456789abcdef/overlay.jpg", "other/photo.jpg", "uploads/archive/",
+              "uploads/../results/x.jpg", "Uploads/photo.jpg"]
+
+
+def test_every_promised_key_triggers_and_outputs_never_do(rendered: dict[str, Any]) -> None:
+    """The template's notification filters (what S3 sends) and the handler's own filter (what it processes)
+    together: each promised key passes both, and results, keys outside uploads/ and folder markers do not."""
+    from humanparse.config import Settings
+    from humanparse.jobs import Layout
+
     buckets = resources(rendered, "AWS::S3::Bucket")
     notified = {k: v for k, v in buckets.items() if "NotificationConfiguration" in v["Properties"]}
     assert list(notified) == ["UploadBucket"]
     rules = [c["Filter"]["S3Key"]["Rules"] for c in
              notified["UploadBucket"]["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]]
-    prefixes = {r["Value"] for rs in rules for r in rs if r["Name"] == "prefix"}
-    suffixes = {r["Value"] for rs in rules for r in rs if r["Name"] == "suffix"}
-    assert prefixes == {"uploads/"} and suffixes == {".jpg", ".jpeg", ".png", ".webp", ".mp4", ".mov", ".webm"}
-    env = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    env = template_env()
+    layout = Layout(env["HUMANPARSE_UPLOAD_PREFIX"], env["HUMANPARSE_RESULTS_PREFIX"])
+    assert Settings().upload_prefix == layout.upload_prefix
+    for key in PROMISED_KEYS:
+        assert any(s3_filter_matches(r, key) for r in rules), key
+        assert layout.in_uploads(key), key
+    for key in NEVER_KEYS:
+        assert not (any(s3_filter_matches(r, key) for r in rules) and layout.in_uploads(key)), key
     assert not env["HUMANPARSE_RESULTS_PREFIX"].startswith(env["HUMANPARSE_UPLOAD_PREFIX"])
-    assert str(env["HUMANPARSE_RESULTS_BUCKET"]) != str(env["HUMANPARSE_UPLOAD_BUCKET"])
+    assert env["HUMANPARSE_RESULTS_BUCKET"] != env["HUMANPARSE_UPLOAD_BUCKET"]
 
 
 def test_dlq_and_retries_attached(rendered: dict[str, Any]) -> None:
@@ -177,7 +202,8 @@ def test_least_privilege(rendered: dict[str, Any]) -> None:
                 if any(a.startswith("s3:") for a in actions):
                     assert st["Resource"] != "*" and "s3:*" not in actions, (name, st)
                     if "s3:PutObject" in actions:
-                        assert re.search(r"/(uploads|results|cache)/\*$", json.dumps(st["Resource"]).strip('"}')), st
+                        assert re.search(r"/(uploads|results|cache|results/_backfill)/\*$",
+                                         json.dumps(st["Resource"]).strip('"}')), st
 
 
 def test_backfill_uses_same_function(rendered: dict[str, Any]) -> None:
@@ -202,7 +228,8 @@ def test_video_fan_out_wiring(rendered: dict[str, Any]) -> None:
         fn = task["Parameters"]["FunctionName"]
         key = fn.strip("${}")
         assert sub[key] == {"Fn::GetAtt": ["ParserFunction", "Arn"]}, task
-        assert task["Retry"][0]["ErrorEquals"] == ["States.ALL"] and task["Retry"][0]["MaxAttempts"] >= 2
+        assert task["Retry"][-1]["ErrorEquals"] == ["States.ALL"] and task["Retry"][-1]["MaxAttempts"] >= 2
+        assert "Lambda.TooManyRequestsException" in task["Retry"][0]["ErrorEquals"]  # throttles: backoff first
     assert states["Chunks"]["Type"] == "Map" and states["Chunks"]["ItemsPath"] == "$.chunks"
     assert states["Chunks"]["Next"] == "Join" and states["Chunks"]["Catch"][0]["Next"] == "FailJob"
     assert states["Join"]["Catch"][0]["Next"] == "FailJob" and states["FailJob"]["Next"] == "Failed"
@@ -211,7 +238,7 @@ def test_video_fan_out_wiring(rendered: dict[str, Any]) -> None:
     fn = rendered["Resources"]["ParserFunction"]["Properties"]
     arn = fn["Environment"]["Variables"]["HUMANPARSE_VIDEO_STATE_MACHINE_ARN"]["Fn::Sub"]
     assert arn.endswith(":stateMachine:${AWS::StackName}-video")
-    assert fn["Environment"]["Variables"]["HUMANPARSE_VIDEO_TIMEOUT_S"] == str(fn["Timeout"])
+    assert float(fn["Environment"]["Variables"]["HUMANPARSE_VIDEO_TIMEOUT_S"]) <= fn["Timeout"]
     role = rendered["Resources"][fn["Role"]["Fn::GetAtt"][0]]
     starts = [st for pol in role["Properties"]["Policies"] for st in pol["PolicyDocument"]["Statement"]
               if "states:StartExecution" in json.dumps(st["Action"])]
@@ -260,7 +287,7 @@ def test_handler_with_template_environment(moto_server: str, shared_models: Path
     script = (
         "import json,sys; from humanparse import handler as h\n"
         "print(json.dumps({'s3': h.s3_handler(json.load(open(sys.argv[1])), None),"
-        " 'http': h.http_handler(json.load(open(sys.argv[2])), None), 'notice': h._loaded.notice}))\n")
+        " 'http': h.http_handler(json.load(open(sys.argv[2])), None), 'notice': h.parser.loaded.notice}))\n")
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANPARSE_")}
     run_env.update(env)
     run_env.update({"AWS_ENDPOINT_URL_S3": moto_server, "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
@@ -305,9 +332,11 @@ def test_alarms_watch_the_right_metrics(rendered: dict[str, Any]) -> None:
         slow = a[f"{short}DurationNearTimeout"]
         assert (slow["MetricName"], slow["ExtendedStatistic"], slow["Dimensions"]) == ("Duration", "p95", dim)
         assert slow["Threshold"] == 0.8 * function_timeout_ms(rendered, fn)  # "near" = 80 % of the timeout
-    bf = a["BackfillExecutionsFailed"]
-    assert (bf["Namespace"], bf["MetricName"], bf["Threshold"]) == ("AWS/States", "ExecutionsFailed", 1)
-    assert bf["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": "BackfillStateMachine"}}]
+    for alarm, machine in (("BackfillExecutionsFailed", "BackfillStateMachine"),
+                           ("VideoExecutionsFailed", "VideoStateMachine")):
+        bf = a[alarm]
+        assert (bf["Namespace"], bf["MetricName"], bf["Threshold"]) == ("AWS/States", "ExecutionsFailed", 1)
+        assert bf["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": machine}}]
     for name, al in a.items():
         assert al["TreatMissingData"] == "notBreaching" and "AlarmActions" not in al, name  # no topic: no actions
 
@@ -315,7 +344,7 @@ def test_alarms_watch_the_right_metrics(rendered: dict[str, Any]) -> None:
 def test_alarms_notify_the_topic_parameter() -> None:
     topic = "arn:aws:sns:us-east-1:123456789012:ops"
     a = alarms(render(AlarmTopicArn=topic))
-    assert len(a) == 8
+    assert len(a) == 9
     for name, al in a.items():
         ref = [{"Ref": "AlarmTopicArn"}]
         assert al["AlarmActions"] == ref and al["OKActions"] == ref, name
@@ -362,9 +391,11 @@ def test_rate_limits_in_front_of_the_api(rendered: dict[str, Any]) -> None:
     for key in ("POST /uploads", "POST /parse"):  # the routes that start paid parses
         assert p["RouteSettings"][key]["ThrottlingRateLimit"] == {"Ref": "UploadRateLimit"}
         assert key in routes(rendered)
-    fn = rendered["Resources"]["ApiFunction"]["Properties"]
-    assert "ReservedConcurrentExecutions" in rendered["Resources"]["ParserFunction"]["Properties"]
-    assert fn["ReservedConcurrentExecutions"] == {"Ref": "ReservedConcurrency"}
+    # reserved concurrency: none by default (a new account has none to reserve), the parameter's when set
+    for name in ("ApiFunction", "ParserFunction"):
+        assert "ReservedConcurrentExecutions" not in rendered["Resources"][name]["Properties"], name
+        fn = render(ReservedConcurrency="20")["Resources"][name]["Properties"]
+        assert fn["ReservedConcurrentExecutions"] == {"Ref": "ReservedConcurrency"}, name
 
 
 def test_per_client_limit_on_the_page_api_path() -> None:

@@ -23,6 +23,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from .config import Settings
@@ -82,10 +83,17 @@ class ResultCache:
     """Look-ups and index writes over one ``JobStore``; the fingerprint is computed once (at start)."""
 
     def __init__(self, store: JobStore, parser: Parser, settings: Settings) -> None:
-        self.store = store
+        self.store, self.parser, self.settings = store, parser, settings
         self.enabled = settings.cache_enabled and store.s3 is not None  # an app built without storage: none
-        self.identity = answer_identity(parser, settings)
-        self.fingerprint = sha256_hex(json.dumps(self.identity, sort_keys=True).encode("utf-8"))
+
+    @cached_property
+    def identity(self) -> dict[str, Any]:
+        """At first use, not at start: it reads the model's info, which a lazily loaded parser loads for."""
+        return answer_identity(self.parser, self.settings)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return sha256_hex(json.dumps(self.identity, sort_keys=True).encode("utf-8"))
 
     def key(self, content_sha256: str) -> str:
         return sha256_hex(f"{content_sha256}\n{self.fingerprint}".encode("ascii"))

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # fetched before the model loads and put back after a measurement, so one cold start per CPU model and
     # thread count measures instead of every one (kernel_share.py). Off: each environment measures for itself.
     share_kernel_verdict: bool = True
+    # Lambda entry: "eager" loads the model at import (the parser function: every event needs it); "lazy" at
+    # the first request that uses it (the API function: status polls and upload signing never do)
+    model_load: Literal["eager", "lazy"] = "eager"
 
     # --- storage
     upload_bucket: str = "humanparse-uploads"

@@ -1,5 +1,6 @@
-"""Lambda entry points (the container's CMD names one of them). The model loads once per container, here,
-at import — Mangum's lifespan would run per invocation.
+"""Lambda entry points (the container's CMD names one of them). The model loads once per container, here:
+at import (``HUMANPARSE_MODEL_LOAD=eager``, the parser function) or at the first request that needs it
+(``lazy``, the API function) — Mangum's lifespan would run per invocation.
 
 - ``humanparse.handler.handler``: dispatches S3 notifications and HTTP events (one function for both);
 - ``humanparse.handler.http_handler`` / ``humanparse.handler.s3_handler``: one entry each.
@@ -13,18 +14,24 @@ import boto3
 from botocore.config import Config
 
 from .config import get_settings
-from .observability import logger
-from .service import build_service, load_configured_parser
+from .engine.loader import LoadedParser
+from .service import LazyParser, build_service, load_configured_parser
 
 settings = get_settings()
 # The kernel verdict's GET runs before the model loads, in the cold start: short timeouts and one retry, so a
 # slow S3 costs at most ~6 s instead of botocore's 60 s x retries (kernel_share: a failure only costs a measurement).
 _verdict_s3 = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region,
                            config=Config(connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 2}))
-_loaded = load_configured_parser(settings, verdict_s3=_verdict_s3)
-logger.info(_loaded.notice, extra={"model": _loaded.parser.info.kind,
-                                   "kernels": _loaded.parser.info.kernels_reason})
-service = build_service(settings, _loaded.parser,
+
+
+def _load() -> LoadedParser:
+    return load_configured_parser(settings, verdict_s3=_verdict_s3)
+
+
+parser = LazyParser(_load)
+if settings.model_load == "eager":
+    parser.loaded  # noqa: B018 - loads now, in the init phase
+service = build_service(settings, parser,
                         boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region,
                                      # SigV4 for presigned POSTs too (boto3 may pick the deprecated SigV2)
                                      config=Config(signature_version="s3v4")))

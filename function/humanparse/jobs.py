@@ -64,8 +64,10 @@ class Layout:
 
     def in_uploads(self, key: str) -> bool:
         """True for keys we process: under the uploads prefix, not under results, no ``.``/``..`` segments
-        (S3 treats them literally, but a key that *reads* as escaping the prefix is refused outright)."""
-        if not key.startswith(self.upload_prefix) or key.startswith(self.results_prefix):
+        (S3 treats them literally, but a key that *reads* as escaping the prefix is refused outright), not a
+        folder marker (``.../``, what the S3 console's "Create folder" writes). The S3 notification filters on
+        the prefix only (suffix filters are case-sensitive), so this is the filter."""
+        if not key.startswith(self.upload_prefix) or key.startswith(self.results_prefix) or key.endswith("/"):
             return False
         rest = key[len(self.upload_prefix):]
         return bool(rest) and not any(seg in (".", "..") for seg in rest.split("/")) and len(key) <= 1024

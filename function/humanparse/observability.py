@@ -83,9 +83,12 @@ def precision_of(info: Any) -> str:
 
 # ------------------------------------------------------------------------------------------- invocations
 def model_loaded(seconds: float) -> None:
-    """Called once per process after the model loads; reported with the first (cold) invocation."""
+    """Called once per process after the model loads; reported with the first (cold) invocation, or with the
+    current one when the model loads lazily, after that first invocation began."""
     global _model_load_ms
     _model_load_ms = round(seconds * 1000.0, 1)
+    if not _cold:
+        _add("ModelLoadTime", MetricUnit.Milliseconds, _model_load_ms)
 
 
 @contextmanager

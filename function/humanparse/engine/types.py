@@ -85,7 +85,8 @@ class Parser(Protocol):
     """What every engine (M2FP, lite) offers. ``rgb``: (H, W, 3) uint8 RGB. ``deadline``: a ``time.monotonic()``
     instant; a parse still running then raises ``ParseTimeout`` at its next stage boundary."""
 
-    info: ModelInfo
+    @property
+    def info(self) -> ModelInfo: ...  # read-only: a lazily loading wrapper (service.LazyParser) computes it
 
     def parse(self, rgb: npt.NDArray[np.uint8], *, deadline: float | None = None) -> ParseResult: ...
 
