@@ -246,3 +246,30 @@ def test_parsed_api_on_a_stub_parse(photo: np.ndarray) -> None:
     assert len(doc["people"]) == 1 and len(doc["people"][0]["pose_keypoints_2d"]) == 54
     names = [g["name"] for g in res.outfit[0]["garments"]]
     assert names == ["upper_clothes", "pants"]
+
+
+# ---------------------------------------------------------------------------------------------- outfit
+def test_outfit_names_garments_area_and_colour() -> None:
+    from humanparse.outfit import COLOR_PALETTE, outfit
+
+    label, persons, _ = blank()
+    draw_person(label, persons, 1, 150, 20, short_sleeves=False)
+    rng = np.random.default_rng(1)
+    rgb = np.zeros(label.shape + (3,), np.uint8)
+    shades = {UPPER: (30, 80, 190), PANTS: (120, 75, 45), L_SHOE: (235, 235, 235), R_SHOE: (235, 235, 235),
+              FACE: (230, 190, 160), HAIR: (40, 30, 20)}
+    for lab, c in shades.items():
+        rgb[label == lab] = c
+    rgb = np.clip(rgb.astype(np.int16) + rng.integers(-12, 13, rgb.shape), 0, 255).astype(np.uint8)
+    rgb[(label == UPPER) & (np.arange(label.shape[1])[None, :] % 9 == 0)] = (240, 240, 240)  # thin white stripes
+    (doc,) = outfit(rgb, label, persons, 1)
+    items = {g["name"]: g for g in doc["garments"]}
+    assert list(items) == ["upper_clothes", "pants", "shoes"] and doc["person"] == 1
+    assert items["upper_clothes"]["color"]["name"] == "blue"
+    assert items["pants"]["color"]["name"] == "brown" and items["shoes"]["color"]["name"] == "white"
+    assert items["shoes"]["labels"] == [L_SHOE, R_SHOE]
+    assert items["pants"]["pixels"] == int((label == PANTS).sum())
+    assert items["pants"]["share"] == round((label == PANTS).sum() / (persons == 1).sum(), 4)
+    r, g, b = (int(items["upper_clothes"]["color"]["hex"][i:i + 2], 16) for i in (1, 3, 5))
+    assert abs(r - 30) <= 8 and abs(g - 80) <= 8 and abs(b - 190) <= 8  # the shirt's own shade, not the stripes
+    assert len(COLOR_PALETTE) <= 16
