@@ -108,3 +108,24 @@ def test_lite_parse_keypoints_match_its_persons_and_the_pose_network(lite_parser
             inside = ((seen[:, 0] >= x0 - pad) & (seen[:, 0] <= x1 + pad) & (seen[:, 1] >= y0 - pad)
                       & (seen[:, 1] <= y1 + pad))
             assert inside.mean() >= 0.8, (path.stem, person.id)
+
+
+@pytest.mark.slow
+def test_m2fp_keypoints_come_from_the_pose_network_beside_it(m2fp_dir: Path, photo: np.ndarray) -> None:
+    """M2FP (random weights: its persons are arbitrary) has no pose head: ``keypoints`` runs BodyPix on the
+    photo and matches its poses to M2FP's persons; one entry per person whatever the match."""
+    import humanparse
+    from humanparse.exceptions import NoPerson
+
+    parser = humanparse.load("m2fp", model_dir=m2fp_dir, precision="fp32")
+    res = parser(photo)
+    assert res.model.kind == "m2fp" and res._result.poses == []
+    poses = parser.estimate_poses(photo)
+    assert len(poses) >= 1 and all(p.shape == (17, 3) for p in poses)
+    doc = res.keypoints
+    assert [p["person_id"] for p in doc["people"]] == [[k] for k in range(1, len(res.people) + 1)]
+    if res.people:
+        assert res.tryon("full_body").mask.shape == photo.shape[:2]
+    else:
+        with pytest.raises(NoPerson):
+            res.tryon("full_body")
