@@ -111,13 +111,14 @@ def test_lite_parse_keypoints_match_its_persons_and_the_pose_network(lite_parser
 
 
 @pytest.mark.slow
-def test_m2fp_keypoints_come_from_the_pose_network_beside_it(m2fp_dir: Path, photo: np.ndarray) -> None:
+def test_m2fp_keypoints_come_from_the_pose_network_beside_it(m2fp_parser: Any, photo: np.ndarray) -> None:
     """M2FP (random weights: its persons are arbitrary) has no pose head: ``keypoints`` runs BodyPix on the
     photo and matches its poses to M2FP's persons; one entry per person whatever the match."""
-    import humanparse
+    from humanparse.config import Settings
     from humanparse.exceptions import NoPerson
+    from humanparse.library import HumanParser
 
-    parser = humanparse.load("m2fp", model_dir=m2fp_dir, precision="fp32")
+    parser = HumanParser(m2fp_parser, Settings())  # the session's M2FP engine, as humanparse.load builds it
     res = parser(photo)
     assert res.model.kind == "m2fp" and res._result.poses == []
     poses = parser.estimate_poses(photo)
