@@ -130,3 +130,23 @@ def test_m2fp_keypoints_come_from_the_pose_network_beside_it(m2fp_parser: Any, p
     else:
         with pytest.raises(NoPerson):
             res.tryon("full_body")
+
+
+@pytest.mark.skipif(not cihp_images(), reason="../shared/data/cihp not present")
+def test_lite_keypoints_are_in_photo_pixels_when_the_parse_works_smaller(lite_parser: Any, cihp: Path) -> None:
+    """A photo over the lite tier's 640-pixel work size: its poses are carried to the photo's pixels. The same
+    scene at twice the size gives the same poses at twice the coordinates (BodyPix sees nearly the same input)."""
+    import cv2
+
+    rgb = np.asarray(Image.open(cihp / "images" / "0012008.jpg").convert("RGB"))
+    big = cv2.resize(rgb, (rgb.shape[1] * 2, rgb.shape[0] * 2), interpolation=cv2.INTER_LINEAR)
+    small_poses, big_poses = lite_parser.parse(rgb).poses, lite_parser.parse(big).poses
+    assert len(small_poses) >= 2
+    best = []
+    for p in small_poses:
+        seen = p[:, 2] >= 0.5
+        expect = (p[seen, :2] + 0.5) * 2 - 0.5
+        best.append(min(float(np.hypot(*(q[seen, :2] - expect).T).mean()) for q in big_poses))
+    # px at the big size (a 1000x916 photo; measured 3-9 px for the people in front, 17-23 for two faint
+    # poses in the crowd behind); a wrong scale or offset would put them tens to hundreds of pixels off
+    assert float(np.median(best)) < 10.0 and max(best) < 30.0, best

@@ -234,6 +234,7 @@ def test_parsed_api_on_a_stub_parse(photo: np.ndarray) -> None:
     res = HumanParser(StubParser(), Settings())(photo)  # type: ignore[arg-type]
     out = res.tryon("upper_body", person=1)
     assert out.mask.shape == res.labels.shape and out.agnostic.shape == photo.shape
+    assert out.mask_image().dtype == np.uint8 and set(np.unique(out.mask_image())) == {0, 255}
     check_invariants(photo, res.labels, res.persons, "upper_body", 1, out.mask, out.agnostic)
     assert res.tryon("lower_body").person == 1
     with pytest.raises(UnknownPerson):

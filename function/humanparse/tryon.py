@@ -75,6 +75,10 @@ class TryOn:
     agnostic: npt.NDArray[np.uint8]
     parse_agnostic: npt.NDArray[np.uint8]
 
+    def mask_image(self) -> npt.NDArray[np.uint8]:
+        """(H, W) uint8, 255 = repaint, 0 = keep: the mask as the grey image OOTDiffusion and CatVTON read."""
+        return np.where(self.mask, np.uint8(255), np.uint8(0))
+
 
 def check_request(category: str, person: int | None, n_persons: int) -> tuple[Category, int]:
     """The category's rule and the person id (``None`` → 1, the strongest); ``UnknownCategory``,
