@@ -16,9 +16,6 @@ import numpy.typing as npt
 
 from .posenet import Pose, decode_poses
 
-BODYPIX_LONG_SIDE = 641  # the lite tier's input long side (LiteTuning.bodypix_long_side)
-MIN_POSE_SCORE = 0.15  # the lite tier's LiteTuning.min_pose_score
-
 
 def poses_to_image(poses: list[Pose] | tuple[Pose, ...], scale: npt.NDArray[np.float32],
                    to_hw: tuple[int, int] | None = None, from_hw: tuple[int, int] | None = None,
@@ -39,11 +36,16 @@ def poses_to_image(poses: list[Pose] | tuple[Pose, ...], scale: npt.NDArray[np.f
 
 
 class PoseNetwork:
-    """BodyPix alone, for its keypoints: one unshifted run (the lite tier's grid) and PoseNet's multi-pose
-    decoder. ``estimate(rgb)``: rgb (H, W, 3) uint8 RGB → list of (17, 3) poses in its pixels, strongest first."""
+    """BodyPix alone, for its keypoints: one unshifted run at the lite tier's input size and PoseNet's multi-pose
+    decoder with the lite tier's settings (``LiteTuning``), so that it finds the poses a lite parse finds.
+    ``estimate(rgb)``: rgb (H, W, 3) uint8 RGB → list of (17, 3) poses in its pixels, strongest first."""
 
     def __init__(self, bodypix_path: Path, *, threads: int = 2) -> None:
         import onnxruntime as ort
+
+        from .lite import LiteTuning
+
+        self.tuning = LiteTuning()
 
         so = ort.SessionOptions()
         so.log_severity_level = 3  # the file lists initialisers as inputs: harmless, noisy
@@ -62,7 +64,7 @@ class PoseNetwork:
     def estimate(self, rgb: npt.NDArray[np.uint8]) -> list[npt.NDArray[np.float32]]:
         from .lite import run_bodypix
 
-        raw, scale = run_bodypix(self.session, self._outputs, rgb, BODYPIX_LONG_SIDE)
+        raw, scale = run_bodypix(self.session, self._outputs, rgb, self.tuning.bodypix_long_side)
         poses = decode_poses(raw["heatmaps"], raw["short_offsets"], raw["displacement_fwd"],
-                             raw["displacement_bwd"], min_pose_score=MIN_POSE_SCORE)
+                             raw["displacement_bwd"], min_pose_score=self.tuning.min_pose_score)
         return poses_to_image(poses, scale)
