@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import CIHP, StubParser
-from humanparse.exceptions import NoPerson, UnknownCategory, UnknownPerson
+from humanparse.exceptions import NoPerson, NothingToMask, UnknownCategory, UnknownPerson
 from humanparse.tryon import AGNOSTIC_GREY, CATEGORIES, tryon
 from PIL import Image
 
@@ -16,6 +16,9 @@ from PIL import Image
 HAT, HAIR, GLOVE, SUNGLASSES, UPPER, DRESS, COAT, SOCKS, PANTS, TORSO = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 SCARF, SKIRT, FACE, L_ARM, R_ARM, L_LEG, R_LEG, L_SHOE, R_SHOE = 11, 12, 13, 14, 15, 16, 17, 18, 19
 GARMENTS = (HAT, GLOVE, SUNGLASSES, UPPER, DRESS, COAT, SOCKS, PANTS, SCARF, SKIRT, L_SHOE, R_SHOE)
+CATEGORY_PARTS = {"upper_body": (UPPER, COAT, TORSO, L_ARM, R_ARM), "lower_body": (PANTS, SKIRT, L_LEG, R_LEG),
+                  "dresses": (UPPER, DRESS, COAT, PANTS, SKIRT, TORSO, L_ARM, R_ARM, L_LEG, R_LEG),
+                  "full_body": (UPPER, DRESS, COAT, PANTS, SKIRT, TORSO, L_ARM, R_ARM, L_LEG, R_LEG)}
 REPLACED = {"upper_body": (UPPER, COAT), "lower_body": (PANTS, SKIRT),
             "dresses": (UPPER, DRESS, COAT, PANTS, SKIRT), "full_body": (UPPER, DRESS, COAT, PANTS, SKIRT)}
 
@@ -77,6 +80,10 @@ def test_cihp_ground_truth_every_person_and_category(stem: str, with_pose: bool,
     for category in CATEGORIES:
         for k in range(1, n + 1):
             kp = kps[k - 1]
+            if not ((persons == k) & np.isin(label, CATEGORY_PARTS[category])).any():  # 0002190: no legs
+                with pytest.raises(NothingToMask, match=category):
+                    tryon(rgb, label, persons, n, category, k)
+                continue
             out = tryon(rgb, label, persons, n, category, k, keypoints=kp if kp is not None and kp[:, 2].any() else None)
             check_invariants(rgb, label, persons, category, k, out.mask, out.agnostic)
             own = persons == k
@@ -219,6 +226,10 @@ def test_bad_requests() -> None:
         with pytest.raises(UnknownPerson) as ep:
             tryon(rgb, label, persons, 1, "upper_body", bad)  # type: ignore[arg-type]
         assert ep.value.code == "unknown_person" and "1..1" in str(ep.value)
+    head = np.where(np.isin(label, (FACE, HAIR)), label, 0).astype(np.uint8)  # a portrait: face and hair only
+    with pytest.raises(NothingToMask) as em:
+        tryon(rgb, head, (head > 0).astype(np.uint8), 1, "lower_body", 1)
+    assert em.value.code == "nothing_to_mask" and "Pants" in str(em.value)
     empty = np.zeros_like(label)
     with pytest.raises(NoPerson) as en:
         tryon(rgb, empty, empty, 0, "upper_body")

@@ -127,6 +127,14 @@ class NoPerson(InputError):
     message = "no person was found in the image, so there is nothing to mask"
 
 
+class NothingToMask(InputError):
+    """The person is there but shows none of the parts the category repaints (lower_body on a portrait)."""
+
+    code = "nothing_to_mask"
+    http_status = 422
+    message = "the person shows none of the parts this try-on category repaints"
+
+
 class UnknownLabelSet(InputError):
     code = "unknown_label_set"
     http_status = 422

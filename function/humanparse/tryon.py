@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from .exceptions import NoPerson, UnknownCategory, UnknownPerson
+from .exceptions import NoPerson, NothingToMask, UnknownCategory, UnknownPerson
+from .labels import CIHP_LABELS
 
 # CIHP ids
 HAT, HAIR, GLOVE, SUNGLASSES, UPPER, DRESS, COAT, SOCKS, PANTS, TORSO_SKIN = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
@@ -96,8 +97,13 @@ def check_request(category: str, person: int | None, n_persons: int) -> tuple[Ca
 def tryon(rgb: npt.NDArray[np.uint8], label_map: npt.NDArray[np.uint8], person_map: npt.NDArray[np.uint8],
           n_persons: int, category: str, person: int | None = None,
           keypoints: npt.NDArray[np.float32] | None = None) -> TryOn:
-    """The mask, agnostic image and agnostic parse of ``person`` (1..n_persons, default 1) for ``category``."""
+    """The mask, agnostic image and agnostic parse of ``person`` (1..n_persons, default 1) for ``category``.
+    ``NothingToMask`` when the person shows none of the parts the category repaints (an empty mask would pass
+    for a result)."""
     rule, pid = check_request(category, person, n_persons)
+    if not (np.isin(label_map, rule.replace + rule.reveal) & (person_map == pid)).any():
+        names = ", ".join(CIHP_LABELS[i] for i in rule.replace + rule.reveal)
+        raise NothingToMask(f"person {pid} shows none of the parts {category} repaints ({names})")
     mask = inpaint_mask(label_map, person_map, pid, rule, keypoints)
     agnostic = rgb.copy()
     agnostic[mask] = AGNOSTIC_GREY
