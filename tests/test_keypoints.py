@@ -150,3 +150,21 @@ def test_lite_keypoints_are_in_photo_pixels_when_the_parse_works_smaller(lite_pa
     # px at the big size (a 1000x916 photo; measured 3-9 px for the people in front, 17-23 for two faint
     # poses in the crowd behind); a wrong scale or offset would put them tens to hundreds of pixels off
     assert float(np.median(best)) < 10.0 and max(best) < 30.0, best
+
+
+@pytest.mark.skipif(not cihp_images(), reason="../shared/data/cihp not present")
+def test_python_api_keypoints_from_a_file(shared_models: Path, cihp: Path, tmp_path: Path) -> None:
+    """``humanparse.load("lite")`` on a file: one OpenPose entry per person, written and read back as VITON-HD
+    reads a person's file."""
+    import humanparse
+
+    res = humanparse.load("lite", lite_dir=shared_models)(cihp / "images" / "0026375.jpg")
+    doc = res.keypoints
+    assert len(doc["people"]) == len(res.people) >= 1
+    assert all(len(p["pose_keypoints_2d"]) == 54 for p in doc["people"])
+    assert res.keypoint_arrays[0][:, 2].any()  # the strongest person has a pose
+    f = tmp_path / "0026375_keypoints.json"
+    f.write_text(json.dumps(openpose_document(res.keypoint_arrays, person=1)))
+    with f.open() as fh:
+        pose = read_like_viton_hd(fh)
+    assert pose.shape == (18, 2) and np.allclose(pose, res.keypoint_arrays[0][:, :2], atol=1e-3)
