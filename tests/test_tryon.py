@@ -3,6 +3,7 @@ the geometry on hand-made figures (sleeves, a long dress, a person cut by the fr
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +247,9 @@ def test_parsed_api_on_a_stub_parse(photo: np.ndarray) -> None:
     out = res.tryon("upper_body", person=1)
     assert out.mask.shape == res.labels.shape and out.agnostic.shape == photo.shape
     assert out.mask_image().dtype == np.uint8 and set(np.unique(out.mask_image())) == {0, 255}
+    files = {k: np.asarray(Image.open(io.BytesIO(v))) for k, v in out.files().items()}
+    assert np.array_equal(files["mask.png"] > 0, out.mask) and np.array_equal(files["agnostic.png"], out.agnostic)
+    assert np.array_equal(files["parse_agnostic.png"], out.parse_agnostic)
     check_invariants(photo, res.labels, res.persons, "upper_body", 1, out.mask, out.agnostic)
     assert res.tryon("lower_body").person == 1
     with pytest.raises(UnknownPerson):

@@ -18,6 +18,7 @@ Array contracts (all arrays share the photo's size (H, W)):
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +80,19 @@ class TryOn:
     def mask_image(self) -> npt.NDArray[np.uint8]:
         """(H, W) uint8, 255 = repaint, 0 = keep: the mask as the grey image OOTDiffusion and CatVTON read."""
         return np.where(self.mask, np.uint8(255), np.uint8(0))
+
+    def files(self) -> dict[str, bytes]:
+        """The three as files: ``mask.png`` (grey, 0/255), ``agnostic.png`` (RGB; lossless, so it equals the
+        photo outside the mask), ``parse_agnostic.png`` (palette PNG whose pixel values are the CIHP ids)."""
+        from PIL import Image
+
+        from .labels import palette_array
+        from .rendering import png_bytes
+
+        buf = io.BytesIO()
+        Image.fromarray(self.mask_image(), mode="L").save(buf, format="PNG", compress_level=1)
+        return {"mask.png": buf.getvalue(), "agnostic.png": png_bytes(self.agnostic),
+                "parse_agnostic.png": png_bytes(self.parse_agnostic, palette=palette_array())}
 
 
 def check_request(category: str, person: int | None, n_persons: int) -> tuple[Category, int]:
