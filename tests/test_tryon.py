@@ -26,7 +26,7 @@ REPLACED = {"upper_body": (UPPER, COAT), "lower_body": (PANTS, SKIRT),
 
 def check_invariants(rgb: np.ndarray, label: np.ndarray, persons: np.ndarray, category: str, person: int,
                      out_mask: np.ndarray, agnostic: np.ndarray) -> None:
-    """The issue's promise: every pixel of the category's garments is in the mask; no pixel of face, hair, the
+    """The promise of a try-on mask: every pixel of the category's garments is in the mask; no pixel of face, hair, the
     garments the category keeps, or another person is; the agnostic image is the photo outside the mask."""
     own = persons == person
     replaced = own & np.isin(label, REPLACED[category])
