@@ -108,6 +108,39 @@ class BadOutput(InputError):
     message = "output must be json, color, overlay or label"
 
 
+# --- try-on outputs: a request naming something the parse does not have
+class UnknownCategory(InputError):
+    code = "unknown_category"
+    http_status = 422
+    message = "unknown try-on category; choose upper_body, lower_body, dresses or full_body"
+
+
+class UnknownPerson(InputError):
+    code = "unknown_person"
+    http_status = 422
+    message = "no person with that id in this image"
+
+
+class NoPerson(InputError):
+    code = "no_person"
+    http_status = 422
+    message = "no person was found in the image, so there is nothing to mask"
+
+
+class NothingToMask(InputError):
+    """The person is there but shows none of the parts the category repaints (lower_body on a portrait)."""
+
+    code = "nothing_to_mask"
+    http_status = 422
+    message = "the person shows none of the parts this try-on category repaints"
+
+
+class UnknownLabelSet(InputError):
+    code = "unknown_label_set"
+    http_status = 422
+    message = "unknown label set; choose cihp, lip or atr"
+
+
 class BadJobId(InputError):
     code = "bad_job_id"
     message = "job ids are 32 lowercase hex characters"

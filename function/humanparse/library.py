@@ -21,7 +21,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -38,7 +38,11 @@ from .exceptions import FileUnreadable, HumanParseError, ImageTooLarge, ImageToo
 from .imageio import MIN_SIDE, _fit
 from .labels import CIHP_LABELS, GROUPS
 from .rendering import png_bytes, render_all, result_document
+from .tryon import TryOn
 from .usecase import ParseOptions, parse_image
+
+PoseFn = Callable[[npt.NDArray[np.uint8]], list[npt.NDArray[np.float32]]]
+"""Poses of an (H, W, 3) uint8 RGB photo: a list of (17, 3) float32 x, y, score (engine/pose.py)."""
 
 ImageInput = str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Image | npt.NDArray[np.uint8]
 """What ``HumanParser.__call__`` takes: a file path, the file's bytes, a PIL image, or (H, W, 3) uint8 RGB."""
@@ -107,13 +111,18 @@ class Parsed:
     - ``people``: one ``Person`` per person, ids 1..N by score; ``model``: which model ran;
       ``timings``: seconds (``decode`` for paths and bytes, ``parse``, ``render`` when rendered, ``total``);
       ``summary``: the same JSON document as the CLI's ``<stem>.json``.
+
+    Try-on outputs (``docs/tryon.md``): ``tryon(category, person)``, ``keypoints``, ``labels_as``,
+    ``person_labels``, ``outfit``.
     """
 
     def __init__(self, result: ParseResult, image: npt.NDArray[np.uint8], summary: dict[str, Any],
                  timings: dict[str, float], *, files: dict[str, bytes] | None = None, alpha: float = 0.6,
-                 source: str | None = None) -> None:
+                 source: str | None = None, poser: PoseFn | None = None) -> None:
         self._result, self.image, self.summary, self.timings = result, image, summary, timings
         self._files, self._alpha, self.source = files, alpha, source
+        self._poser = poser  # poses for a model without a pose head (M2FP), run on first use
+        self._keypoints: list[npt.NDArray[np.float32]] | None = None
         self.people = tuple(Person(p.id, p.score, p.bbox, p.area,
                                    {CIHP_LABELS[k]: int(v["pixels"]) for k, v in sorted(p.parts.items())})
                             for p in result.persons)
@@ -150,6 +159,70 @@ class Parsed:
                 raise IndexError(f"person {person} is not in this image (people 1..{len(self.people)})")
             out &= self.persons == person
         return out
+
+    # ------------------------------------------------------------------------------------- try-on outputs
+    def tryon(self, category: str, person: int | None = None) -> TryOn:
+        """The inpainting ``mask`` ((H, W) bool), ``agnostic`` image ((H, W, 3) uint8, the mask grey) and
+        ``parse_agnostic`` ((H, W) uint8 CIHP ids) of ``person`` (1..len(people); default 1, the strongest) for
+        ``category``: ``"upper_body"``, ``"lower_body"``, ``"dresses"`` or ``"full_body"``. Uses the person's
+        keypoints when the model gave any. Raises ``UnknownCategory``, ``UnknownPerson``, ``NoPerson``."""
+        from .tryon import check_request, tryon
+
+        check_request(category, person, len(self.people))  # before any keypoints are computed
+        kp = self.keypoint_arrays[(person or 1) - 1]
+        return tryon(self.image, self.labels, self.persons, len(self.people), category, person,
+                     keypoints=kp if kp[:, 2].any() else None)
+
+    @property
+    def keypoint_arrays(self) -> list[npt.NDArray[np.float32]]:
+        """One (18, 3) float32 x, y, confidence array per person (index k-1 for person k), OpenPose-18 order,
+        all zeros for a person without a pose. The lite tier decodes poses with its parse; for M2FP the lite
+        tier's pose network runs on first use (``humanparse.keypoints`` matches poses to persons)."""
+        if self._keypoints is None:
+            from .keypoints import person_keypoints
+
+            poses = self._result.poses
+            if not poses and self.model.kind != "lite" and self._poser is not None and self.people:
+                poses = self._poser(self.image)
+            self._keypoints = person_keypoints(poses, self.persons, len(self.people))
+        return self._keypoints
+
+    @property
+    def keypoints(self) -> dict[str, Any]:
+        """OpenPose's JSON layout, ``{"version", "people": [{"person_id": [k], "pose_keypoints_2d": 54 floats},
+        ...]}``, ``people[k-1]`` = person k; a keypoint not seen is 0, 0, 0."""
+        from .keypoints import openpose_document
+
+        return openpose_document(self.keypoint_arrays)
+
+    def labels_as(self, label_set: str) -> npt.NDArray[np.uint8]:
+        """(H, W) uint8 label map in ``"cihp"``, ``"lip"`` (20 ids) or ``"atr"`` (18 ids);
+        ``humanparse.labelsets`` documents the mapping. Raises ``UnknownLabelSet``."""
+        from .labelsets import convert
+
+        return convert(self.labels, label_set, self.persons)
+
+    def person_labels(self, person: int, label_set: str = "cihp") -> npt.NDArray[np.uint8]:
+        """(H, W) uint8: one person's parse (``labels_as(label_set)`` where ``persons == person``, 0 elsewhere).
+        Raises ``UnknownPerson`` / ``NoPerson``."""
+        from .exceptions import NoPerson, UnknownPerson
+
+        if not self.people:
+            raise NoPerson()
+        if isinstance(person, bool) or not isinstance(person, int) or not 1 <= person <= len(self.people):
+            raise UnknownPerson(f"person {person!r} is not in this image; its persons are 1..{len(self.people)}")
+        out = self.labels_as(label_set)
+        out[self.persons != person] = 0
+        return out
+
+    @property
+    def outfit(self) -> list[dict[str, Any]]:
+        """Per person: garments present (hat, sunglasses, scarf, coat, upper_clothes, dress, skirt, pants,
+        gloves, socks, shoes), pixels, share of the person, dominant colour ``{"name", "hex"}``
+        (``humanparse.outfit``). Only garments the model can label appear (``model.supported_labels``)."""
+        from .outfit import outfit
+
+        return outfit(self.image, self.labels, self.persons, len(self.people))
 
     def color(self) -> npt.NDArray[np.uint8]:
         """(H, W, 3) uint8 RGB colour map ("拼图"): CIHP palette colours, background black."""
@@ -226,6 +299,7 @@ class HumanParser:
         self.parser, self.settings, self.notice = parser, settings, notice
         self.options = ParseOptions.from_settings(settings)
         self._lock = threading.Lock()  # one parse at a time, each with all threads (the workers' rule)
+        self._pose_net: Any = None  # engine.pose.PoseNetwork beside M2FP, built on first use
 
     @property
     def info(self) -> ModelInfo:
@@ -275,7 +349,7 @@ class HumanParser:
             out = parse_image(data, keep, self.options, extra={"source": source} if source else None)
         assert keep.rgb is not None  # parse_image hands the decoded pixels to the parser before it returns
         return Parsed(out.result, keep.rgb, out.summary, dict(out.timings), files=out.files,
-                      alpha=self.options.overlay_alpha, source=source)
+                      alpha=self.options.overlay_alpha, source=source, poser=self.estimate_poses)
 
     def _parse_pixels(self, rgb: npt.NDArray[np.uint8], input_doc: dict[str, Any]) -> Parsed:
         h, w = rgb.shape[:2]
@@ -292,7 +366,20 @@ class HumanParser:
             result = self.parser.parse(rgb, deadline=None if budget is None else time.monotonic() + budget)
         t1 = time.perf_counter()
         summary = result_document(result, extra={"input": {**input_doc, "frames": 1, "exif_rotated": False}})
-        return Parsed(result, rgb, summary, {"parse": t1 - t0, "total": t1 - t0}, alpha=self.options.overlay_alpha)
+        return Parsed(result, rgb, summary, {"parse": t1 - t0, "total": t1 - t0}, alpha=self.options.overlay_alpha,
+                      poser=self.estimate_poses)
+
+    def estimate_poses(self, rgb: npt.NDArray[np.uint8]) -> list[npt.NDArray[np.float32]]:
+        """Poses of ``rgb`` by the lite tier's pose network (BodyPix, loaded once on first use from the lite
+        model folders): for a model without a pose head. (17, 3) float32 x, y, score each (engine/pose.py)."""
+        from .engine.pose import PoseNetwork
+
+        with self._lock:
+            if self._pose_net is None:
+                spec = self.settings.model_spec(self.settings.threads)
+                self._pose_net = PoseNetwork.from_lite_dirs(list(spec.lite_dirs), threads=spec.threads)
+            poses: list[npt.NDArray[np.float32]] = self._pose_net.estimate(rgb)
+        return poses
 
     def __repr__(self) -> str:
         return f"<HumanParser {self.info.kind} {self.info.model_id} ({self.info.precision})>"

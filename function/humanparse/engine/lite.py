@@ -28,7 +28,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..exceptions import ModelNotFound
-from .posenet import assign_to_poses, decode_poses, pixel_keypoint_votes, sigmoid
+from .pose import poses_to_image
+from .posenet import Pose, assign_to_poses, decode_poses, pixel_keypoint_votes, sigmoid
 from .types import ModelInfo, ParseResult, check_deadline, persons_from_masks, upscale_persons
 
 BODYPIX_FILE = "bodypix-mobilenetv1-050-stride16.onnx"
@@ -152,6 +153,27 @@ class _GridRun:
     seg: npt.NDArray[np.float32]
     region_logit: npt.NDArray[np.float32]
     people: npt.NDArray[np.int32] | None
+    poses: tuple[Pose, ...] = ()  # decoded on this grid (unshifted run only), BodyPix-input pixels
+
+
+def run_bodypix(session: Any, output_names: list[str], rgb: npt.NDArray[np.uint8], long_side: int, shift: int = 0
+                ) -> tuple[dict[str, npt.NDArray[np.float32]], npt.NDArray[np.float32]]:
+    """BodyPix on ``rgb`` (H, W, 3) uint8 RGB, resized to 16k+1 sides (``long_side`` the longer). ``shift``
+    (0..15) pads the input by that many pixels at the top/left (and 16 - shift at the bottom/right), so cell i
+    lands on resized pixel 16*i - shift: another grid, between the unshifted one's cells. Returns the outputs by
+    name (each (gh, gw, C) float32) and the scale (bh / H, bw / W) float32."""
+    h, w = rgb.shape[:2]
+    s = (long_side - 1) / max(h, w)
+    bh = max(1, int(round(h * s / 16))) * 16 + 1
+    bw = max(1, int(round(w * s / 16))) * 16 + 1
+    x = _resize_rgb(rgb, (bh, bw)).astype(np.float32)
+    x *= 1.0 / 127.5
+    x -= 1.0
+    if shift:
+        x = np.pad(x, ((shift, 16 - shift), (shift, 16 - shift), (0, 0)), mode="edge")
+    outs = session.run(None, {"input": x[None]})
+    res = {k: v[0] for k, v in zip(output_names, outs, strict=False)}
+    return res, np.array([bh / h, bw / w], dtype=np.float32)
 
 
 def find_lite_models(search_dirs: list[Path]) -> tuple[Path, Path]:
@@ -204,22 +226,8 @@ class LiteParser:
     # ---------------------------------------------------------------------------------------- models
     def _run_bodypix(self, rgb: npt.NDArray[np.uint8], shift: int = 0
                      ) -> tuple[dict[str, npt.NDArray[np.float32]], npt.NDArray[np.float32]]:
-        """BodyPix on ``rgb`` (H, W, 3) uint8 RGB, resized to 16k+1 sides. ``shift`` (0..15) pads the input by
-        that many pixels at the top/left (and 16 - shift at the bottom/right), so cell i lands on resized pixel
-        16*i - shift: another grid, between the unshifted one's cells. Returns the outputs by name (each
-        (gh, gw, C) float32) and the scale (bh / H, bw / W) float32."""
-        h, w = rgb.shape[:2]
-        s = (self.tuning.bodypix_long_side - 1) / max(h, w)
-        bh = max(1, int(round(h * s / 16))) * 16 + 1
-        bw = max(1, int(round(w * s / 16))) * 16 + 1
-        x = _resize_rgb(rgb, (bh, bw)).astype(np.float32)
-        x *= 1.0 / 127.5
-        x -= 1.0
-        if shift:
-            x = np.pad(x, ((shift, 16 - shift), (shift, 16 - shift), (0, 0)), mode="edge")
-        outs = self.bodypix.run(None, {"input": x[None]})
-        res = {k: v[0] for k, v in zip(self._bp_outputs, outs, strict=False)}
-        return res, np.array([bh / h, bw / w], dtype=np.float32)
+        """``run_bodypix`` with this parser's session and input size."""
+        return run_bodypix(self.bodypix, self._bp_outputs, rgb, self.tuning.bodypix_long_side, shift)
 
     def _run_pan(self, rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """PAN on ``rgb`` (H, W, 3) uint8 RGB. Returns (512, 512, 3) float32 in [0, 1]: skin, clothes, hair."""
@@ -233,33 +241,35 @@ class LiteParser:
 
     def _bodypix_maps(self, work: npt.NDArray[np.uint8], shift: int, hw: tuple[int, int]) -> _GridRun:
         b, scale = self._run_bodypix(work, shift)
-        people = self._person_instances(b, b["segments"][..., 0] > self.tuning.person_threshold) if shift == 0 else None
+        people, poses = (self._person_instances(b, b["segments"][..., 0] > self.tuning.person_threshold)
+                         if shift == 0 else (None, []))
         return _GridRun(raw=b, scale=scale, seg=_grid_to_image(b["segments"], hw, scale, shift=shift)[..., 0],
                         region_logit=_grid_to_image(_region_logits(b["part_heatmaps"]), hw, scale, shift=shift),
-                        people=people)
+                        people=people, poses=tuple(poses))
 
     def _pan_maps(self, work: npt.NDArray[np.uint8], hw: tuple[int, int]) -> npt.NDArray[np.float32]:
         return _resize_float(self._run_pan(work), hw)
 
     # -------------------------------------------------------------------------------------- instances
     def _person_instances(self, bp: dict[str, npt.NDArray[np.float32]],
-                          person_grid: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:
+                          person_grid: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int32], list[Pose]]:
         """Decode poses, then give each person cell of the stride-16 grid to the pose its long offsets point
-        at (BodyPix's own multi-person method). Returns (gh, gw) int32: 0 = none, k = k-th decoded pose."""
+        at (BodyPix's own multi-person method). Returns (gh, gw) int32 (0 = none, k = k-th decoded pose) and
+        the decoded poses (kept: they are the parse's keypoints)."""
         tn = self.tuning
         labels = np.zeros(person_grid.shape, dtype=np.int32)
         ys, xs = np.nonzero(person_grid)
         if ys.size == 0:
-            return labels
+            return labels, []
         poses = decode_poses(bp["heatmaps"], bp["short_offsets"], bp["displacement_fwd"], bp["displacement_bwd"],
                              min_pose_score=tn.min_pose_score)
         if not poses:  # a person mask without a readable pose (a close-up torso, a back): one person
             labels[ys, xs] = 1
-            return labels
+            return labels, poses
         votes = pixel_keypoint_votes(bp["long_offsets"], ys, xs, refine_steps=tn.offset_refine_steps)
         best, _ = assign_to_poses(votes, poses)
         labels[ys, xs] = best + 1
-        return labels
+        return labels, poses
 
     # ------------------------------------------------------------------------------------------ parse
     def parse(self, rgb: npt.NDArray[np.uint8], *, deadline: float | None = None) -> ParseResult:
@@ -283,7 +293,8 @@ class LiteParser:
         person_map, persons = upscale_persons(label, work_persons, persons)
         t2 = time.perf_counter()
         return ParseResult(label_map=label, person_map=person_map, persons=persons, model=self.info,
-                           timings={"inference": t1 - t0, "fusion": t2 - t1, "total": t2 - t0})
+                           timings={"inference": t1 - t0, "fusion": t2 - t1, "total": t2 - t0},
+                           poses=poses_to_image(runs[0].poses, runs[0].scale, (h0, w0), hw))
 
     def _run_models(self, work: npt.NDArray[np.uint8], hw: tuple[int, int]
                     ) -> tuple[list[_GridRun], npt.NDArray[np.float32]]:

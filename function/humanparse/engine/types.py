@@ -42,6 +42,10 @@ class ParseResult:
     persons: list[Person]
     model: ModelInfo
     timings: dict[str, float] = field(default_factory=dict)  # seconds
+    # body poses seen in the photo, any order, not yet matched to persons (keypoints.match_poses does): each
+    # (17, 3) float32 x, y, score, COCO-17 in PoseNet order, photo pixels (engine/pose.py); the lite tier fills
+    # it, M2FP has no pose head (engine.pose.PoseNetwork runs beside it on request)
+    poses: list[npt.NDArray[np.float32]] = field(default_factory=list)
 
     @property
     def height(self) -> int:
