@@ -30,7 +30,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,8 @@ log = logging.getLogger("humanparse.local.durable")
 
 FORMAT_VERSION = 2
 FORMAT_FILE = "humanparse-data.json"
-MAGIC = b"humanparse-object 1\n"
+MAGIC = b"humanparse-object 2\n"  # 2: the header carries its own SHA-256
+MAGIC_V1 = b"humanparse-object 1\n"  # still read (no header check)
 MAX_NAME = 200
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_-")
 _TMP_PREFIX = ".tmp-"
@@ -74,15 +75,27 @@ class Record:
     last_modified: str = ""
 
     def encode(self) -> bytes:
-        header = {"bucket": self.bucket, "key": self.key, "size": len(self.body),
-                  "sha256": hashlib.sha256(self.body).hexdigest(), "etag": self.etag, "metadata": self.metadata,
-                  "last_modified": self.last_modified or dt.datetime.now(dt.UTC).isoformat()}
-        return MAGIC + json.dumps(header, ensure_ascii=True).encode() + b"\n" + self.body
+        return self.encode_header(len(self.body), hashlib.sha256(self.body).hexdigest()) + self.body
+
+    def encode_header(self, size: int, sha256: str) -> bytes:
+        """``MAGIC`` and the header line of a record whose body has ``size`` bytes and this SHA-256 (hex).
+        The header carries its own check (``header_sha256``), so a flipped bit in the content type or ETag
+        is caught like one in the body."""
+        header: dict[str, Any] = {
+            "bucket": self.bucket, "key": self.key, "size": size, "sha256": sha256, "etag": self.etag,
+            "metadata": self.metadata, "last_modified": self.last_modified or dt.datetime.now(dt.UTC).isoformat()}
+        header["header_sha256"] = _header_check(header)
+        return MAGIC + json.dumps(header, ensure_ascii=True).encode() + b"\n"
+
+
+def _header_check(header: dict[str, Any]) -> str:
+    fields = {k: v for k, v in header.items() if k != "header_sha256"}
+    return hashlib.sha256(json.dumps(fields, ensure_ascii=True, sort_keys=True).encode()).hexdigest()
 
 
 def decode_record(blob: bytes, *, bucket: str, name: str) -> Record:
     """Parse and check one record file; ``ValueError`` says why it cannot be trusted."""
-    if not blob.startswith(MAGIC):
+    if not blob.startswith((MAGIC, MAGIC_V1)):
         raise ValueError("not a humanparse object record")
     end = blob.find(b"\n", len(MAGIC), len(MAGIC) + _MAX_HEADER)
     if end < 0:
@@ -91,6 +104,8 @@ def decode_record(blob: bytes, *, bucket: str, name: str) -> Record:
     body = blob[end + 1:]
     if not isinstance(head, dict) or not isinstance(head.get("key"), str):
         raise ValueError("header has no key")
+    if blob.startswith(MAGIC) and head.get("header_sha256") != _header_check(head):
+        raise ValueError("header (metadata, ETag) differs from the one recorded at write")
     if len(body) != head.get("size"):
         raise ValueError(f"size {len(body)} != recorded {head.get('size')} (torn write?)")
     if hashlib.sha256(body).hexdigest() != head.get("sha256"):
@@ -179,6 +194,24 @@ class DiskStore:
         except OSError as exc:
             raise StorageUnavailable(f"could not store {rec.key!r}: {exc.strerror or exc}") from exc
 
+    def put_stream(self, rec: Record, chunks: Callable[[], Iterable[bytes]], *, size: int,
+                   sha256: str | None = None, reserve: bool = False) -> None:
+        """``put`` for a body too big to hold: ``chunks()`` yields it in pieces (called twice when ``sha256``
+        is not known yet: once to hash, once to write). Memory stays at one piece."""
+        target = self.path(rec.bucket, rec.key)
+        try:
+            if sha256 is None:
+                digest = hashlib.sha256()
+                for block in chunks():
+                    digest.update(block)
+                sha256 = digest.hexdigest()
+            if reserve and shutil.disk_usage(self.objects).free - size < self.min_free_bytes:
+                raise OSError(errno.ENOSPC, f"less than {self.min_free_bytes >> 20} MB would stay free")
+            self._ensure_dir(target.parent)
+            self._write_file(target, rec.encode_header(size, sha256), chunks)
+        except OSError as exc:
+            raise StorageUnavailable(f"could not store {rec.key!r}: {exc.strerror or exc}") from exc
+
     def delete(self, bucket: str, key: str) -> None:
         target = self.path(bucket, key)
         try:
@@ -203,11 +236,14 @@ class DiskStore:
             if self.fsync:
                 _fsync_dir(d.parent)
 
-    def _write_file(self, target: Path, blob: bytes) -> None:
+    def _write_file(self, target: Path, blob: bytes,
+                    more: Callable[[], Iterable[bytes]] | None = None) -> None:
         tmp = target.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex}")
         try:
             with open(tmp, "xb") as f:
                 f.write(blob)
+                for block in more() if more is not None else ():
+                    f.write(block)
                 f.flush()
                 if self.fsync:
                     os.fsync(f.fileno())

@@ -31,7 +31,16 @@ from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from .policy import PostPolicyMiddleware, S3Error, StartResponse, WsgiApp, is_form_post, read_body, xml_error
+from .policy import (
+    MAX_UPLOADS,
+    PostPolicyMiddleware,
+    S3Error,
+    StartResponse,
+    WsgiApp,
+    is_form_post,
+    read_body,
+    xml_error,
+)
 
 SERVICES = ("s3", "sqs")  # what the local runner uses; moto's other services are not reachable
 CORS_METHODS = ("GET", "HEAD", "POST")
@@ -64,10 +73,12 @@ def _mismatch() -> S3Error:
 class S3Gate:
     """Auth, admin blocking and CORS in front of ``app`` (moto's ``DomainDispatcherApplication``)."""
 
-    def __init__(self, app: WsgiApp, credentials: dict[str, str], origins: Sequence[str] = ()) -> None:
+    def __init__(self, app: WsgiApp, credentials: dict[str, str], origins: Sequence[str] = (), *,
+                 max_uploads: int = MAX_UPLOADS) -> None:
         self.app = app
         self.credentials = Credentials(credentials["aws_access_key_id"], credentials["aws_secret_access_key"])
-        self.forms = PostPolicyMiddleware(app, {self.credentials.access_key: self.credentials.secret_key})
+        self.forms = PostPolicyMiddleware(app, {self.credentials.access_key: self.credentials.secret_key},
+                                          max_uploads=max_uploads)
         self.origins: frozenset[str] = frozenset()
         self.allow_origins(origins)
 
