@@ -73,6 +73,22 @@ class Record:
     etag: str  # without quotes
     metadata: dict[str, str] = field(default_factory=dict)
     last_modified: str = ""
+    body_at: tuple[Path, int, int] | None = None  # (file, offset, size): a big body left on disk (read_record)
+
+    def chunks(self, block: int = 1 << 20) -> Iterator[bytes]:
+        """The body in pieces, from memory or from its place on disk."""
+        if self.body_at is None:
+            yield self.body
+            return
+        path, offset, size = self.body_at
+        with open(path, "rb") as f:
+            f.seek(offset)
+            while size > 0:
+                data = f.read(min(block, size))
+                if not data:
+                    raise OSError(f"{path} shrank while being read")
+                size -= len(data)
+                yield data
 
     def encode(self) -> bytes:
         return self.encode_header(len(self.body), hashlib.sha256(self.body).hexdigest()) + self.body
@@ -93,8 +109,9 @@ def _header_check(header: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(fields, ensure_ascii=True, sort_keys=True).encode()).hexdigest()
 
 
-def decode_record(blob: bytes, *, bucket: str, name: str) -> Record:
-    """Parse and check one record file; ``ValueError`` says why it cannot be trusted."""
+def decode_record(blob: bytes, *, bucket: str, name: str, body_check: tuple[int, str] | None = None) -> Record:
+    """Parse and check one record file; ``ValueError`` says why it cannot be trusted. ``body_check``: the
+    (size, sha256) of a body read apart (``blob`` is then the header alone)."""
     if not blob.startswith((MAGIC, MAGIC_V1)):
         raise ValueError("not a humanparse object record")
     end = blob.find(b"\n", len(MAGIC), len(MAGIC) + _MAX_HEADER)
@@ -106,15 +123,40 @@ def decode_record(blob: bytes, *, bucket: str, name: str) -> Record:
         raise ValueError("header has no key")
     if blob.startswith(MAGIC) and head.get("header_sha256") != _header_check(head):
         raise ValueError("header (metadata, ETag) differs from the one recorded at write")
-    if len(body) != head.get("size"):
-        raise ValueError(f"size {len(body)} != recorded {head.get('size')} (torn write?)")
-    if hashlib.sha256(body).hexdigest() != head.get("sha256"):
+    size, sha256 = body_check or (len(body), hashlib.sha256(body).hexdigest())
+    if size != head.get("size"):
+        raise ValueError(f"size {size} != recorded {head.get('size')} (torn write?)")
+    if sha256 != head.get("sha256"):
         raise ValueError("sha256 differs from the one recorded at write")
     if head.get("bucket") != bucket or encode_key(head["key"]) != name:
         raise ValueError("file name or folder does not match the key it holds")
     meta = head.get("metadata") or {}
     return Record(bucket, head["key"], body, str(head.get("etag", "")),
                   {str(k): str(v) for k, v in meta.items()}, str(head.get("last_modified", "")))
+
+
+def read_record(path: Path, *, bucket: str, in_memory_max: int = 1 << 20) -> Record:
+    """``decode_record`` for a file of any size: the header is read, the body hashed in 1 MiB pieces; a body
+    over ``in_memory_max`` stays on disk (``Record.body_at``), so a start with big uploads stored stays small."""
+    with open(path, "rb") as f:
+        head_blob = f.read(len(MAGIC) + _MAX_HEADER)
+        end = head_blob.find(b"\n", len(MAGIC))
+        if end < 0:
+            return decode_record(head_blob, bucket=bucket, name=path.name)  # raises: no header line
+        f.seek(end + 1)
+        digest, size, kept = hashlib.sha256(), 0, bytearray()
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+            if size <= in_memory_max:
+                kept += block
+    # the header's own checks, against an empty body, then the body's size and hash
+    rec = decode_record(head_blob[:end + 1], bucket=bucket, name=path.name, body_check=(size, digest.hexdigest()))
+    if size <= in_memory_max:
+        rec.body = bytes(kept)
+    else:
+        rec.body_at = (path, end + 1, size)
+    return rec
 
 
 def _fsync_dir(path: Path) -> None:
@@ -272,7 +314,7 @@ class DiskStore:
             try:
                 if f.is_symlink() or not f.is_file():
                     raise ValueError("not a regular file")
-                yield decode_record(f.read_bytes(), bucket=bucket, name=f.name)
+                yield read_record(f, bucket=bucket)
             except (ValueError, OSError) as exc:
                 log.error("data folder: %s/%s is not served: %s", bucket, f.name, exc)
                 if repair:

@@ -102,18 +102,10 @@ def _current_key(bucket: Any, key: str) -> Any:
     return obj if isinstance(obj, FakeKey) else None
 
 
-def key_chunks(obj: Any, block: int = 1 << 20) -> Iterator[bytes]:
+def key_chunks(obj: Any) -> Iterator[bytes]:
     """A moto key's bytes in pieces, read from its buffer (a temp file past 5 MB) rather than ``obj.value``,
     which copies the whole object into memory."""
-    pos = 0
-    while True:
-        with obj.lock:
-            obj._value_buffer.seek(pos)
-            data = obj._value_buffer.read(block)
-        if not data:
-            return
-        pos += len(data)
-        yield data
+    return _byte_range(obj, 0, obj.size)
 
 
 def adopt_file(obj: Any, file: BinaryIO, size: int, md5: str) -> None:
@@ -130,6 +122,11 @@ def install_record(bucket: Any, rec: Record) -> Any:
 
     fk = FakeKey(name=rec.key, value=rec.body, account_id=bucket.account_id, region_name=bucket.region_name,
                  bucket_name=bucket.name, etag=rec.etag or None)
+    if rec.body_at is not None:  # a big body: from its file into the key's buffer, in pieces
+        with fk.lock:
+            for block in rec.chunks():
+                fk._value_buffer.write(block)
+            fk.contentsize = rec.body_at[2]
     fk.set_metadata(dict(rec.metadata))
     try:  # moto keeps naive UTC
         fk.last_modified = dt.datetime.fromisoformat(rec.last_modified).replace(tzinfo=None)
@@ -278,6 +275,63 @@ class FormStore:
                 _original_send_event(*ev)
 
 
+class LargeObjectGets:
+    """WSGI middleware in front of moto: a ``GET`` of an object over ``threshold`` bytes (path style, as this
+    runner's clients send it) is answered from the key's buffer in 1 MiB pieces. moto builds that answer from
+    ``key.value``, a copy of the whole object in memory (+190 MB for a 190 MB video, per reader). moto still
+    decides everything but the bytes: the request goes to it as a ``HEAD`` with the same headers and query
+    (conditions, ``Range``, ``response-*`` overrides), and its status and headers are sent as they are."""
+
+    def __init__(self, app: WsgiApp, threshold: int = 8 << 20) -> None:
+        self.app, self.threshold = app, threshold
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        obj = self._large_object(environ) if environ.get("REQUEST_METHOD") == "GET" else None
+        if obj is None:
+            return self.app(environ, start_response)
+        captured: list[Any] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            captured[:] = [status, headers]
+            return lambda _data: None
+
+        head = self.app(dict(environ, REQUEST_METHOD="HEAD"), capture)
+        if hasattr(head, "close"):
+            head.close()
+        status, headers = captured
+        if not status.startswith(("200", "206")):
+            return self.app(environ, start_response)  # 304, 412, 416, errors: small answers, moto's own
+        begin, end = 0, obj.size - 1
+        for name, value in headers:
+            if name.lower() == "content-range":
+                begin, end = (int(x) for x in value.split(" ", 1)[1].split("/", 1)[0].split("-"))
+        start_response(status, headers)
+        return _byte_range(obj, begin, end + 1)
+
+    def _large_object(self, environ: dict[str, Any]) -> Any:
+        path = str(environ.get("PATH_INFO", "")).encode("latin-1", "replace").decode("utf-8", "replace")
+        bucket_name, _, key = path.lstrip("/").partition("/")
+        if not key or "partNumber=" in environ.get("QUERY_STRING", ""):
+            return None
+        try:
+            obj = _current_key(EmbeddedS3.bucket(bucket_name), key)
+        except Exception:  # noqa: BLE001 - no such bucket: moto answers
+            return None
+        return obj if obj is not None and obj.size > self.threshold else None
+
+
+def _byte_range(obj: Any, begin: int, stop: int, block: int = 1 << 20) -> Iterator[bytes]:
+    pos = begin
+    while pos < stop:
+        with obj.lock:
+            obj._value_buffer.seek(pos)
+            data = obj._value_buffer.read(min(block, stop - pos))
+        if not data:
+            return
+        pos += len(data)
+        yield data
+
+
 def _post_answer(upload: CheckedUpload, start_response: StartResponse) -> list[bytes]:
     """S3's answer to a stored form upload: ``success_action_redirect`` → 303 to it (with bucket, key and
     ETag added), else ``success_action_status`` 200 / 201 (with S3's XML) / 204 (the default)."""
@@ -311,7 +365,7 @@ def build_s3_app(store: DiskStore | None, reserve: Callable[[str, str], bool]) -
     the result, so every request it lets through is checked before it can change anything."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    app: WsgiApp = FormStore(DomainDispatcherApplication(create_backend_app))
+    app: WsgiApp = FormStore(LargeObjectGets(DomainDispatcherApplication(create_backend_app)))
     _install_notification_hook()
     if store is not None:
         app = WriteThrough(app, store, reserve)
