@@ -162,11 +162,14 @@ class ProcessingFailed(InputError):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Worth a retry: storage or network trouble (``OSError``, botocore's and urllib3's errors), memory, or one
-    of our own service errors (busy, storage unavailable, model). Anything else raised while processing one
-    upload (a decoder's, NumPy's or OpenCV's error on its bytes) would be raised again by the same bytes."""
+    """Worth a retry: storage or network trouble (``OSError``, botocore's and urllib3's errors), memory (also
+    PyTorch's ``RuntimeError: ... out of memory``), or one of our own service errors (busy, storage unavailable,
+    model). Anything else raised while processing one upload (a decoder's, NumPy's or OpenCV's error on its
+    bytes) would be raised again by the same bytes."""
     if isinstance(exc, InputError):
         return False
+    if isinstance(exc, RuntimeError) and "memory" in str(exc).lower():
+        return True
     roots = {c.__module__.split(".")[0] for c in type(exc).__mro__}
     if roots & {"av", "cv2", "numpy", "PIL"}:
         return False  # PyAV's errors derive from OSError too, but come from the file's bytes
