@@ -103,6 +103,14 @@ class RequestTooLarge(InputError):
     message = "the request body is over the size limit"
 
 
+class RequestTimeout(InputError):
+    """The request body did not arrive within its time (a peer sending slowly holds a connection)."""
+
+    code = "request_timeout"
+    http_status = 408
+    message = "the request body did not arrive in time"
+
+
 class BadOutput(InputError):
     code = "bad_output"
     message = "output must be json, color, overlay or label"

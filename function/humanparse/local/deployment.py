@@ -196,12 +196,14 @@ class LocalDeployment:
     def _start_web(self, api_app: Any) -> None:
         import uvicorn
 
+        from .connections import ConnectionLimits, uvicorn_options
         from .web import build_site
 
         site = build_site(api_app, self.options.frontend_dir, auth=bool(self.settings.api_token))
+        # idle and slow peers: a connection cap with eviction of the longest-idle, header and keep-alive timeouts
         self.web = uvicorn.Server(uvicorn.Config(site, host=self.options.host, port=self.options.port,
-                                                 log_level="warning", access_log=False,
-                                                 timeout_graceful_shutdown=10))
+                                                 log_level="warning", access_log=False, timeout_graceful_shutdown=10,
+                                                 **uvicorn_options(ConnectionLimits.for_this_process())))
         # In a thread uvicorn installs no signal handlers: stopping is ours (StopSignals).
         self._web_thread = threading.Thread(target=self.web.run, name="web", daemon=True)
         self._web_thread.start()

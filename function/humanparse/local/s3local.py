@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 import boto3
 from botocore.config import Config
 
+from .connections import ConnectionLimits, bounded_wsgi_server
 from .durable import DiskStore, Record, StorageUnavailable
 from .gate import S3Gate, new_local_credentials
 from .policy import MAX_UPLOADS, UPLOAD_ENVIRON, CheckedUpload, S3Error, xml_error
@@ -372,69 +373,17 @@ def build_s3_app(store: DiskStore | None, reserve: Callable[[str, str], bool]) -
     return app
 
 
-@dataclass(frozen=True)
-class ConnectionLimits:
-    """What one listening port allows: open connections at once (one more is closed as soon as accepted),
-    and how long a peer may stay silent while the server waits for its request line, headers or body."""
-
-    max_connections: int
-    read_timeout_s: float = 30.0
-
-    @classmethod
-    def for_this_process(cls, share: float = 0.25, ceiling: int = 1024) -> ConnectionLimits:
-        """A ``share`` of the open-file limit per port (1024 → 256), so idle peers on one port cannot use up
-        the descriptors the other port, the data folder and the workers need."""
-        import resource
-
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        usable = ceiling * 4 if soft == resource.RLIM_INFINITY else soft
-        return cls(max(16, min(ceiling, int(usable * share))))
-
-
-def bounded_server(host: str, port: int, app: WsgiApp, *, max_connections: int, read_timeout_s: float) -> Any:
-    """werkzeug's threaded server (moto's own), with the two knobs it offers through socketserver: a socket
-    timeout on every read (``WSGIRequestHandler.timeout``: a silent or trickling peer is dropped after
-    ``read_timeout_s`` of silence) and ``verify_request`` (refuse a connection while ``max_connections`` are
-    open). It answers one request per connection, so there is no keep-alive to bound."""
-    from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
-
-    class Handler(WSGIRequestHandler):
-        timeout = read_timeout_s
-
-    class Server(ThreadedWSGIServer):
-        def __init__(self) -> None:
-            super().__init__(host, port, app, Handler)
-            self.open_connections = 0
-            self._count = threading.Lock()
-
-        def verify_request(self, request: Any, client_address: Any) -> bool:
-            with self._count:
-                if self.open_connections >= max_connections:
-                    return False
-                self.open_connections += 1
-                return True
-
-        def process_request_thread(self, request: Any, client_address: Any) -> None:
-            try:
-                super().process_request_thread(request, client_address)
-            finally:
-                with self._count:
-                    self.open_connections -= 1
-
-    return Server()
-
-
 class EmbeddedS3:
-    """moto's S3/SQS WSGI app on a threaded werkzeug server. With a ``store``, every acknowledged change is
-    on disk (see the module doc); without one (tests), memory only."""
+    """moto's S3/SQS WSGI app on a threaded werkzeug server (``connections.bounded_wsgi_server``: read timeout,
+    connection cap). With a ``store``, every acknowledged change is on disk (see the module doc); without one
+    (tests), memory only. At most ``max_uploads`` form uploads stream at once."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, region: str = "us-east-1", *,
                  store: DiskStore | None = None, reserve: Callable[[str, str], bool] = lambda b, k: False,
                  limits: ConnectionLimits | None = None, max_uploads: int = MAX_UPLOADS) -> None:
         self.host, self.port, self.region = host, port or free_port(), region
         self.store, self.reserve = store, reserve
-        limits = limits or ConnectionLimits.for_this_process()
-        self.max_connections, self.read_timeout_s = limits.max_connections, limits.read_timeout_s
+        self.limits = limits or ConnectionLimits.for_this_process()
         self.max_uploads = max_uploads
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -447,8 +396,7 @@ class EmbeddedS3:
     def start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         self.gate = S3Gate(build_s3_app(self.store, self.reserve), LOCAL_CREDENTIALS, max_uploads=self.max_uploads)
-        self._server = bounded_server(self.host, self.port, self.gate, max_connections=self.max_connections,
-                                      read_timeout_s=self.read_timeout_s)
+        self._server = bounded_wsgi_server(self.host, self.port, self.gate, self.limits)
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-s3", daemon=True)
         self._thread.start()
 
