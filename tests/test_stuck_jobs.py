@@ -84,7 +84,6 @@ def test_keyframe_claiming_16000x16000_is_refused_before_decode(tmp_path: Path) 
 
 def test_only_storage_and_network_errors_are_retried() -> None:
     from botocore.exceptions import ClientError, EndpointConnectionError
-
     from humanparse.exceptions import NotAVideo, StorageUnavailable, is_transient
 
     assert is_transient(ClientError({"Error": {"Code": "SlowDown"}}, "PutObject"))
@@ -109,7 +108,6 @@ class BrokenParser:
 
 def test_an_error_on_the_upload_itself_fails_the_job_at_once(aws: dict[str, Any], stub_parser: Any) -> None:
     from conftest import encode_png
-
     from humanparse.config import Settings
     from humanparse.local.notifications import make_s3_event
     from humanparse.service import build_service

@@ -39,6 +39,7 @@ from werkzeug.http import parse_options_header
 # plus the form's own fields; the policy's content-length-range is what refuses a file, while it streams
 MAX_FORM_BYTES = 256 * 1024 * 1024
 MAX_FIELDS = 100
+MAX_KEY_BYTES = 1024  # S3's longest key, in UTF-8 bytes (KeyTooLongError above)
 MAX_PRE_DATA = 20 * 1024  # S3's limit on the fields before the file (MaxPostPreDataLengthExceeded)
 CHUNK = 64 * 1024  # what one form upload holds in memory at a time
 MAX_UPLOADS = 8  # form uploads streaming at once per process; one more gets 503 SlowDown
@@ -355,7 +356,7 @@ def form_bucket(host: str, path: str) -> str:
     path ``/``) or ``/<bucket>`` (path style). Anything else is not a form upload S3 accepts."""
     hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     segments = path.strip("/")
-    if _is_virtual_host(hostname):
+    if is_virtual_host(hostname):
         m = _S3_VHOST.match(hostname)
         bucket = m.group("bucket") if m else hostname.split(".", 1)[0]
         if not segments:
@@ -366,7 +367,7 @@ def form_bucket(host: str, path: str) -> str:
                   "The specified method is not allowed against this resource.")
 
 
-def _is_virtual_host(hostname: str) -> bool:
+def is_virtual_host(hostname: str) -> bool:
     try:
         ipaddress.ip_address(hostname.strip("[]"))
         return False
@@ -452,6 +453,8 @@ class _FileReceiver:
 
     def start(self, fields: dict[str, str]) -> None:
         self.length_range = check_policy_fields(fields, self.bucket, self.secrets)
+        if len(fields["key"].encode("utf-8")) > MAX_KEY_BYTES:
+            raise _bad("KeyTooLongError", "Your key is too long")
         if not self.slots.acquire(blocking=False):
             raise S3Error("503 Service Unavailable", "SlowDown",
                           "Too many uploads at once; please retry shortly.", [("Retry-After", str(RETRY_AFTER_S))])

@@ -310,7 +310,9 @@ class LargeObjectGets:
         return _byte_range(obj, begin, end + 1)
 
     def _large_object(self, environ: dict[str, Any]) -> Any:
-        path = str(environ.get("PATH_INFO", "")).encode("latin-1", "replace").decode("utf-8", "replace")
+        from urllib.parse import unquote, urlsplit
+
+        path = unquote(urlsplit(str(environ.get("RAW_URI") or "")).path)  # the key as moto reads it
         bucket_name, _, key = path.lstrip("/").partition("/")
         if not key or "partNumber=" in environ.get("QUERY_STRING", ""):
             return None
