@@ -8,9 +8,10 @@ Layout of a data folder (format 2)::
     objects/<bucket>/<encoded key>    one record per object (below)
     quarantine/<bucket>/...           records that failed their check at start (never served)
 
-A record is ``MAGIC``, one JSON header line (bucket, key, size, sha256, etag, metadata) and the bytes. Header
-and bytes travel in one file, so one ``rename`` replaces both: there is no index to fall out of step, and a
-file torn by a crash or a bad disk fails its size/hash check and is quarantined, never served.
+A record is ``MAGIC``, one JSON header line (bucket, key, size, sha256, etag, metadata, and the header's own
+SHA-256) and the bytes. Header and bytes travel in one file, so one ``rename`` replaces both: there is no index
+to fall out of step, and a file torn by a crash or a bad disk (a flipped bit in the content type included) fails
+its check and is quarantined, never served. Big bodies are written and checked in 1 MiB pieces.
 
 File names come only from keys (``encode_key``): every byte outside ``[a-z0-9_-]`` is ``%XX``-escaped (dots,
 slashes and capitals included), so a name never starts with a dot, never holds a separator, never collides
@@ -265,12 +266,10 @@ class DiskStore:
             raise StorageUnavailable(f"could not delete {key!r}: {exc.strerror or exc}") from exc
 
     def get(self, bucket: str, key: str) -> Record | None:
-        target = self.path(bucket, key)
         try:
-            blob = target.read_bytes()
+            return read_record(self.path(bucket, key), bucket=bucket)
         except FileNotFoundError:
             return None
-        return decode_record(blob, bucket=bucket, name=target.name)
 
     def _ensure_dir(self, d: Path) -> None:
         if not d.is_dir():
@@ -337,7 +336,7 @@ class DiskStore:
                     problems.append(f"leftover temp file {f}")
                     continue
                 try:
-                    decode_record(f.read_bytes(), bucket=unquote(bdir.name), name=f.name)
+                    read_record(f, bucket=unquote(bdir.name))
                 except (ValueError, OSError) as exc:
                     problems.append(f"{f}: {exc}")
         return problems

@@ -22,6 +22,7 @@ import io
 import ipaddress
 import json
 import re
+import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -408,18 +409,24 @@ class PostPolicyMiddleware:
 
     def _receive(self, environ: dict[str, Any]) -> CheckedUpload:
         """Read the form in ``CHUNK`` pieces; on any refusal the rest of the body is read and dropped (so the
-        client sees the answer, not a reset) and the temp file is gone."""
-        bucket = form_bucket(environ.get("HTTP_HOST", ""), environ.get("PATH_INFO", ""))
-        length = declared_length(environ, MAX_FORM_BYTES)
-        boundary = parse_options_header(environ.get("CONTENT_TYPE", ""))[1].get("boundary")
-        if not boundary:
-            raise _malformed()
-        spool = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115 - handed over to moto's key
-        receiver = _FileReceiver(spool, self.slots, bucket, self.secrets)
-        reader = FormReader(boundary, receiver.start, receiver.write)
-        stream = environ["wsgi.input"]
-        remaining = length
+        client sees the answer, not a reset) and the temp file is gone. A body declared over ``MAX_FORM_BYTES``
+        is not read at all: the server stops reading the connection."""
         try:
+            length = declared_length(environ, MAX_FORM_BYTES)
+        except S3Error:
+            stop_reading(environ)
+            raise
+        stream, remaining = environ["wsgi.input"], length
+        spool: BinaryIO | None = None
+        receiver: _FileReceiver | None = None
+        try:
+            bucket = form_bucket(environ.get("HTTP_HOST", ""), environ.get("PATH_INFO", ""))
+            boundary = parse_options_header(environ.get("CONTENT_TYPE", ""))[1].get("boundary")
+            if not boundary:
+                raise _malformed()
+            spool = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115 - handed over to moto's key
+            receiver = _FileReceiver(spool, self.slots, bucket, self.secrets)
+            reader = FormReader(boundary, receiver.start, receiver.write)
             while remaining:
                 chunk = stream.read(min(CHUNK, remaining))
                 if not chunk:
@@ -430,11 +437,13 @@ class PostPolicyMiddleware:
             reader.finish()
             receiver.finish(reader.fields)
         except BaseException:
-            spool.close()
+            if spool is not None:
+                spool.close()
             discard(stream, remaining)
             raise
         finally:
-            receiver.release()
+            if receiver is not None:
+                receiver.release()
         spool.seek(0)
         return CheckedUpload(bucket, reader.fields["key"], reader.fields, reader.names, spool, receiver.size,
                              receiver.md5.hexdigest(), receiver.sha256.hexdigest())
@@ -504,6 +513,17 @@ def discard(stream: Any, remaining: int) -> None:
             remaining -= len(chunk)
     except OSError:
         return
+
+
+def stop_reading(environ: dict[str, Any]) -> None:
+    """Refuse the rest of a body too big to read: werkzeug would otherwise drain it after the answer, 10 MB
+    at a time. The answer still goes out; the client's further bytes are not read."""
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
 
 
 def read_body(environ: dict[str, Any], limit: int) -> bytes:
