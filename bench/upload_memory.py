@@ -61,7 +61,8 @@ def _post(url: str, fields: dict[str, str], size: int) -> int:
 
 
 def _round(base: str, pid: int, s3: str, n: int, size: int, permitted: bool) -> dict[str, object]:
-    jobs, statuses = [], []
+    jobs: list[str] = []
+    statuses: dict[int, int] = {}
     if permitted:
         answers = [requests.post(base + "/api/uploads", json={"content_type": "video/mp4"}, timeout=30).json()
                    for _ in range(n)]
@@ -72,15 +73,16 @@ def _round(base: str, pid: int, s3: str, n: int, size: int, permitted: bool) -> 
     time.sleep(1.0)
     Path(f"/proc/{pid}/clear_refs").write_text("5")
     before = _rss(pid, "VmRSS")
-    threads = [threading.Thread(target=lambda u=u, f=f: statuses.append(_post(u, f, size))) for u, f in targets]
+    threads = [threading.Thread(target=lambda i=i, u=u, f=f: statuses.__setitem__(i, _post(u, f, size)))
+               for i, (u, f) in enumerate(targets)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for job in jobs:
-        while requests.get(f"{base}/api/jobs/{job}", timeout=30).json()["status"] not in ("done", "failed"):
+    for i, job in enumerate(jobs):
+        while statuses[i] < 300 and requests.get(f"{base}/api/jobs/{job}", timeout=30).json()["status"] not in ("done", "failed"):
             time.sleep(0.3)
-    return {"concurrent": n, "mb_each": size // MB, "permitted": permitted, "statuses": sorted(statuses),
+    return {"concurrent": n, "mb_each": size // MB, "permitted": permitted, "statuses": sorted(statuses.values()),
             "rss_before_mb": round(before), "peak_over_mb": round(_rss(pid, "VmHWM") - before, 1)}
 
 
