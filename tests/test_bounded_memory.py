@@ -129,3 +129,22 @@ def test_refused_and_permitted_big_uploads_stay_small(tmp_path: Path) -> None:
         assert upload_peak <= 64 and job_peak <= 64, (upload_peak, job_peak)
     finally:
         r.stop()
+
+
+def test_uploads_beyond_the_cap_get_503_with_retry_after() -> None:
+    """No upload slot free (a cap of 0 here; 8 in the runner): a permitted form is answered 503 SlowDown +
+    Retry-After once its policy holds; a form without a policy is still 403 (refused before it needs a slot)."""
+    from humanparse.local.s3local import EmbeddedS3
+
+    srv = EmbeddedS3(max_uploads=0)
+    srv.start()
+    try:
+        s3 = srv.provision(["slots-bucket"], []).client("s3")
+        post = s3.generate_presigned_post("slots-bucket", "uploads/a/p.png", ExpiresIn=300)
+        r = requests.post(post["url"], data=post["fields"], files={"file": ("p.png", b"x" * 100)}, timeout=30)
+        assert r.status_code == 503 and "<Code>SlowDown</Code>" in r.text and int(r.headers["Retry-After"]) > 0
+        assert "Contents" not in s3.list_objects_v2(Bucket="slots-bucket")
+        status, body = post_form(post["url"], {"key": "uploads/b/p.png"}, 3 * MB)
+        assert status == 403 and b"must contain a policy" in body
+    finally:
+        srv.stop()

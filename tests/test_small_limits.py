@@ -123,6 +123,8 @@ def test_a_newline_is_a_legal_key_character(s3srv: dict[str, Any]) -> None:
         body = b"n" * ((9 << 20) if "big" in key else 10)  # the big one is served from the key's buffer
         s3.put_object(Bucket=bucket, Key=key, Body=body)
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+        part = s3.get_object(Bucket=bucket, Key=key, Range="bytes=5-9")
+        assert part["Body"].read() == body[5:10] and part["ContentRange"] == f"bytes 5-9/{len(body)}"
         assert key in [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="uploads/").get("Contents", [])]
         s3.delete_object(Bucket=bucket, Key=key)
 

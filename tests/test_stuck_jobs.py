@@ -128,6 +128,26 @@ def test_an_error_on_the_upload_itself_fails_the_job_at_once(aws: dict[str, Any]
     assert svc.handler(event)["records"][0]["status"] == "skipped" and parser.calls == 1  # never again
 
 
+def test_a_clip_started_three_times_without_finishing_fails(aws: dict[str, Any], stub_parser: Any,
+                                                           tmp_path: Path) -> None:
+    from humanparse.config import Settings
+    from humanparse.local.notifications import make_s3_event
+    from humanparse.service import build_service
+
+    svc = build_service(Settings(upload_bucket=aws["upload_bucket"], results_bucket=aws["results_bucket"],
+                                 s3_endpoint_url=aws["endpoint"]), stub_parser, aws["s3"])
+    key, clip = f"uploads/{'e' * 32}/clip.webm", growing_webm(((160, 128, 4),))
+    job = svc.store.layout.job_id_for_key(key)
+    aws["s3"].put_object(Bucket=aws["upload_bucket"], Key=key, Body=clip, ContentType="video/webm")
+    # three earlier starts that never finished (the process was killed each time)
+    aws["s3"].put_object(Bucket=aws["results_bucket"], Key=f"results/{job}/work/start.attempts", Body=b"3")
+    etag = aws["s3"].head_object(Bucket=aws["upload_bucket"], Key=key)["ETag"].strip('"')
+    out = svc.handler(make_s3_event(aws["upload_bucket"], key, size=len(clip), etag=etag))
+    view = svc.store.job_view(job)
+    assert view is not None and view["status"] == "failed" and view["error"] == "processing_failed", (view, out)
+    assert "started 3 times" in view["detail"]
+
+
 def test_an_overdue_running_job_is_failed_by_its_next_reader(aws: dict[str, Any]) -> None:
     from humanparse.config import Settings
     from humanparse.store import JobStore
