@@ -141,7 +141,8 @@ class LocalDeployment:
             self.store.open()
         except DataDirError as exc:
             raise DeploymentError(str(exc)) from exc
-        self.s3srv = EmbeddedS3(port=opts.s3_port, store=self.store, reserve=self._is_upload)
+        self.s3srv = EmbeddedS3(port=opts.s3_port, store=self.store, reserve=self._is_upload,
+                                max_uploads=base.local_max_uploads)
         self.s3srv.start()
         # a video chunk must finish within the queue's visibility timeout (120 s, s3local.provision), or the
         # queue hands the same chunk to a second worker while the first still runs
