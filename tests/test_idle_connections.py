@@ -74,3 +74,22 @@ def test_a_real_upload_completes_among_1000_idle_connections(tmp_path: Path) -> 
         for s in sockets:
             s.close()
         r.stop()
+
+
+def test_a_trickling_api_body_gets_408() -> None:
+    """``read_capped`` ends a body that does not arrive within its time (408 ``request_timeout``)."""
+    import asyncio
+
+    import pytest
+    from humanparse.api.limits import read_capped
+    from humanparse.exceptions import RequestTimeout
+    from starlette.requests import Request
+
+    async def receive() -> dict[str, object]:
+        await asyncio.sleep(0.02)  # one byte now and then, never the end
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+    with pytest.raises(RequestTimeout) as ei:
+        asyncio.run(read_capped(request, 1000, timeout_s=0.2))
+    assert ei.value.http_status == 408 and ei.value.to_dict()["error"] == "request_timeout"
