@@ -103,7 +103,7 @@ def uvicorn_options(limits: ConnectionLimits) -> dict[str, Any]:
 def bounded_wsgi_server(host: str, port: int, app: Any, limits: ConnectionLimits) -> Any:
     """werkzeug's threaded server (moto's own) with socketserver's two hooks: a socket timeout on every read
     (``WSGIRequestHandler.timeout``) and ``verify_request`` (the cap; beyond it the connection still waiting
-    longest for its request line is shut, or the new one is answered 503)."""
+    longest for its request line and headers is shut, or the new one is answered 503)."""
     from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
     waiting: dict[socket.socket, float] = {}  # connections that have not sent a request line yet
@@ -113,9 +113,10 @@ def bounded_wsgi_server(host: str, port: int, app: Any, limits: ConnectionLimits
         timeout = limits.read_timeout_s
 
         def parse_request(self) -> bool:
+            ok = bool(super().parse_request())  # reads the headers: a peer trickling them stays evictable
             with lock:
                 waiting.pop(self.connection, None)
-            return bool(super().parse_request())
+            return ok
 
     class Server(ThreadedWSGIServer):
         def __init__(self) -> None:

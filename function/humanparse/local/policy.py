@@ -25,6 +25,7 @@ import re
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -44,6 +45,9 @@ MAX_KEY_BYTES = 1024  # S3's longest key, in UTF-8 bytes (KeyTooLongError above)
 MAX_PRE_DATA = 20 * 1024  # S3's limit on the fields before the file (MaxPostPreDataLengthExceeded)
 CHUNK = 64 * 1024  # what one form upload holds in memory at a time
 MAX_UPLOADS = 8  # form uploads streaming at once per process; one more gets 503 SlowDown
+# a form's whole body must arrive within max(MIN_BODY_S, its length / MIN_BODY_RATE): 200 MB at 64 KiB/s is 53 min
+MIN_BODY_S = 60.0
+MIN_BODY_RATE = 64 * 1024
 RETRY_AFTER_S = 5
 UPLOAD_ENVIRON = "humanparse.form_upload"  # where a checked upload travels from the gate to moto
 # Fields S3 never requires a condition for.
@@ -427,6 +431,7 @@ class PostPolicyMiddleware:
             spool = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115 - handed over to moto's key
             receiver = _FileReceiver(spool, self.slots, bucket, self.secrets)
             reader = FormReader(boundary, receiver.start, receiver.write)
+            deadline = time.monotonic() + max(MIN_BODY_S, length / MIN_BODY_RATE)
             while remaining:
                 chunk = stream.read(min(CHUNK, remaining))
                 if not chunk:
@@ -434,6 +439,9 @@ class PostPolicyMiddleware:
                                "You did not provide the number of bytes specified by the Content-Length.")
                 remaining -= len(chunk)
                 reader.write(chunk)
+                if time.monotonic() > deadline:  # a trickle would hold its upload slot for ever
+                    raise S3Error("400 Bad Request", "RequestTimeout", "Your socket connection to the server was "
+                                  "not read from or written to within the timeout period.")
             reader.finish()
             receiver.finish(reader.fields)
         except BaseException:
