@@ -148,3 +148,37 @@ def test_uploads_beyond_the_cap_get_503_with_retry_after() -> None:
         assert status == 403 and b"must contain a policy" in body
     finally:
         srv.stop()
+
+
+def test_a_trickled_form_is_ended_and_frees_its_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A form body must arrive within max(MIN_BODY_S, length / MIN_BODY_RATE) (here 0.3 s): a trickle gets 400
+    RequestTimeout instead of holding its upload slot (the only one here) for ever."""
+    import socket
+
+    from humanparse.local import policy
+    from humanparse.local.s3local import EmbeddedS3
+
+    monkeypatch.setattr(policy, "MIN_BODY_S", 0.3)
+    srv = EmbeddedS3(max_uploads=1)
+    srv.start()
+    try:
+        s3 = srv.provision(["trickle-bucket"], []).client("s3")
+        post = s3.generate_presigned_post("trickle-bucket", "uploads/t/p.png", ExpiresIn=300)
+        ctype, length, pieces = multipart(post["fields"], 4000)
+        body = b"".join(pieces)
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        sock.sendall(f"POST /trickle-bucket HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
+                     f"Content-Length: {length}\r\n\r\n".encode() + body[:-3000])
+        for i in range(20):  # 100 bytes every 0.1 s: the 0.3 s allowance runs out long before the end
+            time.sleep(0.1)
+            try:
+                sock.sendall(body[-3000 + 100 * i: -3000 + 100 * (i + 1)])
+            except OSError:
+                break
+        answer = sock.recv(4096)
+        sock.close()
+        assert b" 400 " in answer.split(b"\r\n", 1)[0] and b"<Code>RequestTimeout</Code>" in answer, answer
+        r = requests.post(post["url"], data=post["fields"], files={"file": ("p.png", b"x" * 10)}, timeout=30)
+        assert r.status_code == 204, r.text  # the slot is free again
+    finally:
+        srv.stop()

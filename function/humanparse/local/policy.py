@@ -423,6 +423,7 @@ class PostPolicyMiddleware:
         stream, remaining = environ["wsgi.input"], length
         spool: BinaryIO | None = None
         receiver: _FileReceiver | None = None
+        deadline = time.monotonic() + max(MIN_BODY_S, length / MIN_BODY_RATE)
         try:
             bucket = form_bucket(environ.get("HTTP_HOST", ""), environ.get("PATH_INFO", ""))
             boundary = parse_options_header(environ.get("CONTENT_TYPE", ""))[1].get("boundary")
@@ -431,9 +432,9 @@ class PostPolicyMiddleware:
             spool = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115 - handed over to moto's key
             receiver = _FileReceiver(spool, self.slots, bucket, self.secrets)
             reader = FormReader(boundary, receiver.start, receiver.write)
-            deadline = time.monotonic() + max(MIN_BODY_S, length / MIN_BODY_RATE)
+            read = getattr(stream, "read1", stream.read)  # what has arrived: read() would wait for a whole piece
             while remaining:
-                chunk = stream.read(min(CHUNK, remaining))
+                chunk = read(min(CHUNK, remaining))
                 if not chunk:
                     raise _bad("IncompleteBody",
                                "You did not provide the number of bytes specified by the Content-Length.")
@@ -447,7 +448,7 @@ class PostPolicyMiddleware:
         except BaseException:
             if spool is not None:
                 spool.close()
-            discard(stream, remaining)
+            discard(environ, remaining, deadline)
             raise
         finally:
             if receiver is not None:
@@ -510,17 +511,21 @@ def declared_length(environ: dict[str, Any], limit: int) -> int:
     return length
 
 
-def discard(stream: Any, remaining: int) -> None:
-    """Read and drop what is left of a refused body, in ``CHUNK`` pieces (memory stays at one chunk; the
-    server's read timeout bounds a client that stops sending)."""
+def discard(environ: dict[str, Any], remaining: int, deadline: float) -> None:
+    """Read and drop what is left of a refused body, in ``CHUNK`` pieces (memory stays at one piece), so the
+    client sees the answer rather than a reset; a body still arriving at ``deadline`` is not waited for."""
+    stream = environ["wsgi.input"]
+    read = getattr(stream, "read1", stream.read)
     try:
-        while remaining > 0:
-            chunk = stream.read(min(CHUNK, remaining))
+        while remaining > 0 and time.monotonic() < deadline:
+            chunk = read(min(CHUNK, remaining))
             if not chunk:
                 return
             remaining -= len(chunk)
     except OSError:
         return
+    if remaining > 0:
+        stop_reading(environ)
 
 
 def stop_reading(environ: dict[str, Any]) -> None:
