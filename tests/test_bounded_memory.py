@@ -132,7 +132,7 @@ def test_refused_and_permitted_big_uploads_stay_small(tmp_path: Path) -> None:
 
 
 def test_uploads_beyond_the_cap_get_503_with_retry_after() -> None:
-    """No upload slot free (a cap of 0 here; 8 in the runner): a permitted form is answered 503 SlowDown +
+    """No upload slot free (a cap of 0 here; 16 in the runner): a permitted form is answered 503 SlowDown +
     Retry-After once its policy holds; a form without a policy is still 403 (refused before it needs a slot)."""
     from humanparse.local.s3local import EmbeddedS3
 

@@ -44,7 +44,7 @@ MAX_FIELDS = 100
 MAX_KEY_BYTES = 1024  # S3's longest key, in UTF-8 bytes (KeyTooLongError above)
 MAX_PRE_DATA = 20 * 1024  # S3's limit on the fields before the file (MaxPostPreDataLengthExceeded)
 CHUNK = 64 * 1024  # what one form upload holds in memory at a time
-MAX_UPLOADS = 8  # form uploads streaming at once per process; one more gets 503 SlowDown
+MAX_UPLOADS = 16  # form uploads streaming at once per process (Settings.local_max_uploads); then 503 SlowDown
 # a form's whole body must arrive within max(MIN_BODY_S, its length / MIN_BODY_RATE): 200 MB at 64 KiB/s is 53 min
 MIN_BODY_S = 60.0
 MIN_BODY_RATE = 64 * 1024
