@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None  # the local runner's embedded S3; unset on AWS
     region: str | None = None  # unset on AWS: boto3 takes the function's own AWS_REGION
     local_min_free_mb: int = 64  # local runner: uploads get 503 while less would stay free on the data disk
+    local_max_uploads: int = Field(default=16, ge=1)  # local runner: form uploads streaming at once; then 503
 
     # --- limits
     max_upload_bytes: int = 15 * 1024 * 1024

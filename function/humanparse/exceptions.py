@@ -103,6 +103,14 @@ class RequestTooLarge(InputError):
     message = "the request body is over the size limit"
 
 
+class RequestTimeout(InputError):
+    """The request body did not arrive within its time (a peer sending slowly holds a connection)."""
+
+    code = "request_timeout"
+    http_status = 408
+    message = "the request body did not arrive in time"
+
+
 class BadOutput(InputError):
     code = "bad_output"
     message = "output must be json, color, overlay or label"
@@ -181,7 +189,45 @@ class EventFormatError(InputError, ValueError):
     message = "not an S3 notification this function understands"
 
 
+class ProcessingFailed(InputError):
+    """Processing an upload raised an error that is not storage or network trouble (``is_transient``): the same
+    bytes fail the same way on every try, so the job fails at once, never retried, dead-lettered or resumed."""
+
+    code = "processing_failed"
+    message = "the upload could not be processed"
+    http_status = 422
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ProcessingFailed:
+        return cls(f"the upload could not be processed ({type(exc).__name__}: {exc})"[:500])
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth a retry: storage or network trouble (``OSError``, botocore's and urllib3's errors), memory (also
+    PyTorch's ``RuntimeError: ... out of memory``), or one of our own service errors (busy, storage unavailable,
+    model). Anything else raised while processing one upload (a decoder's, NumPy's or OpenCV's error on its
+    bytes) would be raised again by the same bytes."""
+    if isinstance(exc, InputError):
+        return False
+    if isinstance(exc, RuntimeError) and "memory" in str(exc).lower():
+        return True
+    roots = {c.__module__.split(".")[0] for c in type(exc).__mro__}
+    if roots & {"av", "cv2", "numpy", "PIL"}:
+        return False  # PyAV's errors derive from OSError too, but come from the file's bytes
+    return isinstance(exc, (HumanParseError, OSError, MemoryError)) or bool(
+        roots & {"botocore", "boto3", "urllib3", "s3transfer", "requests"})
+
+
 # ----------------------------------------------------------------------------------------------- service
+class JobTimedOut(HumanParseError):
+    """A job still ``running`` past its ``deadline`` (its worker died, its message went to the dead-letter
+    queue): failed by whoever reads its status next, so no job shows ``running`` forever."""
+
+    code = "job_timeout"
+    message = "the job ran past its time budget and was stopped"
+    http_status = 500
+
+
 class Busy(HumanParseError):
     code = "busy"
     http_status = 503

@@ -150,10 +150,14 @@ def decode_image(data: bytes, *, max_megapixels: float = 100.0,
     source_size = img.size
     max_out = max_output_megapixels * 1e6
     frames = int(getattr(img, "n_frames", 1) or 1)
+    # an APNG may carry a default image (shown by viewers without animation support) ahead of its animation:
+    # Pillow counts it as frame 0; the first animation frame is the picture, as browsers show it
+    first = 1 if fmt == "PNG" and frames > 1 and getattr(img, "default_image", False) else 0
+    frames -= first
     original_mode = img.mode
     try:
-        if frames > 1:
-            img.seek(0)
+        if frames > 1 or first:
+            img.seek(first)
         if fmt in ("JPEG", "MPO"):
             _jpeg_draft(img, max_out)
         img.load()

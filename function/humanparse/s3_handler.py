@@ -7,6 +7,8 @@ Contract per record:
   event that disagrees with the stored object never overwrites a finished (``done``) result;
 - a bad upload (not an image, too big, truncated, deleted) → ``status.json`` with ``failed``, ``error`` and
   ``detail``, and the handler returns normally (no retry storm);
+- any other error on the upload's own bytes (``exceptions.is_transient`` is false) → ``failed`` with
+  ``processing_failed`` at once: the same bytes would fail every retry, and a restart must not run it again;
 - a transient error (S3 unavailable, throttled) → raised, so Lambda retries and finally the DLQ gets it.
 Artefacts are written first and ``status.json`` last: a reader that sees ``done`` sees the whole set.
 """
@@ -22,7 +24,7 @@ from .cache import ResultCache, sha256_hex
 from .config import Settings
 from .engine.types import Parser
 from .events import S3ObjectRecord, is_backfill_batch, parse_backfill_batch, parse_s3_event
-from .exceptions import ChecksumMismatch, ImageTooLarge, InputError, UploadMissing
+from .exceptions import ChecksumMismatch, ImageTooLarge, InputError, ProcessingFailed, UploadMissing, is_transient
 from .observability import log_keys, record_failure, record_parse, span
 from .store import JobStore, StoredObject
 from .usecase import ParseOptions, parse_image
@@ -119,7 +121,12 @@ class S3Trigger:
                 log.info("job %s: result reused from the cache", job_id)
                 return RecordOutcome(rec.key, job_id, "done", "cached")
             out = parse_image(data, self.parser, self.options, extra={"job_id": job_id})
-        except InputError as exc:
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # storage or network: retried (Lambda's retries, then the dead-letter queue)
+            if not isinstance(exc, InputError):  # the same bytes would fail the same way: fail now, not 3 times
+                log.exception("parse failed on the upload itself", extra={"job_id": job_id})
+                exc = ProcessingFailed.from_exception(exc)
             self.store.write_status(job_id, {"status": "failed", "job_id": job_id, **exc.to_dict(),
                                              "source": identity})
             log.warning("job failed", extra={"job_id": job_id, "error": exc.code, "detail": str(exc)})

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,9 +17,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import Settings
-from .exceptions import StorageUnavailable
+from .exceptions import JobTimedOut, StorageUnavailable
 from .jobs import Layout, is_video_type, new_job_id
 from .rendering import content_type
+
+log = logging.getLogger("humanparse.store")
 
 # S3 says NoSuchKey for GET, 404/NotFound for HEAD (no body to carry a code), NoSuchVersion for a gone version.
 MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
@@ -192,11 +196,29 @@ class JobStore:
             ExpiresIn=self.settings.result_url_expires_s)
         return url
 
+    def expire_overdue(self, job_id: str, status: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A ``running`` status past its ``deadline`` (epoch seconds: its worker died, its message went to the
+        dead-letter queue) becomes ``failed`` (``job_timeout``), written back when this role may write it, so
+        no job shows ``running`` forever. Anything else is returned as it is."""
+        deadline = (status or {}).get("deadline")
+        if status is None or status.get("status") != "running" or not isinstance(deadline, (int, float)) \
+                or time.time() <= deadline:
+            return status
+        over = JobTimedOut(f"the job was still running {time.time() - deadline:.0f} s past its deadline; "
+                           "it was stopped. Upload the file again to retry.")
+        failed: dict[str, Any] = {k: status[k] for k in ("kind", "job_id", "source") if k in status}
+        failed.update(status="failed", **over.to_dict())
+        try:
+            self.write_status(job_id, failed)
+        except (ClientError, BotoCoreError):
+            log.warning("job %s is overdue; its failed status could not be written", job_id)
+        return failed
+
     def job_view(self, job_id: str) -> dict[str, Any] | None:
         """The public answer for a job: pending / done (with signed result URLs) / failed (``error`` +
         ``detail``; results written by old versions said ``reason``). None when neither status nor upload exist."""
         try:
-            status = self.read_status(job_id)
+            status = self.expire_overdue(job_id, self.read_status(job_id))
             if status is None:
                 return {"job_id": job_id, "status": "pending"} if self.upload_arrived(job_id) else None
             out: dict[str, Any] = {"job_id": job_id, "status": status.get("status")}

@@ -61,7 +61,12 @@ def require_token(request: Request, settings: SettingsDep) -> None:
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         raise Unauthorized()
-    if not hmac.compare_digest(presented.strip().encode("utf-8"), expected.encode("utf-8")):
+    want = expected.encode("utf-8")
+    sent = presented.strip()
+    # ASGI hands header values over decoded as latin-1: their bytes as sent are ``sent.encode("latin-1")``, the
+    # UTF-8 of a non-ASCII token (curl, requests); a browser's fetch sends latin-1 bytes, which decode to the token
+    as_sent = sent.encode("latin-1", "replace")
+    if not (hmac.compare_digest(as_sent, want) | hmac.compare_digest(sent.encode("utf-8"), want)):
         raise Unauthorized("the access token is not valid")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -9,20 +10,29 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import Message
 
-from ..exceptions import RequestTooLarge
+from ..exceptions import RequestTimeout, RequestTooLarge
+
+# the largest body read here is the synchronous parse's image (~6 MB): a minute is ample on any link
+BODY_TIMEOUT_S = 60.0
 
 
-async def read_capped(request: Request, limit: int, exc: type[Exception] = RequestTooLarge) -> bytes:
+async def read_capped(request: Request, limit: int, exc: type[Exception] = RequestTooLarge,
+                      timeout_s: float = BODY_TIMEOUT_S) -> bytes:
     """The whole body, refused (``exc``) as soon as it is over ``limit`` bytes — by its declared length
-    before reading, and while streaming for chunked bodies."""
+    before reading, and while streaming for chunked bodies — and ``RequestTimeout`` (408) unless all of it
+    arrived within ``timeout_s`` (a peer trickling its body would hold its connection busy for ever)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise exc(f"body over {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise exc(f"body over {limit} bytes")
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                body.extend(chunk)
+                if len(body) > limit:
+                    raise exc(f"body over {limit} bytes")
+    except TimeoutError as err:
+        raise RequestTimeout(f"{len(body)} bytes of the body arrived in {timeout_s:g} s") from err
     return bytes(body)
 
 

@@ -149,7 +149,8 @@ class LocalDeployment:
             self.store.open()
         except DataDirError as exc:
             raise DeploymentError(str(exc)) from exc
-        self.s3srv = EmbeddedS3(port=opts.s3_port, store=self.store, reserve=self._is_upload)
+        self.s3srv = EmbeddedS3(port=opts.s3_port, store=self.store, reserve=self._is_upload,
+                                max_uploads=base.local_max_uploads)
         self.s3srv.start()
         # a video chunk must finish within the queue's visibility timeout (120 s, s3local.provision), or the
         # queue hands the same chunk to a second worker while the first still runs
@@ -204,12 +205,14 @@ class LocalDeployment:
     def _start_web(self, api_app: Any) -> None:
         import uvicorn
 
+        from .connections import ConnectionLimits, uvicorn_options
         from .web import build_site
 
         site = build_site(api_app, self.options.frontend_dir, auth=bool(self.settings.api_token))
+        # idle and slow peers: a connection cap with eviction of the longest-idle, header and keep-alive timeouts
         self.web = uvicorn.Server(uvicorn.Config(site, host=self.options.host, port=self.options.port,
-                                                 log_level="warning", access_log=False,
-                                                 timeout_graceful_shutdown=10))
+                                                 log_level="warning", access_log=False, timeout_graceful_shutdown=10,
+                                                 **uvicorn_options(ConnectionLimits.for_this_process())))
         # In a thread uvicorn installs no signal handlers: stopping is ours (StopSignals).
         self._web_thread = threading.Thread(target=self.web.run, name="web", daemon=True)
         self._web_thread.start()

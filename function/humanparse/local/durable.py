@@ -8,9 +8,10 @@ Layout of a data folder (format 2)::
     objects/<bucket>/<encoded key>    one record per object (below)
     quarantine/<bucket>/...           records that failed their check at start (never served)
 
-A record is ``MAGIC``, one JSON header line (bucket, key, size, sha256, etag, metadata) and the bytes. Header
-and bytes travel in one file, so one ``rename`` replaces both: there is no index to fall out of step, and a
-file torn by a crash or a bad disk fails its size/hash check and is quarantined, never served.
+A record is ``MAGIC``, one JSON header line (bucket, key, size, sha256, etag, metadata, and the header's own
+SHA-256) and the bytes. Header and bytes travel in one file, so one ``rename`` replaces both: there is no index
+to fall out of step, and a file torn by a crash or a bad disk (a flipped bit in the content type included) fails
+its check and is quarantined, never served. Big bodies are written and checked in 1 MiB pieces.
 
 File names come only from keys (``encode_key``): every byte outside ``[a-z0-9_-]`` is ``%XX``-escaped (dots,
 slashes and capitals included), so a name never starts with a dot, never holds a separator, never collides
@@ -40,7 +41,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Any, ParamSpec, TypeVar
@@ -54,7 +55,8 @@ T = TypeVar("T")
 
 FORMAT_VERSION = 2
 FORMAT_FILE = "humanparse-data.json"
-MAGIC = b"humanparse-object 1\n"
+MAGIC = b"humanparse-object 2\n"  # 2: the header carries its own SHA-256
+MAGIC_V1 = b"humanparse-object 1\n"  # still read (no header check)
 MAX_NAME = 200
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_-")
 _TMP_PREFIX = ".tmp-"
@@ -92,17 +94,46 @@ class Record:
     etag: str  # without quotes
     metadata: dict[str, str] = field(default_factory=dict)
     last_modified: str = ""
+    body_at: tuple[Path, int, int] | None = None  # (file, offset, size): a big body left on disk (read_record)
+
+    def chunks(self, block: int = 1 << 20) -> Iterator[bytes]:
+        """The body in pieces, from memory or from its place on disk."""
+        if self.body_at is None:
+            yield self.body
+            return
+        path, offset, size = self.body_at
+        with open(path, "rb") as f:
+            f.seek(offset)
+            while size > 0:
+                data = f.read(min(block, size))
+                if not data:
+                    raise OSError(f"{path} shrank while being read")
+                size -= len(data)
+                yield data
 
     def encode(self) -> bytes:
-        header = {"bucket": self.bucket, "key": self.key, "size": len(self.body),
-                  "sha256": hashlib.sha256(self.body).hexdigest(), "etag": self.etag, "metadata": self.metadata,
-                  "last_modified": self.last_modified or dt.datetime.now(dt.UTC).isoformat()}
-        return MAGIC + json.dumps(header, ensure_ascii=True).encode() + b"\n" + self.body
+        return self.encode_header(len(self.body), hashlib.sha256(self.body).hexdigest()) + self.body
+
+    def encode_header(self, size: int, sha256: str) -> bytes:
+        """``MAGIC`` and the header line of a record whose body has ``size`` bytes and this SHA-256 (hex).
+        The header carries its own check (``header_sha256``), so a flipped bit in the content type or ETag
+        is caught like one in the body."""
+        header: dict[str, Any] = {
+            "bucket": self.bucket, "key": self.key, "size": size, "sha256": sha256, "etag": self.etag,
+            "metadata": self.metadata, "last_modified": self.last_modified or dt.datetime.now(dt.UTC).isoformat()}
+        header["header_sha256"] = _header_check(header)
+        return MAGIC + json.dumps(header, ensure_ascii=True).encode() + b"\n"
 
 
-def decode_record(blob: bytes, *, bucket: str, name: str) -> Record:
-    """Parse and check one record file; ``ValueError`` says why it cannot be trusted."""
-    if not blob.startswith(MAGIC):
+def _header_check(header: dict[str, Any]) -> str:
+    fields = {k: v for k, v in header.items() if k != "header_sha256"}
+    return hashlib.sha256(json.dumps(fields, ensure_ascii=True, sort_keys=True).encode()).hexdigest()
+
+
+def decode_record(blob: bytes, *, bucket: str, name: str, body_check: tuple[int, str] | None = None) -> Record:
+    """Parse and check one record file; ``ValueError`` says why it cannot be trusted. ``body_check``: the
+    (size, sha256) of a body read apart (``blob`` is then the header alone)."""
+    if not blob.startswith((MAGIC, MAGIC_V1)):
         raise ValueError("not a humanparse object record")
     end = blob.find(b"\n", len(MAGIC), len(MAGIC) + _MAX_HEADER)
     if end < 0:
@@ -111,9 +142,12 @@ def decode_record(blob: bytes, *, bucket: str, name: str) -> Record:
     body = blob[end + 1:]
     if not isinstance(head, dict) or not isinstance(head.get("key"), str):
         raise ValueError("header has no key")
-    if len(body) != head.get("size"):
-        raise ValueError(f"size {len(body)} != recorded {head.get('size')} (torn write?)")
-    if hashlib.sha256(body).hexdigest() != head.get("sha256"):
+    if blob.startswith(MAGIC) and head.get("header_sha256") != _header_check(head):
+        raise ValueError("header (metadata, ETag) differs from the one recorded at write")
+    size, sha256 = body_check or (len(body), hashlib.sha256(body).hexdigest())
+    if size != head.get("size"):
+        raise ValueError(f"size {size} != recorded {head.get('size')} (torn write?)")
+    if sha256 != head.get("sha256"):
         raise ValueError("sha256 differs from the one recorded at write")
     if head.get("bucket") != bucket or encode_key(head["key"]) != name:
         raise ValueError("file name or folder does not match the key it holds")
@@ -151,6 +185,30 @@ def fsync_file(fd: int) -> None:
         except OSError:
             pass
     os.fsync(fd)
+
+
+def read_record(path: Path, *, bucket: str, in_memory_max: int = 1 << 20) -> Record:
+    """``decode_record`` for a file of any size: the header is read, the body hashed in 1 MiB pieces; a body
+    over ``in_memory_max`` stays on disk (``Record.body_at``), so a start with big uploads stored stays small."""
+    with open(path, "rb") as f:
+        head_blob = f.read(len(MAGIC) + _MAX_HEADER)
+        end = head_blob.find(b"\n", len(MAGIC))
+        if end < 0:
+            return decode_record(head_blob, bucket=bucket, name=path.name)  # raises: no header line
+        f.seek(end + 1)
+        digest, size, kept = hashlib.sha256(), 0, bytearray()
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+            if size <= in_memory_max:
+                kept += block
+    # the header's own checks, against an empty body, then the body's size and hash
+    rec = decode_record(head_blob[:end + 1], bucket=bucket, name=path.name, body_check=(size, digest.hexdigest()))
+    if size <= in_memory_max:
+        rec.body = bytes(kept)
+    else:
+        rec.body_at = (path, end + 1, size)
+    return rec
 
 
 def _fsync_dir(path: Path) -> None:
@@ -260,6 +318,24 @@ class DiskStore:
         except OSError as exc:
             raise StorageUnavailable(f"could not store {rec.key!r}: {exc.strerror or exc}") from exc
 
+    def put_stream(self, rec: Record, chunks: Callable[[], Iterable[bytes]], *, size: int,
+                   sha256: str | None = None, reserve: bool = False) -> None:
+        """``put`` for a body too big to hold: ``chunks()`` yields it in pieces (called twice when ``sha256``
+        is not known yet: once to hash, once to write). Memory stays at one piece."""
+        target = self.path(rec.bucket, rec.key)
+        try:
+            if sha256 is None:
+                digest = hashlib.sha256()
+                for block in chunks():
+                    digest.update(block)
+                sha256 = digest.hexdigest()
+            if reserve and shutil.disk_usage(self.objects).free - size < self.min_free_bytes:
+                raise OSError(errno.ENOSPC, f"less than {self.min_free_bytes >> 20} MB would stay free")
+            self._ensure_dir(target.parent)
+            self._write_file(target, rec.encode_header(size, sha256), chunks)
+        except OSError as exc:
+            raise StorageUnavailable(f"could not store {rec.key!r}: {exc.strerror or exc}") from exc
+
     def delete(self, bucket: str, key: str) -> None:
         target = self.path(bucket, key)
         try:
@@ -271,12 +347,10 @@ class DiskStore:
             raise StorageUnavailable(f"could not delete {key!r}: {exc.strerror or exc}") from exc
 
     def get(self, bucket: str, key: str) -> Record | None:
-        target = self.path(bucket, key)
         try:
-            blob = target.read_bytes()
+            return read_record(self.path(bucket, key), bucket=bucket)
         except FileNotFoundError:
             return None
-        return decode_record(blob, bucket=bucket, name=target.name)
 
     def _ensure_dir(self, d: Path) -> None:
         if not d.is_dir():
@@ -284,11 +358,14 @@ class DiskStore:
             if self.fsync:
                 _fsync_dir(d.parent)
 
-    def _write_file(self, target: Path, blob: bytes) -> None:
+    def _write_file(self, target: Path, blob: bytes,
+                    more: Callable[[], Iterable[bytes]] | None = None) -> None:
         tmp = target.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex}")
         try:
             with open(tmp, "xb") as f:
                 f.write(blob)
+                for block in more() if more is not None else ():
+                    f.write(block)
                 f.flush()
                 if self.fsync:
                     fsync_file(f.fileno())
@@ -317,7 +394,7 @@ class DiskStore:
             try:
                 if f.is_symlink() or not f.is_file():
                     raise ValueError("not a regular file")
-                yield decode_record(f.read_bytes(), bucket=bucket, name=f.name)
+                yield read_record(f, bucket=bucket)
             except (ValueError, OSError) as exc:
                 log.error("data folder: %s/%s is not served: %s", bucket, f.name, exc)
                 if repair:
@@ -340,7 +417,7 @@ class DiskStore:
                     problems.append(f"leftover temp file {f}")
                     continue
                 try:
-                    decode_record(f.read_bytes(), bucket=unquote(bdir.name), name=f.name)
+                    read_record(f, bucket=unquote(bdir.name))
                 except (ValueError, OSError) as exc:
                     problems.append(f"{f}: {exc}")
         return problems

@@ -25,13 +25,24 @@ import re
 import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from .policy import PostPolicyMiddleware, S3Error, StartResponse, WsgiApp, is_form_post, read_body, xml_error
+from .policy import (
+    MAX_KEY_BYTES,
+    MAX_UPLOADS,
+    PostPolicyMiddleware,
+    S3Error,
+    StartResponse,
+    WsgiApp,
+    is_form_post,
+    is_virtual_host,
+    read_body,
+    xml_error,
+)
 
 SERVICES = ("s3", "sqs")  # what the local runner uses; moto's other services are not reachable
 CORS_METHODS = ("GET", "HEAD", "POST")
@@ -64,10 +75,12 @@ def _mismatch() -> S3Error:
 class S3Gate:
     """Auth, admin blocking and CORS in front of ``app`` (moto's ``DomainDispatcherApplication``)."""
 
-    def __init__(self, app: WsgiApp, credentials: dict[str, str], origins: Sequence[str] = ()) -> None:
+    def __init__(self, app: WsgiApp, credentials: dict[str, str], origins: Sequence[str] = (), *,
+                 max_uploads: int = MAX_UPLOADS) -> None:
         self.app = app
         self.credentials = Credentials(credentials["aws_access_key_id"], credentials["aws_secret_access_key"])
-        self.forms = PostPolicyMiddleware(app, {self.credentials.access_key: self.credentials.secret_key})
+        self.forms = PostPolicyMiddleware(app, {self.credentials.access_key: self.credentials.secret_key},
+                                          max_uploads=max_uploads)
         self.origins: frozenset[str] = frozenset()
         self.allow_origins(origins)
 
@@ -85,6 +98,7 @@ class S3Gate:
             if is_form_post(environ):
                 return self.forms(environ, respond)
             self._authenticate(environ)
+            check_key(environ)
         except S3Error as err:
             return xml_error(respond, err)
         return self.app(environ, respond)
@@ -183,6 +197,20 @@ class S3Gate:
         request = _aws_request(environ, signed, b"", amz_date, query=unsigned_query)
         _verify(S3SigV4QueryAuth(self.credentials, service, region, int(expires)), request,
                 params.get("X-Amz-Signature", ""))
+
+
+def check_key(environ: dict[str, Any]) -> None:
+    """S3's key rules on a signed request: at most ``MAX_KEY_BYTES`` of UTF-8 (``KeyTooLongError``, nothing
+    stored), and any character, newline included. moto reads the key from the raw path (``RAW_URI``), but routes
+    on ``PATH_INFO`` with patterns whose ``.`` stops at a newline (a plain 404, the key never stored): the
+    newline is hidden from the routing only."""
+    path = unquote(urlsplit(str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or "")).path)
+    host = str(environ.get("HTTP_HOST", "")).rsplit(":", 1)[0]
+    key = path.lstrip("/") if is_virtual_host(host) else path.lstrip("/").partition("/")[2]
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise S3Error("400 Bad Request", "KeyTooLongError", "Your key is too long")
+    if "\n" in environ.get("PATH_INFO", ""):
+        environ["PATH_INFO"] = environ["PATH_INFO"].replace("\n", " ")
 
 
 def _check_fresh(amz_date: str, valid_s: int) -> None:

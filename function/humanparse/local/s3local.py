@@ -18,25 +18,29 @@ hook, and the folder stays the single source of truth at start.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import boto3
 from botocore.config import Config
 
+from .connections import ConnectionLimits, bounded_wsgi_server
 from .durable import DiskStore, Record, StorageUnavailable
 from .gate import S3Gate, new_local_credentials
+from .policy import MAX_UPLOADS, UPLOAD_ENVIRON, CheckedUpload, S3Error, xml_error
 
 log = logging.getLogger("humanparse.local.s3")
 
 # Random per process (= per run): only this runner's own clients can sign for its S3/SQS (see gate.py).
 LOCAL_CREDENTIALS = new_local_credentials()
 RETRY_AFTER_S = 10
+SHA256_ATTR = "humanparse_sha256"  # set on a moto key whose SHA-256 was taken as it streamed in
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -99,12 +103,31 @@ def _current_key(bucket: Any, key: str) -> Any:
     return obj if isinstance(obj, FakeKey) else None
 
 
+def key_chunks(obj: Any) -> Iterator[bytes]:
+    """A moto key's bytes in pieces, read from its buffer (a temp file past 5 MB) rather than ``obj.value``,
+    which copies the whole object into memory."""
+    return _byte_range(obj, 0, obj.size)
+
+
+def adopt_file(obj: Any, file: BinaryIO, size: int, md5: str) -> None:
+    """Make ``file`` (positioned anywhere; this key owns it from now on) the bytes of moto key ``obj``."""
+    with obj.lock:
+        old, obj._value_buffer = obj._value_buffer, file
+        obj.contentsize, obj._etag = size, md5
+    old.close()
+
+
 def install_record(bucket: Any, rec: Record) -> Any:
     """Put one record into moto's memory (no notification). Returns moto's key object."""
     from moto.s3.models import FakeKey
 
     fk = FakeKey(name=rec.key, value=rec.body, account_id=bucket.account_id, region_name=bucket.region_name,
                  bucket_name=bucket.name, etag=rec.etag or None)
+    if rec.body_at is not None:  # a big body: from its file into the key's buffer, in pieces
+        with fk.lock:
+            for block in rec.chunks():
+                fk._value_buffer.write(block)
+            fk.contentsize = rec.body_at[2]
     fk.set_metadata(dict(rec.metadata))
     try:  # moto keeps naive UTC
         fk.last_modified = dt.datetime.fromisoformat(rec.last_modified).replace(tzinfo=None)
@@ -157,8 +180,10 @@ class WriteThrough:
                     if obj is None:
                         self.store.delete(bname, key)
                     else:
-                        self.store.put(Record(bname, key, obj.value, obj.etag.strip('"'), dict(obj.metadata),
-                                              obj.last_modified_ISO8601), reserve=self.reserve(bname, key))
+                        self.store.put_stream(Record(bname, key, b"", obj.etag.strip('"'), dict(obj.metadata),
+                                                     obj.last_modified_ISO8601),
+                                              functools.partial(key_chunks, obj), size=obj.size,
+                                              sha256=getattr(obj, SHA256_ATTR, None), reserve=self.reserve(bname, key))
         except StorageUnavailable:
             for (_, key), bucket in touched.items():
                 self._undo(bucket, key)
@@ -200,27 +225,168 @@ def _xml_escape(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+class FormStore:
+    """WSGI middleware in front of moto: stores a browser form upload that ``policy.PostPolicyMiddleware``
+    checked (``environ[UPLOAD_ENVIRON]``) as moto's own form POST would (status or redirect, ACL, metadata,
+    the ObjectCreated:Post notification), but gives moto the file already on disk as the key's buffer, so
+    the object never passes through memory whole. Everything else goes to moto untouched."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        upload: CheckedUpload | None = environ.get(UPLOAD_ENVIRON)
+        if upload is None:
+            return self.app(environ, start_response)
+        from moto.s3.exceptions import MissingBucket
+
+        try:
+            self._store(upload)
+        except MissingBucket:
+            return xml_error(start_response, S3Error("404 Not Found", "NoSuchBucket",
+                                                     "The specified bucket does not exist"))
+        del environ[UPLOAD_ENVIRON]  # the key owns the file now
+        return _post_answer(upload, start_response)
+
+    @staticmethod
+    def _store(upload: CheckedUpload) -> None:
+        from moto.s3.models import get_canned_acl, s3_backends
+        from moto.s3.utils import metadata_from_headers
+
+        outer = getattr(_held, "events", None)
+        events: list[tuple[Any, ...]] = [] if outer is None else outer
+        _held.events = events  # the notification leaves only once the key holds the file
+        try:
+            if upload.bucket not in s3_backends.bucket_accounts:
+                from moto.s3.exceptions import MissingBucket
+                raise MissingBucket(bucket=upload.bucket)
+            partition, account = s3_backends.bucket_accounts[upload.bucket]
+            backend = s3_backends[account][partition]
+            obj = backend.put_object(upload.bucket, upload.key, b"", request_method="POST")
+            adopt_file(obj, upload.file, upload.size, upload.md5)
+            setattr(obj, SHA256_ATTR, upload.sha256)
+            if upload.fields.get("acl"):
+                obj.set_acl(get_canned_acl(upload.fields["acl"]))
+            obj.set_metadata(metadata_from_headers({upload.names[k]: v for k, v in upload.fields.items()}))
+        finally:
+            _held.events = outer
+        if outer is None:
+            for ev in events:
+                assert _original_send_event is not None
+                _original_send_event(*ev)
+
+
+class LargeObjectGets:
+    """WSGI middleware in front of moto: a ``GET`` of an object over ``threshold`` bytes (path style, as this
+    runner's clients send it) is answered from the key's buffer in 1 MiB pieces. moto builds that answer from
+    ``key.value``, a copy of the whole object in memory (+190 MB for a 190 MB video, per reader). moto still
+    decides everything but the bytes: the request goes to it as a ``HEAD`` with the same headers and query
+    (conditions, ``Range``, ``response-*`` overrides), and its status and headers are sent as they are."""
+
+    def __init__(self, app: WsgiApp, threshold: int = 8 << 20) -> None:
+        self.app, self.threshold = app, threshold
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        obj = self._large_object(environ) if environ.get("REQUEST_METHOD") == "GET" else None
+        if obj is None:
+            return self.app(environ, start_response)
+        captured: list[Any] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            captured[:] = [status, headers]
+            return lambda _data: None
+
+        head = self.app(dict(environ, REQUEST_METHOD="HEAD"), capture)
+        if hasattr(head, "close"):
+            head.close()
+        status, headers = captured
+        if not status.startswith(("200", "206")):
+            return self.app(environ, start_response)  # 304, 412, 416, errors: small answers, moto's own
+        begin, end = 0, obj.size - 1
+        for name, value in headers:
+            if name.lower() == "content-range":
+                begin, end = (int(x) for x in value.split(" ", 1)[1].split("/", 1)[0].split("-"))
+        start_response(status, headers)
+        return _byte_range(obj, begin, end + 1)
+
+    def _large_object(self, environ: dict[str, Any]) -> Any:
+        from urllib.parse import unquote, urlsplit
+
+        path = unquote(urlsplit(str(environ.get("RAW_URI") or "")).path)  # the key as moto reads it
+        bucket_name, _, key = path.lstrip("/").partition("/")
+        if not key or "partNumber=" in environ.get("QUERY_STRING", ""):
+            return None
+        try:
+            obj = _current_key(EmbeddedS3.bucket(bucket_name), key)
+        except Exception:  # noqa: BLE001 - no such bucket: moto answers
+            return None
+        return obj if obj is not None and obj.size > self.threshold else None
+
+
+def _byte_range(obj: Any, begin: int, stop: int, block: int = 1 << 20) -> Iterator[bytes]:
+    pos = begin
+    while pos < stop:
+        with obj.lock:
+            obj._value_buffer.seek(pos)
+            data = obj._value_buffer.read(min(block, stop - pos))
+        if not data:
+            return
+        pos += len(data)
+        yield data
+
+
+def _post_answer(upload: CheckedUpload, start_response: StartResponse) -> list[bytes]:
+    """S3's answer to a stored form upload: ``success_action_redirect`` → 303 to it (with bucket, key and
+    ETag added), else ``success_action_status`` 200 / 201 (with S3's XML) / 204 (the default)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+    from xml.sax.saxutils import escape
+
+    etag = f'"{upload.md5}"'
+    headers = [("ETag", etag), ("Location", f"/{upload.bucket}/{upload.key}")]
+    redirect = upload.fields.get("success_action_redirect")
+    if redirect:
+        parts = urlsplit(redirect)
+        query = urlencode([*parse_qsl(parts.query), ("bucket", upload.bucket), ("key", upload.key), ("etag", etag)])
+        headers = [("ETag", etag), ("Location", urlunsplit(parts._replace(query=query))), ("Content-Length", "0")]
+        start_response("303 See Other", headers)
+        return [b""]
+    status = upload.fields.get("success_action_status", "204")
+    if status == "201":
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse><Location>/{escape(upload.bucket)}/'
+                f"{escape(upload.key)}</Location><Bucket>{escape(upload.bucket)}</Bucket><Key>{escape(upload.key)}"
+                f"</Key><ETag>{escape(etag)}</ETag></PostResponse>").encode()
+        start_response("201 Created", [*headers, ("Content-Type", "application/xml"),
+                                       ("Content-Length", str(len(body)))])
+        return [body]
+    start_response("200 OK" if status == "200" else "204 No Content", [*headers, ("Content-Length", "0")])
+    return [b""]
+
+
 # ------------------------------------------------------------------------------------------- server
 def build_s3_app(store: DiskStore | None, reserve: Callable[[str, str], bool]) -> WsgiApp:
     """moto → write-through (if a store). ``S3Gate`` (auth, CORS, admin blocking, presigned-POST policy) wraps
     the result, so every request it lets through is checked before it can change anything."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+    app: WsgiApp = FormStore(LargeObjectGets(DomainDispatcherApplication(create_backend_app)))
+    _install_notification_hook()
     if store is not None:
-        _install_notification_hook()
         app = WriteThrough(app, store, reserve)
     return app
 
 
 class EmbeddedS3:
-    """moto's S3/SQS WSGI app on a threaded werkzeug server. With a ``store``, every acknowledged change is
-    on disk (see the module doc); without one (tests), memory only."""
+    """moto's S3/SQS WSGI app on a threaded werkzeug server (``connections.bounded_wsgi_server``: read timeout,
+    connection cap). With a ``store``, every acknowledged change is on disk (see the module doc); without one
+    (tests), memory only. At most ``max_uploads`` form uploads stream at once."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, region: str = "us-east-1", *,
-                 store: DiskStore | None = None, reserve: Callable[[str, str], bool] = lambda b, k: False) -> None:
+                 store: DiskStore | None = None, reserve: Callable[[str, str], bool] = lambda b, k: False,
+                 limits: ConnectionLimits | None = None, max_uploads: int = MAX_UPLOADS) -> None:
         self.host, self.port, self.region = host, port or free_port(), region
         self.store, self.reserve = store, reserve
+        self.limits = limits or ConnectionLimits.for_this_process()
+        self.max_uploads = max_uploads
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.gate: S3Gate | None = None
@@ -230,11 +396,9 @@ class EmbeddedS3:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        from werkzeug.serving import make_server
-
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-        self.gate = S3Gate(build_s3_app(self.store, self.reserve), LOCAL_CREDENTIALS)
-        self._server = make_server(self.host, self.port, self.gate, threaded=True)
+        self.gate = S3Gate(build_s3_app(self.store, self.reserve), LOCAL_CREDENTIALS, max_uploads=self.max_uploads)
+        self._server = bounded_wsgi_server(self.host, self.port, self.gate, self.limits)
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-s3", daemon=True)
         self._thread.start()
 

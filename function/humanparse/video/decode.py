@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -55,6 +56,19 @@ class VideoLimits:
     # width x height of one frame (#20.5, decoder bombs): 4K UHD is 8.3 MP; each decoded frame costs ~W*H*3 bytes
     # as RGB plus the parser's own copies, so this bounds one frame's memory before any frame is decoded
     max_frame_megapixels: float = 8.5
+
+
+def bound_decoder(s: av.video.stream.VideoStream, limits: VideoLimits) -> None:
+    """Make FFmpeg refuse, before allocating its pixels, any frame over ``limits.max_frame_megapixels``: the
+    decoder's ``max_pixels`` option is checked whenever a frame header sets the picture size, on every frame,
+    not only the first (a 96 KB WebM whose second keyframe claimed 16000x16000 cost +1.09 GB without it; with it
+    the decoder answers EINVAL and the peak stayed at 37 MB). Call before the first decode."""
+    s.codec_context.options = {**s.codec_context.options, "max_pixels": str(int(limits.max_frame_megapixels * 1e6))}
+
+
+def refused_size(limits: VideoLimits, frame: str) -> VideoTooLarge:
+    return VideoTooLarge(f"{frame} of the video claims a picture size over the limit of "
+                         f"{limits.max_frame_megapixels:g} MP a frame; the decoder refused it")
 
 
 def check_frame_size(width: int, height: int, limits: VideoLimits) -> None:
@@ -180,15 +194,18 @@ def _packet_pts(c: av.container.InputContainer, s: av.video.stream.VideoStream) 
     return sorted(pts), broken
 
 
-def _first_rotation(path: Path) -> int:
+def _first_rotation(path: Path, limits: VideoLimits) -> int:
     """Rotation of the first decodable frame; UnsupportedCodec when no packet decodes at all."""
     with av.open(str(path), "r") as c:
         s = c.streams.video[0]
+        bound_decoder(s, limits)
         try:
             for p in c.demux(s):
                 try:
                     for f in p.decode():
                         return int(round(f.rotation / 90.0)) * 90 % 360
+                except av.error.ArgumentError as e:
+                    raise refused_size(limits, "a frame") from e
                 except av.error.FFmpegError:
                     continue
         except av.error.FFmpegError:
@@ -230,7 +247,7 @@ def probe(path: Path, *, fps: float | None = 10.0, limits: VideoLimits = VideoLi
     keep = select_frames(times, fps)
     if len(keep) > limits.max_frames:
         raise VideoTooLong(f"{len(keep)} frames to parse; the limit is {limits.max_frames}: lower the frame rate")
-    rotation = _first_rotation(path)
+    rotation = _first_rotation(path, limits)
     if rotation in (90, 270):
         w, h = h, w
     return VideoInfo(width=int(w), height=int(h), rotation=rotation, codec=codec, container=container,
@@ -254,33 +271,48 @@ def iter_frames(path: Path, info: VideoInfo, *, start: int = 0, end: int | None 
                 report: DecodeReport | None = None, limits: VideoLimits = VideoLimits()) -> Iterator[Frame]:
     """Yield the sampled frames ``start <= index < end`` in order. A frame whose packet fails to decode is
     skipped and its index added to ``report.skipped``. Decoding starts at the file's beginning (decode costs
-    ~1 ms a frame against >100 ms to parse one, so seeking is not worth its keyframe bookkeeping). A frame larger
-    than ``limits.max_frame_megapixels`` (a stream that changes size after the probe) raises VideoTooLarge."""
+    ~1 ms a frame against >100 ms to parse one, so seeking is not worth its keyframe bookkeeping).
+
+    Frame size rules (every frame, not only the first): a frame claiming more than
+    ``limits.max_frame_megapixels`` is refused by the decoder before its pixels exist (``bound_decoder``) and
+    raises VideoTooLarge; a legal frame whose size differs from the first frame's (a stream that changes size
+    mid-way) is scaled to the first frame's size, so every output frame of a clip has one size."""
     end = info.frames if end is None else min(end, info.frames)
     want = {p: i for i, p in enumerate(info.pts) if start <= i < end}
     if not want:
         return
     report = report if report is not None else DecodeReport()
+    size = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)  # as decoded
     seen: set[int] = set()
     with av.open(str(path), "r") as c:
         s = c.streams.video[0]
+        bound_decoder(s, limits)
         s.thread_type = "AUTO"
         for packet in c.demux(s):
-            try:
-                decoded = packet.decode()
-            except av.error.FFmpegError as e:
-                report.errors.append(str(e.strerror))
-                continue
-            for f in decoded:
+            for f in _decode(packet, report, limits):
                 i = want.get(int(f.pts)) if f.pts is not None else None
                 if i is None or i in seen:
                     continue
                 check_frame_size(f.width, f.height, limits)
+                if (f.width, f.height) != size:
+                    f = f.reformat(width=size[0], height=size[1])
                 seen.add(i)
                 yield Frame(index=i, time=info.times[i], rgb=_to_rgb(f, info.rotation))
             if len(seen) == len(want):
                 break
     report.skipped.extend(sorted(set(want.values()) - seen))
+
+
+def _decode(packet: Any, report: DecodeReport, limits: VideoLimits) -> list[av.VideoFrame]:
+    """The frames of one packet; [] (noted in ``report``) when it does not decode; VideoTooLarge when the
+    decoder refused the picture size it announces (EINVAL under ``bound_decoder``)."""
+    try:
+        return [f for f in packet.decode() if isinstance(f, av.VideoFrame)]
+    except av.error.ArgumentError as e:
+        raise refused_size(limits, f"the frame at pts {packet.pts}") from e
+    except av.error.FFmpegError as e:
+        report.errors.append(str(e.strerror))
+        return []
 
 
 def check_corruption(report: DecodeReport, frames: int, limits: VideoLimits) -> None:

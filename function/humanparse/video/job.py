@@ -9,9 +9,13 @@ AWS, the local runner's queue) is passed in.
   out. Each chunk stores ``results/<job>/work/chunk-NNNN.zip`` (its label/person PNGs + chunk.json) and a
   ``.progress`` count; then ``join`` (Step Functions' next state, or locally the chunk that sees every zip
   present) tracks across all frames, writes the outputs and removes the work objects.
-- A chunk or join that raises is retried (queue redelivery / Step Functions Retry); the third failure of the same
-  step writes ``failed`` (``chunk_failed``) instead of raising again, so a job never hangs. Bad input
-  (``InputError``) fails the job at once.
+- A chunk or join that raises a transient error (storage, network: ``is_transient``) is retried (queue
+  redelivery / Step Functions Retry); the third failure of the same step writes ``failed`` (``chunk_failed``)
+  instead of raising again. Bad input (``InputError``) and any other error on the clip's own bytes
+  (``processing_failed``) fail the job at once, in every path, so no retry, dead letter or restart runs it again.
+- A whole-clip run is started at most ``MAX_ATTEMPTS`` times (redeliveries, restarts after a crash): then it fails.
+- ``running`` carries a ``deadline`` (epoch seconds): past it, whoever reads the status fails the job
+  (``job_timeout``, ``JobStore.job_view``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,14 @@ from typing import Any, Protocol
 
 from ..config import Settings
 from ..engine.types import Parser
-from ..exceptions import InputError, UploadMissing, VideoChunkFailed, VideoTooLarge
+from ..exceptions import (
+    InputError,
+    ProcessingFailed,
+    UploadMissing,
+    VideoChunkFailed,
+    VideoTooLarge,
+    is_transient,
+)
 from ..jobs import is_job_id, is_video_key, is_video_type
 from ..observability import record_failure, record_frames
 from ..store import JobStore, StoredObject
@@ -146,6 +157,7 @@ class VideoJobs:
                                          **extra})
 
     def _fail(self, job_id: str, source: dict[str, Any], exc: InputError | VideoChunkFailed) -> str:
+        self._forget_attempts(job_id)
         self._status(job_id, source, "failed", **exc.to_dict())
         log.warning("job failed", extra={"job_id": job_id, "kind": "video", "error": exc.code, "detail": str(exc)})
         record_failure(exc.code)
@@ -172,6 +184,9 @@ class VideoJobs:
                     and prior.get("source", {}).get("etag") == source.get("etag") and self.fan_out is not None):
                 self._resume_split(job_id, prior["source"], prior["plan"])  # redelivered or restarted: go on
                 return "running"
+            if self._attempts(job_id, "start") > MAX_ATTEMPTS:
+                raise ProcessingFailed(f"the clip was started {MAX_ATTEMPTS} times without finishing "
+                                       "(the runner stopped or crashed each time)")
             with tempfile.TemporaryDirectory(prefix="hp-video-") as tmp:
                 video = self._fetch(source, Path(tmp))
                 info = probe(video, fps=self.fps, limits=self.limits)
@@ -182,12 +197,22 @@ class VideoJobs:
                     # chunks of an earlier upload under this job id must not count as this one's
                     self.store.delete_keys(self.store.list_keys(self.layout.work_prefix(job_id)))
                     self._status(job_id, source, "running", frames_total=info.frames, frames_done=0,
-                                 chunks=len(plan), plan=plan, started=time.time())
+                                 chunks=len(plan), plan=plan, started=time.time(),
+                                 deadline=self._deadline(len(plan) + 1))
                     self._resume_split(job_id, source, plan)
                     return "running"
                 return self._run_whole(job_id, source, video, Path(tmp), info.frames, t0)
         except InputError as exc:
             return self._fail(job_id, source, exc)
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # retried by the queue; the attempt count above ends a loop of them
+            log.exception("video processing failed on the clip itself", extra={"job_id": job_id})
+            return self._fail(job_id, source, ProcessingFailed.from_exception(exc))
+
+    def _deadline(self, invocations: int) -> float:
+        """When a job of this many invocations (chunks + join, run one after another at worst) is overdue."""
+        return time.time() + invocations * self.settings.video_timeout_s + 60.0
 
     def _resume_split(self, job_id: str, source: dict[str, Any], plan: list[list[int]]) -> None:
         assert self.fan_out is not None
@@ -198,12 +223,14 @@ class VideoJobs:
     def _run_whole(self, job_id: str, source: dict[str, Any], video: Path, tmp: Path, total: int,
                    t0: float) -> str:
         throttle = _Throttle(self.settings.video_progress_interval_s)
+        deadline = self._deadline(1)
 
         def progress(done: int, frames: int) -> None:
             if throttle.due():
-                self._status(job_id, source, "running", frames_total=frames, frames_done=done, chunks=1)
+                self._status(job_id, source, "running", frames_total=frames, frames_done=done, chunks=1,
+                             deadline=deadline)
 
-        self._status(job_id, source, "running", frames_total=total, frames_done=0, chunks=1)
+        self._status(job_id, source, "running", frames_total=total, frames_done=0, chunks=1, deadline=deadline)
         result = process_video(self.parser, video, tmp / "work", tmp / "out", fps=self.fps, limits=self.limits,
                                max_chunk_frames=self.settings.video_chunk_frames,
                                seconds_per_frame=self.seconds_per_frame, on_progress=progress,
@@ -215,6 +242,7 @@ class VideoJobs:
         for name in files:  # result.json last of the outputs, status.json after all of them
             self.store.put_result_file(job_id, name, out / name, OUTPUTS[name])
         elapsed_ms = round(1000 * (time.perf_counter() - t0), 1)
+        self._forget_attempts(job_id)
         self._status(job_id, source, "done", files=files, model=result.get("model"), width=result["width"],
                      height=result["height"], person_count=result["person_count"], frames_total=result["frames"],
                      frames_done=result["frames"], fps=result["fps"], elapsed_ms=elapsed_ms)
@@ -266,6 +294,10 @@ class VideoJobs:
         except InputError as exc:
             status = self._fail(job_id, source, exc)
         except Exception as exc:
+            if not is_transient(exc):
+                log.exception("video %s failed on the clip itself", step, extra={"job_id": job_id})
+                return {"job_id": job_id, "step": kind,
+                        "status": self._fail(job_id, source, ProcessingFailed.from_exception(exc))}
             if self._attempts(job_id, step) < MAX_ATTEMPTS:
                 raise  # retried: queue redelivery, or the state machine's Retry
             status = self._fail(job_id, source, VideoChunkFailed(
@@ -281,6 +313,12 @@ class VideoJobs:
             path.write_text(str(n))
             self.store.put_object(key, path, "text/plain")
         return n
+
+    def _forget_attempts(self, job_id: str) -> None:
+        """A finished job's start count goes (a new upload under the same key starts from zero)."""
+        key = f"{self.layout.work_prefix(job_id)}start.attempts"
+        if key in self.store.list_keys(key):
+            self.store.delete_keys([key])
 
     def _put_progress(self, job_id: str, index: int, done: int, tmp: Path) -> None:
         path = tmp / "progress"
