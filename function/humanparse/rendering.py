@@ -40,8 +40,10 @@ def artifact_named(stem: str) -> str:
 
 
 def content_type(name: str) -> str:
-    """MIME type of a result file name, ``application/octet-stream`` when unknown."""
-    return ARTIFACTS.get(name, "application/octet-stream")
+    """MIME type of a result file name (the try-on files by their suffix), ``application/octet-stream`` when
+    unknown."""
+    by_suffix = {".png": "image/png", ".json": "application/json", ".jpg": "image/jpeg"}
+    return ARTIFACTS.get(name) or by_suffix.get(name[name.rfind("."):], "application/octet-stream")
 
 
 def png_bytes(arr: npt.NDArray[np.uint8], *, palette: npt.NDArray[np.uint8] | None = None) -> bytes:

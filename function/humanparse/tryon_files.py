@@ -30,6 +30,7 @@ from .tryon import CATEGORIES
 if TYPE_CHECKING:
     from .config import Settings
     from .library import Parsed, PoseFn
+    from .usecase import ParseOutput
 
 KEYPOINTS_FILE = "keypoints.json"
 TRYON_IMAGES = ("mask", "agnostic", "parse_agnostic")
@@ -91,6 +92,14 @@ def job_extras(settings: Settings) -> Extras:
     agnostic image and parse for all four categories (about a third of a lite parse: off by default)."""
     return Extras(categories=tuple(CATEGORIES) if settings.job_tryon_masks else (), label_sets=EXTRA_LABEL_SETS,
                   keypoints=True, strict=False, require_person=False)
+
+
+def tryon_job_files(out: ParseOutput, settings: Settings) -> dict[str, bytes]:
+    """Every file a job stores: the parse's (``rendering.ARTIFACTS``) and ``job_extras``'."""
+    from .library import Parsed
+
+    parsed = Parsed.from_output(out, alpha=settings.overlay_alpha, poser=pose_estimator(settings))
+    return {**out.files, **extra_files(parsed, job_extras(settings))}
 
 
 def extra_files(parsed: Parsed, extras: Extras) -> dict[str, bytes]:
