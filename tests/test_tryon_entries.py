@@ -216,3 +216,16 @@ def test_job_stores_every_tryon_mask_when_asked(aws: dict[str, Any], lite_parser
     assert {m.split(".")[1] for m in masks} >= {"upper_body", "dresses", "full_body"}
     check_tryon_pair(read_result(aws, job, "tryon.upper_body.p1.mask.png")[0],
                      read_result(aws, job, "tryon.upper_body.p1.agnostic.png")[0])
+
+
+def test_http_keypoints_for_a_model_without_pose_head(aws: dict[str, Any], stub_parser: Any) -> None:
+    """The stub, like M2FP, has no pose head: the lite tier's pose network runs beside it and its pose is matched
+    to the stub's person (a centred box over the astronaut)."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(build_service(settings_for(aws), stub_parser, aws["s3"]).app)
+    r = post(client, "output=keypoints")
+    assert r.status_code == 200 and stub_parser.calls == 1
+    check_openpose(r.json(), 1)
+    mask = post(client, "output=tryon&category=upper_body")
+    assert mask.status_code == 200 and stub_parser.calls == 1  # drawn from the stored parse
