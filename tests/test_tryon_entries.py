@@ -201,7 +201,7 @@ def read_result(aws: dict[str, Any], job: str, name: str) -> tuple[bytes, str]:
 def test_job_stores_keypoints_and_label_sets(aws: dict[str, Any], lite_parser: Any) -> None:
     job, st = run_job(aws, lite_parser)
     assert {"keypoints.json", "atr.png", "lip.png", "result.json"} <= set(st["files"])
-    assert not [f for f in st["files"] if f.startswith("tryon.")]  # the masks are opt-in (a third of a parse)
+    assert not [f for f in st["files"] if f.startswith("tryon.")]  # the masks are opt-in (as much again as a parse)
     body, ctype = read_result(aws, job, "keypoints.json")
     assert ctype == "application/json"
     check_openpose(json.loads(body), st["person_count"])

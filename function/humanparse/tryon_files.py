@@ -89,7 +89,8 @@ class Extras:
 def job_extras(settings: Settings) -> Extras:
     """What every job (S3 trigger, local runner, ``POST /parse``'s cache entry) stores besides the parse: the
     keypoints, the ATR and LIP maps (a few ms), and — with ``Settings.job_tryon_masks`` — every person's mask,
-    agnostic image and parse for all four categories (about a third of a lite parse: off by default)."""
+    agnostic image and parse for all four categories (about as much again as a lite
+    parse, mostly the agnostic PNGs: off by default; ``bench/tryon_jobs.py``)."""
     return Extras(categories=tuple(CATEGORIES) if settings.job_tryon_masks else (), label_sets=EXTRA_LABEL_SETS,
                   keypoints=True, strict=False, require_person=False)
 
