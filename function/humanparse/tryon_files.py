@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .exceptions import InvalidRequest, NoPerson, UnknownCategory, UnknownLabelSet
+from .exceptions import NoPerson, UnknownCategory, UnknownLabelSet
 from .labels import palette_array
 from .labelsets import LABEL_SETS
 from .rendering import png_bytes
@@ -134,28 +134,27 @@ def extra_files(parsed: Parsed, extras: Extras) -> dict[str, bytes]:
 
 
 def outputs_of(data: bytes, parsed_files: dict[str, bytes], category: str, person: int, *,
-               options: Any) -> dict[str, bytes]:
+               options: Any) -> dict[str, bytes] | None:
     """One person's try-on files from a stored parse (``label.png``, ``persons.png``, ``keypoints.json``,
-    ``result.json``) and the photo's bytes, decoded as the parse decoded them: no second parse.
-    ``options``: the ``usecase.ParseOptions`` of the parse."""
+    ``result.json``) and the photo's bytes, decoded as the parse decoded them: no second parse. None when the
+    stored maps do not fit the decoded photo (parse again). ``options``: the ``usecase.ParseOptions`` of the parse.
+    Raises ``UnknownCategory``, ``NoPerson``, ``UnknownPerson``, ``NothingToMask`` as ``Parsed.tryon`` does."""
     from PIL import Image
 
     from .imageio import decode_image
-    from .tryon import tryon
+    from .tryon import check_request, tryon
 
+    n = int(json.loads(parsed_files["result.json"])["person_count"])
+    _, pid = check_request(category, person, n)  # before any decoding
     decoded = decode_image(data, max_megapixels=options.max_megapixels,
                            max_output_megapixels=options.max_output_megapixels,
                            max_decode_megabytes=options.max_decode_megabytes, max_jpeg_scans=options.max_jpeg_scans)
     labels = np.asarray(Image.open(io.BytesIO(parsed_files["label.png"])), dtype=np.uint8)
     persons = np.asarray(Image.open(io.BytesIO(parsed_files["persons.png"])), dtype=np.uint8)
-    n = int(json.loads(parsed_files["result.json"])["person_count"])
+    if decoded.rgb.shape[:2] != labels.shape or persons.shape != labels.shape:
+        return None
     people = json.loads(parsed_files[KEYPOINTS_FILE])["people"]
-    from .tryon import check_request
-
-    _, pid = check_request(category, person, n)
     kp = np.asarray(people[pid - 1]["pose_keypoints_2d"], dtype=np.float32).reshape(18, 3)
-    if decoded.rgb.shape[:2] != labels.shape:
-        raise InvalidRequest("the stored parse does not match this photo")  # a changed decoder: parse again
     t = tryon(decoded.rgb, labels, persons, n, category, pid, keypoints=kp if kp[:, 2].any() else None)
     return {tryon_name(category, t.person, name.removesuffix(".png")): body for name, body in t.files().items()}
 

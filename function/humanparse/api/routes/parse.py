@@ -173,7 +173,8 @@ def _from_stored_parse(cache: ResultCache, digest: str, data: bytes, category: s
     stored = _cached_files(cache, digest, STORED_PARSE)
     if stored is None:
         return None
-    return {**stored, **outputs_of(data, stored, category, person, options=ParseOptions.from_settings(settings))}
+    drawn = outputs_of(data, stored, category, person, options=ParseOptions.from_settings(settings))
+    return None if drawn is None else {**stored, **drawn}
 
 
 def _keep(cache: ResultCache, digest: str, out: ParseOutput, files: dict[str, bytes]) -> None:
