@@ -229,3 +229,20 @@ def test_http_keypoints_for_a_model_without_pose_head(aws: dict[str, Any], stub_
     check_openpose(r.json(), 1)
     mask = post(client, "output=tryon&category=upper_body")
     assert mask.status_code == 200 and stub_parser.calls == 1  # drawn from the stored parse
+
+
+def test_cli_rerun_into_the_input_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Results written beside the photos are never inputs of the next run; --skip-existing wants the asked files."""
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(PEOPLE_PHOTO.read_bytes())
+    args = ["parse", str(tmp_path), "--out", str(tmp_path), "--model", "lite", "--quiet", "--json",
+            "--tryon", "upper_body", "--labels-as", "atr"]
+    assert main(args) == 0 and (tmp_path / "a.tryon.upper_body.p1.agnostic.png").is_file()
+    capsys.readouterr()
+    assert main([*args, "--skip-existing"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [(x["status"], Path(x["input"]).name) for x in lines] == [("skipped", "a.jpg")]
+    (tmp_path / "a.atr.png").unlink()
+    assert main([*args, "--skip-existing"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [(x["status"], Path(x["input"]).name) for x in lines] == [("parsed", "a.jpg")]

@@ -86,6 +86,12 @@ class Extras:
         return bool(self.categories or self.label_sets or self.keypoints)
 
 
+def expected_names(extras: Extras) -> list[str]:
+    """The files ``extras`` writes whatever the photo holds (the try-on images depend on its people)."""
+    return ([KEYPOINTS_FILE] if extras.keypoints else []) + [label_set_name(s) for s in extras.label_sets
+                                                             if s != "cihp"]
+
+
 def job_extras(settings: Settings) -> Extras:
     """What every job (S3 trigger, local runner, ``POST /parse``'s cache entry) stores besides the parse: the
     keypoints, the ATR and LIP maps (a few ms), and — with ``Settings.job_tryon_masks`` — every person's mask,

@@ -18,6 +18,7 @@ from ..exceptions import HumanParseError, ModelError, StorageUnavailable
 
 if TYPE_CHECKING:
     from ..library import HumanParser
+    from ..tryon_files import Extras
     from .batch import Item
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -102,7 +103,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return 1 if failures or not (counts["parsed"] or counts["skipped"]) else 0
 
 
-def _extras(args: argparse.Namespace) -> Any:
+def _extras(args: argparse.Namespace) -> Extras:
     """The try-on files ``--tryon`` / ``--labels-as`` / ``--keypoints`` / ``--person`` ask for."""
     from ..tryon_files import Extras, categories_from, label_sets_from
 
@@ -123,10 +124,12 @@ def _parse_one(args: argparse.Namespace, parser: HumanParser, item: Item, out: P
     from tqdm import tqdm
 
     from ..library import output_paths, write_outputs
-    from ..tryon_files import extra_files
+    from ..tryon_files import expected_names, extra_files
 
     folder, stem = out / item.rel.parent, item.rel.name
     targets = [str(p) for p in output_paths(folder, stem).values()]
+    # the try-on files whose names do not depend on the people found (keypoints, label sets) count too
+    targets += [str(folder / f"{stem}.{name}") for name in expected_names(args.extras)]
     if getattr(args, "skip_existing", False) and all(Path(t).is_file() for t in targets):
         counts["skipped"] += 1
         _emit(args, {"status": "skipped", "input": str(item.path), "outputs": targets})
