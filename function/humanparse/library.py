@@ -231,6 +231,8 @@ class Parsed:
         (``humanparse.outfit``). Only garments the model can label appear (``model.supported_labels``)."""
         from .outfit import outfit
 
+        if "outfit" in self.summary:  # result.json carries it (rendering.result_document)
+            return copy.deepcopy(self.summary["outfit"])
         return outfit(self.image, self.labels, self.persons, len(self.people))
 
     def color(self) -> npt.NDArray[np.uint8]:

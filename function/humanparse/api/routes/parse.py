@@ -14,10 +14,10 @@ import base64
 import json
 import logging
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Annotated, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -92,8 +92,12 @@ async def read_image(request: Request, limit: int) -> bytes:
                                              "a try-on image when ?output=tryon (PNG), OpenPose JSON when "
                                              "?output=keypoints, an ATR / LIP palette PNG when ?output=atr|lip"}})
 async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep, gate: GateDep, cache: CacheDep,
-                     output: str = "json", category: str | None = None, person: int = 1,
-                     image: str = "mask") -> Response:
+                     output: Annotated[str, Query(description=", ".join(OUTPUTS))] = "json",
+                     category: Annotated[str | None, Query(description="try-on category: upper_body, lower_body, "
+                                                           "dresses, full_body (output=tryon, or json)")] = None,
+                     person: Annotated[int, Query(description="try-on person, 1 = the strongest")] = 1,
+                     image: Annotated[str, Query(description="try-on image: " + ", ".join(TRYON_IMAGES))] = "mask",
+                     ) -> Response:
     names = wanted(output, category, person, image)
     try:
         data = await read_image(request, settings.sync_max_bytes)
