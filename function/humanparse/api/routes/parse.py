@@ -113,13 +113,14 @@ async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep,
         raise Busy()
     try:
         out = await run_in_threadpool(parse_image, data, parser, ParseOptions.from_settings(settings))
+        # inside the gate: beside M2FP the keypoints run a pose network
+        files = await run_in_threadpool(_job_files, out, parser, settings)
     except InputError as exc:
         record_failure(exc.code)  # the same Failures metric as the S3 trigger's refused uploads
         raise
     finally:
         gate.release()
     record_parse(out)  # log line + ParseTime / ImagesParsed / PersonsFound
-    files = await run_in_threadpool(_job_files, out, parser, settings)
     await run_in_threadpool(_keep, cache, digest, out, files)
     if category is not None and names[-1] not in files:  # raises no_person, unknown_person, nothing_to_mask
         files = {**files, **await run_in_threadpool(_tryon_files, out, parser, settings, category, person)}
