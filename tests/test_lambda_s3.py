@@ -110,7 +110,8 @@ def test_duplicate_delivery_gives_one_result_set(aws: dict[str, Any], svc: Any, 
     assert first["status"] == "done" and second["status"] == "skipped"
     assert status(aws, first["job_id"]) == st1  # untouched
     keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=aws["results_bucket"], Prefix="results/")["Contents"]]
-    assert len(keys) == 7 and all(k.startswith(f"results/{first['job_id']}/") for k in keys)
+    # 6 parse files, keypoints.json, atr.png, lip.png, status.json
+    assert len(keys) == 10 and all(k.startswith(f"results/{first['job_id']}/") for k in keys)
     # a new version of the same key (different ETag) is a new parse of the same job
     meta2 = put(aws, key, encode_jpeg(photo[:, ::-1].copy()))
     ev2 = event_for("s3-multi-record.json", aws["upload_bucket"], **meta2)

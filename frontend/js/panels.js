@@ -38,7 +38,12 @@ async function save(url, filename) {
   const res = await fetch(url);
   if (!res.ok) throw new Error(res.status === 403 || res.status === 404
     ? "This file is no longer stored on the server." : `The download failed (${res.status}).`);
-  const blobUrl = URL.createObjectURL(await res.blob());
+  saveBlob(await res.blob(), filename);
+}
+
+/** Save bytes the page already holds (a try-on image) as a file named `filename`. */
+export function saveBlob(blob, filename) {
+  const blobUrl = URL.createObjectURL(blob);
   const a = el("a", { href: blobUrl, download: filename, hidden: true });
   document.body.append(a);
   try {

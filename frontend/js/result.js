@@ -3,6 +3,7 @@ import { $, $$ } from "./dom.js";
 import { fetchIdMap } from "./png.js";
 import { Viewer } from "./viewer.js";
 import { fillDownloads, fillLegend, fillPeople } from "./panels.js";
+import { wireTryon } from "./tryon.js";
 
 async function fetchJson(url) {
   const res = await fetch(url);
@@ -17,12 +18,15 @@ function partNames(config, doc) {
   return names;
 }
 
-function wireControls(node, viewer) {
+function wireControls(node, viewer, showTryon) {
   const tabs = $$(".tabs button", node), slider = $(".opacity input", node);
   tabs.forEach((b) => { b.onclick = () => {
     tabs.forEach((x) => x.setAttribute("aria-selected", String(x === b)));
+    const tryon = b.dataset.view === "tryon";
     $(".opacity", node).hidden = b.dataset.view !== "overlay";
-    viewer.setView(b.dataset.view);
+    for (const sel of [".stage", ".hover"]) $(sel, node).hidden = tryon;
+    $(".tryon", node).hidden = !tryon;
+    if (tryon) showTryon(); else viewer.setView(b.dataset.view);
   }; });
   viewer.setAlpha(slider.value / 100);
   slider.oninput = () => viewer.setAlpha(slider.value / 100);
@@ -51,11 +55,13 @@ export async function showResult(node, photo, job, config, name) {
   const canvas = $(".view", node);
   const viewer = await Viewer.create(canvas, labels, persons, photo, partNames(config, doc));
   $("button[data-view='original']", node).hidden = !photo;
-  wireControls(node, viewer);
+  $("button[data-view='tryon']", node).hidden = false;
+  const stem = name.replace(/\.[^.]+$/, "");
+  wireControls(node, viewer, wireTryon(node, photo, job.results, Array.isArray(doc.persons) ? doc.persons : [], stem));
   wireHover(node, viewer);
   fillLegend($(".legend", node), Array.isArray(doc.legend) ? doc.legend : [], labels.palette, (id, on) => viewer.toggleLabel(id, on));
   fillPeople($(".people", node), Array.isArray(doc.persons) ? doc.persons : [], persons.palette, (id, on) => viewer.togglePerson(id, on));
-  fillDownloads($(".downloads", node), job.results, name.replace(/\.[^.]+$/, ""));
+  fillDownloads($(".downloads", node), job.results, stem);
   canvas.dataset.width = viewer.W; canvas.dataset.height = viewer.H;
   $(".result", node).hidden = false;
   viewer.render();

@@ -34,7 +34,9 @@ from .store import JobStore
 
 # Bump when result files of the same parse would differ (rendering, result.json layout): old entries miss.
 # 2: overlay.jpg replaced overlay.png (an old entry's copy would give a new job no overlay.jpg).
-RESULT_FORMAT_VERSION = 2
+# 3: result.json has the outfit per person; keypoints.json, atr.png, lip.png (and the try-on masks, when
+#    ``job_tryon_masks`` is on) are stored beside the parse (an old entry has none of them).
+RESULT_FORMAT_VERSION = 3
 
 
 def sha256_hex(data: bytes) -> str:
@@ -68,6 +70,7 @@ def answer_identity(parser: Parser, settings: Settings) -> dict[str, Any]:
             "precision": str(getattr(parser, "precision", info.precision)),
             "tuning": repr(getattr(parser, "tuning", None)),
             "overlay_alpha": settings.overlay_alpha, "person_score_thr": settings.person_score_thr,
+            "job_tryon_masks": settings.job_tryon_masks,  # which files a job stores
             # the size of the delivered files, and what is refused before a parse
             "max_output_megapixels": settings.max_output_megapixels, "max_megapixels": settings.max_megapixels}
 

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # --- HTTP
     cors_origins: tuple[str, ...] = ()
     overlay_alpha: float = 0.6
+    # every job also stores each person's try-on mask, agnostic image and parse for all four categories
+    # (docs/tryon.md): about as much again as a lite parse, so off; keypoints.json, atr.png, lip.png always are
+    job_tryon_masks: bool = False
 
     # --- who may call the API (issue 18). On AWS the template's AuthMode (JWT / IAM) is the gate; this shared
     # token is the local runner's (``serve --token``). Set: every API call but /healthz needs

@@ -113,7 +113,7 @@ class RequestTimeout(InputError):
 
 class BadOutput(InputError):
     code = "bad_output"
-    message = "output must be json, color, overlay or label"
+    message = "output must be json, color, overlay, label, tryon, keypoints, atr or lip"
 
 
 # --- try-on outputs: a request naming something the parse does not have

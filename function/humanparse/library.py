@@ -39,7 +39,7 @@ from .imageio import MIN_SIDE, _fit
 from .labels import CIHP_LABELS, GROUPS
 from .rendering import png_bytes, render_all, result_document
 from .tryon import TryOn
-from .usecase import ParseOptions, parse_image
+from .usecase import ParseOptions, ParseOutput, parse_image
 
 PoseFn = Callable[[npt.NDArray[np.uint8]], list[npt.NDArray[np.float32]]]
 """Poses of an (H, W, 3) uint8 RGB photo: a list of (17, 3) float32 x, y, score (engine/pose.py)."""
@@ -75,11 +75,14 @@ def output_paths(folder: Path, stem: str) -> dict[str, Path]:
 
 
 def write_outputs(folder: Path, stem: str, files: dict[str, bytes]) -> list[Path]:
-    """Write ``files`` (``rendering.ARTIFACTS`` names → bytes) as the CLI does; the JSON comes last, and each
-    file appears whole (written beside, then renamed), so a present ``stem.json`` means a complete set."""
+    """Write ``files`` (``rendering.ARTIFACTS`` names → bytes, and the try-on files of ``tryon_files``, each
+    ``stem.<name>``) as the CLI does; the JSON comes last, and each file appears whole (written beside, then
+    renamed), so a present ``stem.json`` means a complete set."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, target in output_paths(folder, stem).items():
+    targets = {name: folder / f"{stem}.{name}" for name in files if name not in OUTPUT_SUFFIX}
+    targets.update(output_paths(folder, stem))  # the JSON summary last
+    for name, target in targets.items():
         if name not in files:
             continue
         tmp = target.with_name(target.name + ".tmp")
@@ -126,6 +129,12 @@ class Parsed:
         self.people = tuple(Person(p.id, p.score, p.bbox, p.area,
                                    {CIHP_LABELS[k]: int(v["pixels"]) for k, v in sorted(p.parts.items())})
                             for p in result.persons)
+
+    @classmethod
+    def from_output(cls, out: ParseOutput, *, alpha: float = 0.6, poser: PoseFn | None = None) -> Parsed:
+        """The result of ``usecase.parse_image`` (HTTP app, job trigger) with the try-on methods."""
+        assert out.rgb is not None  # parse_image always keeps the decoded pixels
+        return cls(out.result, out.rgb, out.summary, dict(out.timings), files=out.files, alpha=alpha, poser=poser)
 
     @property
     def labels(self) -> npt.NDArray[np.uint8]:
@@ -222,6 +231,8 @@ class Parsed:
         (``humanparse.outfit``). Only garments the model can label appear (``model.supported_labels``)."""
         from .outfit import outfit
 
+        if "outfit" in self.summary:  # result.json carries it (rendering.result_document)
+            return copy.deepcopy(self.summary["outfit"])
         return outfit(self.image, self.labels, self.persons, len(self.people))
 
     def color(self) -> npt.NDArray[np.uint8]:
@@ -365,7 +376,8 @@ class HumanParser:
         with self._lock:
             result = self.parser.parse(rgb, deadline=None if budget is None else time.monotonic() + budget)
         t1 = time.perf_counter()
-        summary = result_document(result, extra={"input": {**input_doc, "frames": 1, "exif_rotated": False}})
+        summary = result_document(result, extra={"input": {**input_doc, "frames": 1, "exif_rotated": False}},
+                                  rgb=rgb)
         return Parsed(result, rgb, summary, {"parse": t1 - t0, "total": t1 - t0}, alpha=self.options.overlay_alpha,
                       poser=self.estimate_poses)
 

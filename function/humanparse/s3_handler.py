@@ -27,6 +27,7 @@ from .events import S3ObjectRecord, is_backfill_batch, parse_backfill_batch, par
 from .exceptions import ChecksumMismatch, ImageTooLarge, InputError, ProcessingFailed, UploadMissing, is_transient
 from .observability import log_keys, record_failure, record_parse, span
 from .store import JobStore, StoredObject
+from .tryon_files import tryon_job_files
 from .usecase import ParseOptions, parse_image
 from .video.job import FanOut, VideoJobs, is_video_message, is_video_upload
 
@@ -132,14 +133,16 @@ class S3Trigger:
             log.warning("job failed", extra={"job_id": job_id, "error": exc.code, "detail": str(exc)})
             record_failure(exc.code)
             return RecordOutcome(rec.key, job_id, "failed", str(exc))
+        with span("tryon"):
+            files = tryon_job_files(out, self.settings)
         elapsed_ms = round(1000 * (time.perf_counter() - t0), 1)
         with span("write"):
-            self.store.write_results(job_id, out.files)
+            self.store.write_results(job_id, files)
             self.store.write_status(job_id, {
-                "status": "done", "job_id": job_id, "source": identity, "files": list(out.files),
+                "status": "done", "job_id": job_id, "source": identity, "files": list(files),
                 "model": out.result.model.kind, "width": out.result.width, "height": out.result.height,
                 "person_count": len(out.result.persons), "elapsed_ms": elapsed_ms, "sha256": digest})
-        self.cache.record(digest, job_id, list(out.files))  # after status.json: the index never leads to a half job
+        self.cache.record(digest, job_id, list(files))  # after status.json: the index never leads to a half job
         record_parse(out, elapsed_ms=elapsed_ms, job_id=job_id)
         return RecordOutcome(rec.key, job_id, "done")
 

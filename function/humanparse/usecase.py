@@ -40,12 +40,14 @@ class ParseOptions:
 @dataclass(frozen=True)
 class ParseOutput:
     """One parsed image. ``files`` maps each name of ``rendering.ARTIFACTS`` to its bytes (``result.json`` is
-    ``summary`` serialised); ``timings`` are seconds for ``decode``, ``parse``, ``render`` and ``total``."""
+    ``summary`` serialised); ``timings`` are seconds for ``decode``, ``parse``, ``render`` and ``total``;
+    ``rgb`` the (H, W, 3) uint8 decoded pixels that were parsed (the try-on outputs are drawn on them)."""
 
     result: ParseResult
     summary: dict[str, Any]
     files: dict[str, bytes]
     timings: dict[str, float] = field(default_factory=dict)
+    rgb: npt.NDArray[np.uint8] | None = None
 
     @property
     def labels(self) -> npt.NDArray[np.uint8]:
@@ -81,4 +83,4 @@ def parse_image(data: bytes, parser: Parser, options: ParseOptions = ParseOption
     t3 = time.perf_counter()
     summary: dict[str, Any] = json.loads(files["result.json"])
     return ParseOutput(result, summary, files,
-                       {"decode": t1 - t0, "parse": t2 - t1, "render": t3 - t2, "total": t3 - t0})
+                       {"decode": t1 - t0, "parse": t2 - t1, "render": t3 - t2, "total": t3 - t0}, decoded.rgb)

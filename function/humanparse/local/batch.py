@@ -49,9 +49,11 @@ class Inputs:
     missing: list[tuple[str, HumanParseError]] = field(default_factory=list)  # arguments naming nothing
 
 
-# overlay.png: what runs before the JPEG overlay wrote (still a result, never an input)
+# overlay.png: what runs before the JPEG overlay wrote (still a result, never an input); atr.png …: the try-on
+# files (tryon_files.py; keypoints.json ends like .json)
 _RESULT_TAILS = tuple(f".{s}" for s in ("label.png", "color.png", "overlay.jpg", "overlay.png", "persons.png",
-                                          "legend.png", "json", "tmp"))
+                                          "legend.png", "json", "tmp", "atr.png", "lip.png", "mask.png",
+                                          "agnostic.png", "parse_agnostic.png"))
 
 
 def is_result(path: Path, out: Path) -> bool:

@@ -18,6 +18,7 @@ from ..exceptions import HumanParseError, ModelError, StorageUnavailable
 
 if TYPE_CHECKING:
     from ..library import HumanParser
+    from ..tryon_files import Extras
     from .batch import Item
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -78,6 +79,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
     from .batch import find_inputs
 
     out = Path(args.out)
+    args.extras = _extras(args)  # a bad category or label set stops here, before the model loads
     found = find_inputs(args.images, out)
     parser = load(settings=_settings(args))
     print(parser.notice, file=sys.stderr)
@@ -101,22 +103,41 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return 1 if failures or not (counts["parsed"] or counts["skipped"]) else 0
 
 
+def _extras(args: argparse.Namespace) -> Extras:
+    """The try-on files ``--tryon`` / ``--labels-as`` / ``--keypoints`` / ``--person`` ask for."""
+    from ..tryon_files import Extras, categories_from, label_sets_from
+
+    persons = tuple(args.person) if getattr(args, "person", None) else None
+    if persons and any(p < 1 for p in persons):
+        from ..exceptions import UnknownPerson
+
+        raise UnknownPerson("--person counts from 1 (people in result.json's order)")
+    # one person named explicitly must show the category; over everyone, those who do not are passed over
+    return Extras(categories=categories_from(getattr(args, "tryon", None) or []),
+                  label_sets=label_sets_from(getattr(args, "labels_as", None) or []),
+                  keypoints=bool(getattr(args, "keypoints", False)), persons=persons, strict=persons is not None)
+
+
 def _parse_one(args: argparse.Namespace, parser: HumanParser, item: Item, out: Path,
                failures: list[tuple[str, HumanParseError]], counts: dict[str, int]) -> None:
     """Parse one input into ``out``; a failure is recorded (and reported) and the batch goes on."""
     from tqdm import tqdm
 
     from ..library import output_paths, write_outputs
+    from ..tryon_files import expected_names, extra_files
 
     folder, stem = out / item.rel.parent, item.rel.name
     targets = [str(p) for p in output_paths(folder, stem).values()]
+    # the try-on files whose names do not depend on the people found (keypoints, label sets) count too
+    targets += [str(folder / f"{stem}.{name}") for name in expected_names(args.extras)]
     if getattr(args, "skip_existing", False) and all(Path(t).is_file() for t in targets):
         counts["skipped"] += 1
         _emit(args, {"status": "skipped", "input": str(item.path), "outputs": targets})
         return
     try:
         result = parser(item.path)
-        write_outputs(folder, stem, result.files)
+        files = {**extra_files(result, args.extras), **result.files} if args.extras else result.files
+        targets = [str(p) for p in write_outputs(folder, stem, files)]
     except (HumanParseError, OSError) as exc:
         # the same code and words as HTTP answers and status.json; OSError: results not written (disk full)
         err = exc if isinstance(exc, HumanParseError) else StorageUnavailable(
@@ -290,6 +311,16 @@ def build_parser(prog: str = "local_runner.py") -> argparse.ArgumentParser:
                    help="print one JSON line per input on stdout: status (parsed, failed, skipped, ignored), "
                         "input, outputs, people, timings_ms, or error + detail")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    t = p.add_argument_group("try-on outputs (docs/tryon.md)")
+    t.add_argument("--tryon", action="append", metavar="CATEGORY",
+                   help="per person: STEM.tryon.CATEGORY.pK.mask.png, .agnostic.png, .parse_agnostic.png; "
+                        "upper_body, lower_body, dresses, full_body, a comma list or all (repeatable)")
+    t.add_argument("--person", action="append", type=int, metavar="K",
+                   help="only person K (1 = the strongest; repeatable); default every person")
+    t.add_argument("--labels-as", action="append", metavar="SET",
+                   help="the label map in other ids too: STEM.lip.png, STEM.atr.png (lip, atr, a comma list)")
+    t.add_argument("--keypoints", action="store_true",
+                   help="STEM.keypoints.json: OpenPose-18 body keypoints per person (people[k-1] = person k)")
     p.set_defaults(func=cmd_parse)
 
     d = sub.add_parser("download", help="fetch model files (needs a network)", formatter_class=raw,

@@ -1,6 +1,10 @@
 """``POST /parse``: one image in (the raw body, or a ``multipart/form-data`` ``file`` field as
 ``curl -F file=@photo.jpg`` sends it), the result out at once — JSON with the label map as a base64 palette
-PNG, or one image with ``?output=color|overlay|label`` (PNG; the overlay a JPEG). Bounded: the body by
+PNG, or one image with ``?output=color|overlay|label`` (PNG; the overlay a JPEG); the try-on outputs with
+``?output=tryon&category=upper_body&person=1&image=mask|agnostic|parse_agnostic`` (PNG), ``?output=keypoints``
+(OpenPose JSON), ``?output=atr|lip`` (palette PNG); ``category`` with ``output=json`` adds the three try-on
+images base64-encoded. A try-on image of a photo already parsed (the result cache) is drawn from the stored parse
+and the photo's bytes, without a second parse. Bounded: the body by
 ``Settings.sync_max_bytes``, the work by the parse gate (503 + Retry-After when busy), the answer by Lambda's
 6 MB response cap."""
 
@@ -10,18 +14,31 @@ import base64
 import json
 import logging
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Annotated, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ...cache import ResultCache, sha256_hex
-from ...exceptions import BadOutput, Busy, ImageTooLarge, InputError, InvalidRequest, ResponseTooLarge
+from ...config import Settings
+from ...engine.types import Parser
+from ...exceptions import (
+    BadOutput,
+    Busy,
+    ImageTooLarge,
+    InputError,
+    InvalidRequest,
+    ResponseTooLarge,
+    UnknownCategory,
+    UnknownPerson,
+)
 from ...observability import record_failure, record_parse
 from ...rendering import artifact_named, content_type
+from ...tryon import CATEGORIES
+from ...tryon_files import KEYPOINTS_FILE, TRYON_IMAGES, extra_files, job_extras, outputs_of, pose_estimator, tryon_name
 from ...usecase import ParseOptions, ParseOutput, parse_image
 from ..deps import CacheDep, GateDep, ParserDep, SettingsDep
 from ..limits import read_capped
@@ -33,7 +50,9 @@ log = logging.getLogger("humanparse.api")
 MAX_SYNC_RESPONSE = 5_500_000
 # Multipart framing (boundaries, part headers) on top of the file itself.
 MULTIPART_OVERHEAD = 16 * 1024
-OUTPUTS = ("json", "color", "overlay", "label")
+OUTPUTS = ("json", "color", "overlay", "label", "tryon", "keypoints", "atr", "lip")
+# what a try-on image is drawn from when the parse is in the cache
+STORED_PARSE = ["label.png", "persons.png", "result.json", KEYPOINTS_FILE]
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 REQUEST_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
@@ -69,51 +88,117 @@ async def read_image(request: Request, limit: int) -> bytes:
 
 @router.post("/parse", openapi_extra=REQUEST_BODY,
              responses={200: {"description": "JSON summary with the label map as a base64 palette PNG, "
-                                             "or the image (PNG; overlay: JPEG) when ?output=color|overlay|label"}})
+                                             "or the image (PNG; overlay: JPEG) when ?output=color|overlay|label, "
+                                             "a try-on image when ?output=tryon (PNG), OpenPose JSON when "
+                                             "?output=keypoints, an ATR / LIP palette PNG when ?output=atr|lip"}})
 async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep, gate: GateDep, cache: CacheDep,
-                     output: str = "json") -> Response:
-    if output not in OUTPUTS:
-        raise BadOutput()
+                     output: Annotated[str, Query(description=", ".join(OUTPUTS))] = "json",
+                     category: Annotated[str | None, Query(description="try-on category: upper_body, lower_body, "
+                                                           "dresses, full_body (output=tryon, or json)")] = None,
+                     person: Annotated[int, Query(description="try-on person, 1 = the strongest")] = 1,
+                     image: Annotated[str, Query(description="try-on image: " + ", ".join(TRYON_IMAGES))] = "mask",
+                     ) -> Response:
+    names = wanted(output, category, person, image)
     try:
         data = await read_image(request, settings.sync_max_bytes)
     except ImageTooLarge as exc:
         raise ImageTooLarge(f"{exc}: use POST /uploads") from exc
     digest = sha256_hex(data)
-    cached = await run_in_threadpool(_cached_files, cache, digest, output)
+    cached = await run_in_threadpool(_cached_files, cache, digest, names)
+    if cached is None and category is not None:
+        cached = await run_in_threadpool(_from_stored_parse, cache, digest, data, category, person, settings)
     if cached is not None:
-        return _answer(output, cached, cached=True)
+        return _answer(output, cached, cached=True, names=names)
     if not gate.acquire(blocking=False):
         raise Busy()
     try:
         out = await run_in_threadpool(parse_image, data, parser, ParseOptions.from_settings(settings))
+        # inside the gate: beside M2FP the keypoints run a pose network
+        files = await run_in_threadpool(_job_files, out, parser, settings)
     except InputError as exc:
         record_failure(exc.code)  # the same Failures metric as the S3 trigger's refused uploads
         raise
     finally:
         gate.release()
     record_parse(out)  # log line + ParseTime / ImagesParsed / PersonsFound
-    await run_in_threadpool(_keep, cache, digest, out)
-    return _answer(output, out.files, cached=False)
+    await run_in_threadpool(_keep, cache, digest, out, files)
+    if category is not None and names[-1] not in files:  # raises no_person, unknown_person, nothing_to_mask
+        files = {**files, **await run_in_threadpool(_tryon_files, out, parser, settings, category, person)}
+    return _answer(output, files, cached=False, names=names)
 
 
-def _keep(cache: ResultCache, digest: str, out: ParseOutput) -> None:
+def wanted(output: str, category: str | None, person: int, image: str) -> list[str]:
+    """The files the answer is made of (the last one the try-on image, when one is asked); a request that names
+    an unknown output, category or image, or a person below 1, is refused before the body is read."""
+    if output not in OUTPUTS:
+        raise BadOutput()
+    if output == "tryon" and category is None:
+        raise UnknownCategory(f"output=tryon needs category= one of {', '.join(CATEGORIES)}")
+    if category is not None and output not in ("json", "tryon"):
+        raise InvalidRequest("category= goes with output=tryon or output=json")
+    if category is not None and category not in CATEGORIES:
+        raise UnknownCategory(f"unknown try-on category {category!r}; choose one of {', '.join(CATEGORIES)}")
+    if image not in TRYON_IMAGES:
+        raise InvalidRequest(f"image must be one of {', '.join(TRYON_IMAGES)}")
+    if person < 1:
+        raise UnknownPerson(f"person {person} is not in any image; persons count from 1")
+    if output == "json":
+        base = ["result.json", "label.png", KEYPOINTS_FILE]
+        return base + [tryon_name(category, person, i) for i in TRYON_IMAGES] if category else base
+    if output == "tryon":
+        assert category is not None
+        return [tryon_name(category, person, image)]
+    return [KEYPOINTS_FILE if output == "keypoints" else f"{output}.png" if output in ("atr", "lip")
+            else artifact_named(output)]
+
+
+def _parsed(out: ParseOutput, parser: Parser, settings: Settings) -> Any:
+    from ...library import Parsed
+
+    # a model without a pose head (M2FP) gets the lite tier's pose network for the keypoints
+    poser = None if parser.info.kind == "lite" else pose_estimator(settings)
+    return Parsed.from_output(out, alpha=settings.overlay_alpha, poser=poser)
+
+
+def _job_files(out: ParseOutput, parser: Parser, settings: Settings) -> dict[str, bytes]:
+    """The files a job of these bytes stores (the cache entry must hold the same set)."""
+    return {**out.files, **extra_files(_parsed(out, parser, settings), job_extras(settings))}
+
+
+def _tryon_files(out: ParseOutput, parser: Parser, settings: Settings, category: str,
+                 person: int) -> dict[str, bytes]:
+    t = _parsed(out, parser, settings).tryon(category, person)
+    return {tryon_name(category, person, name.removesuffix(".png")): body for name, body in t.files().items()}
+
+
+def _from_stored_parse(cache: ResultCache, digest: str, data: bytes, category: str, person: int,
+                       settings: Settings) -> dict[str, bytes] | None:
+    """The try-on images from the cached parse of these bytes (no parse, no gate), with the cached JSON files;
+    None when the cache has no parse of them."""
+    stored = _cached_files(cache, digest, STORED_PARSE)
+    if stored is None:
+        return None
+    drawn = outputs_of(data, stored, category, person, options=ParseOptions.from_settings(settings))
+    return None if drawn is None else {**stored, **drawn}
+
+
+def _keep(cache: ResultCache, digest: str, out: ParseOutput, files: dict[str, bytes]) -> None:
     """Fill the cache (the same key the page's uploads and the S3 trigger use): a repeat of these bytes, here or
     from the page, is then a hit. Storage trouble loses the entry, never the answer."""
     result = out.result
     try:
-        cache.keep(digest, out.files, {"model": result.model.kind, "width": result.width, "height": result.height,
+        cache.keep(digest, files, {"model": result.model.kind, "width": result.width, "height": result.height,
                                        "person_count": len(result.persons),
                                        "elapsed_ms": round(1000 * out.timings.get("total", 0.0), 1)})
     except (ClientError, BotoCoreError):
         log.warning("could not store the result in the cache", exc_info=True)
 
 
-def _cached_files(cache: ResultCache, digest: str, output: str) -> dict[str, bytes] | None:
-    """The stored result of these bytes (same model and settings) when the cache has one; storage trouble is
-    a miss (the parse still answers)."""
+def _cached_files(cache: ResultCache, digest: str, names: list[str]) -> dict[str, bytes] | None:
+    """The stored files ``names`` of these bytes (same model and settings) when the cache has them all; storage
+    trouble is a miss (the parse still answers)."""
     if not cache.enabled:
         return None
-    names = ["result.json", "label.png"] if output == "json" else [artifact_named(output)]
     try:
         return cache.read(digest, names)
     except (ClientError, BotoCoreError):
@@ -121,10 +206,10 @@ def _cached_files(cache: ResultCache, digest: str, output: str) -> dict[str, byt
         return None
 
 
-def _answer(output: str, files: dict[str, bytes], *, cached: bool) -> Response:
+def _answer(output: str, files: dict[str, bytes], *, cached: bool, names: list[str]) -> Response:
     headers = {"X-Humanparse-Cache": "hit" if cached else "miss"}
     if output != "json":
-        name = artifact_named(output)
+        name = names[-1]
         if len(files[name]) * 4 // 3 > MAX_SYNC_RESPONSE:  # Lambda sends binary bodies base64-encoded
             raise ResponseTooLarge()
         return Response(files[name], media_type=content_type(name), headers=headers)
@@ -132,7 +217,13 @@ def _answer(output: str, files: dict[str, bytes], *, cached: bool) -> Response:
     summary.pop("job_id", None)  # a cached summary names the job that computed it: another user's
     if cached:
         summary["cached"] = True
-    doc = dict(summary, label_png_base64=base64.b64encode(files["label.png"]).decode("ascii"))
+    doc = dict(summary, label_png_base64=base64.b64encode(files["label.png"]).decode("ascii"),
+               keypoints=json.loads(files[KEYPOINTS_FILE]))
+    tryon = [n for n in names if n.startswith("tryon.")]
+    if tryon:  # tryon.<category>.p<k>.<image>.png
+        _, category, person, *_ = tryon[0].split(".")
+        doc["tryon"] = {"category": category, "person": int(person[1:]), **{
+            f"{n.split('.')[3]}_png_base64": base64.b64encode(files[n]).decode("ascii") for n in tryon}}
     payload = json.dumps(doc, ensure_ascii=False).encode("utf-8")
     if len(payload) > MAX_SYNC_RESPONSE:
         raise ResponseTooLarge()
