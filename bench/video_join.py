@@ -82,10 +82,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--full", action="store_true", help="also time the old full-size previews")
     args = ap.parse_args()
-    from video import make_clip  # bench/video.py
-
     from humanparse.video import join_chunks, probe
     from humanparse.video.chunks import estimate_join_s, preview_size
+    from video import make_clip  # bench/video.py
 
     runs: dict[str, list[float]] = {}
     dec: dict[str, list[float]] = {}

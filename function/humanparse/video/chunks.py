@@ -39,15 +39,15 @@ OUTPUTS = {  # name -> MIME type, in the order join_chunks writes them (result.j
 }
 Progress = Callable[[int, int], None]
 PREVIEW_MAX_SIDE = 1280  # colour/overlay/persons videos: long side at most this (labels.zip keeps full size)
-# The join's cost model, seconds (bench/video_join.py: 2 cores shared with three other jobs, so pessimistic):
-# per decoded source frame and megapixel (every frame up to the last sampled one is decoded), per sampled frame
-# and source megapixel (label/person PNG read, tracking, persons PNG for labels.zip), per sampled frame and
-# preview megapixel (resize, colour maps, overlay, three VP9 encodes), and per sampled frame.
-JOIN_S_PER_DECODED_MP = 0.004
-JOIN_S_PER_SOURCE_MP = 0.06
-JOIN_S_PER_PREVIEW_MP = 0.35
-JOIN_S_PER_FRAME = 0.02
-
+# The join's cost model, seconds, fitted by bench/video_join.py (2 cores shared with other work, load average 7.8,
+# so pessimistic; 3 interleaved rounds): per decoded source frame and megapixel (every frame up to the last sampled
+# one is decoded), per sampled frame and source megapixel (label/person PNG read, tracking, the persons PNG of
+# labels.zip), per sampled frame and preview megapixel (colour maps, overlay, three VP9 encodes). Medians measured
+# vs this model, s a frame: 640x360 0.076 vs 0.088, 1280x720 0.34 vs 0.35, 1920x1080 0.43 vs 0.46, 3840x2160
+# 1.00 vs 1.03 (full-size previews, as before: 1080p 0.61, 4K 3.9).
+JOIN_S_PER_DECODED_MP = 0.0065
+JOIN_S_PER_SOURCE_MP = 0.072
+JOIN_S_PER_PREVIEW_MP = 0.29
 
 def preview_size(width: int, height: int, max_side: int = PREVIEW_MAX_SIDE) -> tuple[int, int]:
     """(width, height) of the preview videos: the clip's own size when its long side is within ``max_side``
@@ -62,7 +62,7 @@ def estimate_join_s(info: VideoInfo, max_side: int = PREVIEW_MAX_SIDE) -> float:
     """Seconds ``join_chunks`` is expected to take for ``info``'s clip (the model above)."""
     src_mp = info.width * info.height / 1e6
     pw, ph = preview_size(info.width, info.height, max_side)
-    per_frame = JOIN_S_PER_FRAME + JOIN_S_PER_SOURCE_MP * src_mp + JOIN_S_PER_PREVIEW_MP * pw * ph / 1e6
+    per_frame = JOIN_S_PER_SOURCE_MP * src_mp + JOIN_S_PER_PREVIEW_MP * pw * ph / 1e6
     return info.source_frames * JOIN_S_PER_DECODED_MP * src_mp + info.frames * per_frame
 
 

