@@ -115,7 +115,7 @@ def test_join_estimate_grows_with_frames_and_size_and_the_budget_refuses_with_fi
 
 def test_clip_over_the_join_budget_is_refused_before_any_chunk(aws: dict[str, Any], tmp_path: Path) -> None:
     parser = BlobParser()
-    svc = _trigger(aws, parser, video_join_budget_s=0.05, video_chunk_frames=2, video_sample_fps=5.0)
+    svc = _trigger(aws, parser, video_join_budget_s=0.01, video_chunk_frames=2, video_sample_fps=5.0)
     sqs = aws["local"].client("sqs")
     queue = sqs.create_queue(QueueName=f"q-{aws['upload_bucket']}")["QueueUrl"]
     svc.trigger.video.fan_out = QueueFanOut(sqs, queue)  # a split job would send chunk messages here
@@ -125,7 +125,7 @@ def test_clip_over_the_join_budget_is_refused_before_any_chunk(aws: dict[str, An
     assert out["records"][0]["status"] == "failed", out
     view = svc.store.job_view(job)
     assert view is not None and (view["status"], view["error"], view["kind"]) == ("failed", "video_too_long", "video")
-    assert "the limit is 0.05 s" in view["detail"] and "shorten the clip" in view["detail"], view
+    assert "the limit is 0.01 s" in view["detail"] and "shorten the clip" in view["detail"], view
     assert parser.calls == 0  # refused before any frame was parsed
     assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)  # no chunk went out
     # the same clip within the default budget runs and finishes
