@@ -135,3 +135,16 @@ def test_clip_over_the_join_budget_is_refused_before_any_chunk(aws: dict[str, An
     assert done is not None and done["status"] == "done"
     doc = json.loads(ok.store.read_result("d" * 32, "result.json") or b"{}")
     assert doc["preview"] == {"width": 128, "height": 96} and doc["timings"]["join_estimate_s"] > 0
+
+
+def test_default_join_budget_leaves_room_in_the_parser_function_timeout() -> None:
+    from humanparse.config import Settings
+    from test_infra import load_template
+
+    timeout = float(load_template()["Resources"]["ParserFunction"]["Properties"]["Timeout"])
+    budget = Settings().video_join_budget_s
+    assert budget <= timeout * 2 / 3  # the rest: fetching the clip and chunk zips, storing the outputs
+    # the longest accepted clip at 1080p (1,200 sampled frames of a 30 fps source) fits; at 4K it is refused
+    check_join_budget(info(1920, 1080, 1200), budget)
+    with pytest.raises(VideoTooLong):
+        check_join_budget(info(3840, 2160, 1200), budget)
