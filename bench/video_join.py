@@ -117,7 +117,16 @@ def main() -> None:
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
           f"{load[0]:.1f} (shared with other work: figures are pessimistic); {args.rounds} interleaved rounds, "
           f"{args.seconds:g} s clips at 30 fps sampled at {args.fps:g} fps")
-    out: dict[str, Any] = {"load_avg": load[0], "cores": os.cpu_count(), "sizes": {}}
+    out: dict[str, Any] = {"load_avg": load[0], "cores": os.cpu_count(), "sizes": report(runs, dec, meta)}
+    out["fit"] = fit(out["sizes"], meta)
+    print("least-squares fit (seconds): " + ", ".join(f"{k} {v:.4f}" for k, v in out["fit"].items()))
+    print(json.dumps(out))
+
+
+def report(runs: dict[str, list[float]], dec: dict[str, list[float]],
+           meta: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Print one line per variant (median, min-max, decode, the model's estimate); returns the rows."""
+    sizes: dict[str, dict[str, Any]] = {}
     for key, vals in runs.items():
         name = key.split(" ")[0]
         med = statistics.median(vals)
@@ -132,10 +141,8 @@ def main() -> None:
             line += (f", decode {1000 * d:.1f} ms/source frame; model {est:.3f} s/frame, "
                      f"longest accepted clip (1,200 frames) ≈ {longest:.0f} s")
         print(line)
-        out["sizes"][key] = row
-    out["fit"] = fit(out["sizes"], meta)
-    print("least-squares fit (seconds): " + ", ".join(f"{k} {v:.4f}" for k, v in out["fit"].items()))
-    print(json.dumps(out))
+        sizes[key] = row
+    return sizes
 
 
 def fit(sizes: dict[str, dict[str, Any]], meta: dict[str, dict[str, Any]]) -> dict[str, float]:

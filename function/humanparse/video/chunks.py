@@ -139,6 +139,30 @@ def _shrink(index_map: np.ndarray[Any, Any], size: tuple[int, int]) -> np.ndarra
     return cv2.resize(index_map, size, interpolation=cv2.INTER_NEAREST)
 
 
+def _draw_previews(writers: dict[str, WebmWriter], rgb: np.ndarray[Any, Any], t: float,
+                   label_map: np.ndarray[Any, Any], track_map: np.ndarray[Any, Any],
+                   alpha: float) -> np.ndarray[Any, Any]:
+    """Append one frame to the three preview videos: ``rgb`` (h, w, 3) at the preview size, the full-size (H, W)
+    maps drawn small. Returns the overlay frame (the poster's candidate)."""
+    size = (rgb.shape[1], rgb.shape[0])
+    small_labels, small_tracks = _shrink(label_map, size), _shrink(track_map, size)
+    over = overlay(rgb, small_labels, alpha)
+    writers["color.webm"].write(colorize(small_labels), t)
+    writers["overlay.webm"].write(over, t)
+    writers["persons.webm"].write(person_view(small_tracks, small_labels), t)
+    return over
+
+
+def _load_chunks(chunk_dirs: Sequence[Path], frames: int) -> list[tuple[Path, dict[str, Any]]]:
+    """Each chunk's folder and chunk.json, in frame order; ValueError unless they cover 0..frames exactly once."""
+    chunks = [(d, json.loads((d / "chunk.json").read_text(encoding="utf-8"))) for d in chunk_dirs]
+    chunks.sort(key=lambda c: int(c[1]["start"]))
+    covered = [(int(doc["start"]), int(doc["end"])) for _, doc in chunks]
+    if [a for a, _ in covered] != [0, *[b for _, b in covered[:-1]]] or not covered or covered[-1][1] != frames:
+        raise ValueError(f"chunks {covered} do not cover frames 0..{frames} exactly once")
+    return chunks
+
+
 def join_chunks(video: Path, chunk_dirs: Sequence[Path], out_dir: Path, *, fps: float | None = 10.0,
                 limits: VideoLimits = VideoLimits(), alpha: float = 0.6, iou_threshold: float = 0.2,
                 max_lost: int = 10, max_side: int = PREVIEW_MAX_SIDE) -> dict[str, Any]:
@@ -147,11 +171,7 @@ def join_chunks(video: Path, chunk_dirs: Sequence[Path], out_dir: Path, *, fps: 
     Returns the result.json document. Raises CorruptVideo/NoFrames when too many frames were skipped."""
     t0 = time.perf_counter()
     info = probe(video, fps=fps, limits=limits)
-    chunks = [(d, json.loads((d / "chunk.json").read_text(encoding="utf-8"))) for d in chunk_dirs]
-    chunks.sort(key=lambda c: int(c[1]["start"]))
-    covered = [(int(doc["start"]), int(doc["end"])) for _, doc in chunks]
-    if [a for a, _ in covered] != [0, *[b for _, b in covered[:-1]]] or not covered or covered[-1][1] != info.frames:
-        raise ValueError(f"chunks {covered} do not cover frames 0..{info.frames} exactly once")
+    chunks = _load_chunks(chunk_dirs, info.frames)
     where = {int(f["index"]): d for d, doc in chunks for f in doc["frames"]}
     skipped = sorted(i for _, doc in chunks for i in doc["skipped"])
     check_corruption(DecodeReport(skipped=skipped), info.frames, limits)
@@ -176,11 +196,7 @@ def join_chunks(video: Path, chunk_dirs: Sequence[Path], out_dir: Path, *, fps: 
             mapping = tracker.update(fr.index, fr.time, person_map, label_map)
             track_map = relabel(person_map, mapping)
             labels.add(fr.index, label_bytes, track_map)  # full size; the chunk's label PNG is already the one
-            small_labels, small_tracks = _shrink(label_map, (pw, ph)), _shrink(track_map, (pw, ph))
-            over = overlay(fr.rgb, small_labels, alpha)
-            writers["color.webm"].write(colorize(small_labels), fr.time)
-            writers["overlay.webm"].write(over, fr.time)
-            writers["persons.webm"].write(person_view(small_tracks, small_labels), fr.time)
+            over = _draw_previews(writers, fr.rgb, fr.time, label_map, track_map, alpha)
             if poster is None or len(mapping) > poster[0]:
                 poster = (len(mapping), over)
             done += 1
