@@ -78,7 +78,10 @@ class Settings(BaseSettings):
     video_max_frame_megapixels: float = 8.5  # one frame's width x height (#20.5): 4K UHD is 8.3 MP
     video_chunk_frames: int | None = None  # force chunks of at most this many frames (tests, small hosts)
     video_seconds_per_frame: float | None = None  # None: measured figure per model kind (video/job.py)
-    video_timeout_s: float = 300.0  # one invocation's budget (= ParserFunction Timeout in the template)
+    video_timeout_s: float = 300.0  # one chunk invocation's budget (< ParserFunction Timeout in the template)
+    # The join's budget (video/chunks.estimate_join_s; a clip over it is refused before any chunk runs): two thirds
+    # of the parser function's 900 s timeout, the rest for fetching the clip and chunk zips and storing outputs
+    video_join_budget_s: float = 900.0 * 2 / 3
     video_progress_interval_s: float = 3.0  # frames_done written to status.json at most this often
     video_state_machine_arn: str = ""  # AWS: long clips fan out through this Step Functions state machine
 

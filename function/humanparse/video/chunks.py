@@ -5,7 +5,11 @@ local runner's queue). Pure functions over local files; S3 plumbing belongs to t
 - ``process_chunk(parser, video, start, end, dir)`` parses frames [start, end) and saves, per frame,
   ``labels/NNNNNN.png`` (CIHP ids) and ``persons/NNNNNN.png`` (the frame's own person ids) plus ``chunk.json``.
 - ``join_chunks(video, chunk_dirs, out_dir)`` tracks persons over all saved frames in order (so ids cannot break
-  at chunk borders: the join sees the same sequence a single run would) and writes the outputs.
+  at chunk borders: the join sees the same sequence a single run would) and writes the outputs. The three preview
+  videos are drawn at ``preview_size`` (long side at most ``PREVIEW_MAX_SIDE``); labels.zip keeps every map at
+  the clip's own size.
+- ``estimate_join_s(info)`` / ``check_join_budget(info, budget_s)``: what the join will cost, checked before any
+  chunk runs, so no accepted clip can run its join out of time.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ..colormap import colorize, overlay, person_view
 from ..engine.types import Parser
-from .decode import DecodeReport, VideoLimits, check_corruption, iter_frames, probe
+from ..exceptions import VideoTooLong
+from .decode import DecodeReport, VideoInfo, VideoLimits, check_corruption, iter_frames, probe
 from .encode import LabelZip, WebmWriter, frame_name, label_png, person_png, poster_jpeg, read_png
 from .track import Tracker, relabel
 
@@ -32,6 +38,48 @@ OUTPUTS = {  # name -> MIME type, in the order join_chunks writes them (result.j
     "result.json": "application/json",
 }
 Progress = Callable[[int, int], None]
+PREVIEW_MAX_SIDE = 1280  # colour/overlay/persons videos: long side at most this (labels.zip keeps full size)
+# The join's cost model, seconds, fitted by bench/video_join.py (2 cores shared with other work, load average 7.8,
+# so pessimistic; 3 interleaved rounds): per decoded source frame and megapixel (every frame up to the last sampled
+# one is decoded), per sampled frame and source megapixel (label/person PNG read, tracking, the persons PNG of
+# labels.zip), per sampled frame and preview megapixel (colour maps, overlay, three VP9 encodes). Medians measured
+# vs this model, s a frame: 640x360 0.076 vs 0.088, 1280x720 0.34 vs 0.35, 1920x1080 0.43 vs 0.46, 3840x2160
+# 1.00 vs 1.03 (full-size previews, as before: 1080p 0.61, 4K 3.9).
+JOIN_S_PER_DECODED_MP = 0.0065
+JOIN_S_PER_SOURCE_MP = 0.072
+JOIN_S_PER_PREVIEW_MP = 0.29
+
+def preview_size(width: int, height: int, max_side: int = PREVIEW_MAX_SIDE) -> tuple[int, int]:
+    """(width, height) of the preview videos: the clip's own size when its long side is within ``max_side``
+    (odd sizes are padded by the writer), else scaled to a long side of ``max_side``, aspect kept, both even."""
+    scale = max_side / max(width, height)
+    if scale >= 1:
+        return width, height
+    return max(2, 2 * round(width * scale / 2)), max(2, 2 * round(height * scale / 2))
+
+
+def estimate_join_s(info: VideoInfo, max_side: int = PREVIEW_MAX_SIDE) -> float:
+    """Seconds ``join_chunks`` is expected to take for ``info``'s clip (the model above)."""
+    src_mp = info.width * info.height / 1e6
+    pw, ph = preview_size(info.width, info.height, max_side)
+    per_frame = JOIN_S_PER_SOURCE_MP * src_mp + JOIN_S_PER_PREVIEW_MP * pw * ph / 1e6
+    return info.source_frames * JOIN_S_PER_DECODED_MP * src_mp + info.frames * per_frame
+
+
+def _secs(x: float) -> str:
+    return f"{x:.0f}" if x >= 10 else f"{x:.2g}"
+
+
+def check_join_budget(info: VideoInfo, budget_s: float, max_side: int = PREVIEW_MAX_SIDE) -> None:
+    """VideoTooLong when the join of ``info``'s clip is expected to take more than ``budget_s``; the message
+    says how many seconds of this clip, at its size and sampling rate, would fit."""
+    est = estimate_join_s(info, max_side)
+    if est <= budget_s:
+        return
+    fit_s = info.duration_s * budget_s / est
+    raise VideoTooLong(f"a {info.width}x{info.height} clip of {info.frames} sampled frames would need about "
+                       f"{_secs(est)} s to assemble its outputs; the limit is {_secs(budget_s)} s, about {_secs(fit_s)} s "
+                       f"of video at this size: shorten the clip or lower its resolution")
 
 
 def plan_chunks(frames: int, seconds_per_frame: float, *, timeout_s: float = LAMBDA_TIMEOUT_S,
@@ -84,44 +132,71 @@ def process_chunk(parser: Parser, video: Path, start: int, end: int, out_dir: Pa
     return doc
 
 
-def join_chunks(video: Path, chunk_dirs: Sequence[Path], out_dir: Path, *, fps: float | None = 10.0,
-                limits: VideoLimits = VideoLimits(), alpha: float = 0.6, iou_threshold: float = 0.2,
-                max_lost: int = 10) -> dict[str, Any]:
-    """Track persons over every frame the chunks saved, in order, and write ``OUTPUTS`` into ``out_dir``.
-    Returns the result.json document. Raises CorruptVideo/NoFrames when too many frames were skipped."""
-    t0 = time.perf_counter()
-    info = probe(video, fps=fps, limits=limits)
+def _shrink(index_map: np.ndarray[Any, Any], size: tuple[int, int]) -> np.ndarray[Any, Any]:
+    """(H, W) uint8 ids → (size[1], size[0]) uint8 ids, nearest neighbour (ids must not blend)."""
+    if (index_map.shape[1], index_map.shape[0]) == size:
+        return index_map
+    return cv2.resize(index_map, size, interpolation=cv2.INTER_NEAREST)
+
+
+def _draw_previews(writers: dict[str, WebmWriter], rgb: np.ndarray[Any, Any], t: float,
+                   label_map: np.ndarray[Any, Any], track_map: np.ndarray[Any, Any],
+                   alpha: float) -> np.ndarray[Any, Any]:
+    """Append one frame to the three preview videos: ``rgb`` (h, w, 3) at the preview size, the full-size (H, W)
+    maps drawn small. Returns the overlay frame (the poster's candidate)."""
+    size = (rgb.shape[1], rgb.shape[0])
+    small_labels, small_tracks = _shrink(label_map, size), _shrink(track_map, size)
+    over = overlay(rgb, small_labels, alpha)
+    writers["color.webm"].write(colorize(small_labels), t)
+    writers["overlay.webm"].write(over, t)
+    writers["persons.webm"].write(person_view(small_tracks, small_labels), t)
+    return over
+
+
+def _load_chunks(chunk_dirs: Sequence[Path], frames: int) -> list[tuple[Path, dict[str, Any]]]:
+    """Each chunk's folder and chunk.json, in frame order; ValueError unless they cover 0..frames exactly once."""
     chunks = [(d, json.loads((d / "chunk.json").read_text(encoding="utf-8"))) for d in chunk_dirs]
     chunks.sort(key=lambda c: int(c[1]["start"]))
     covered = [(int(doc["start"]), int(doc["end"])) for _, doc in chunks]
-    if [a for a, _ in covered] != [0, *[b for _, b in covered[:-1]]] or not covered or covered[-1][1] != info.frames:
-        raise ValueError(f"chunks {covered} do not cover frames 0..{info.frames} exactly once")
+    if [a for a, _ in covered] != [0, *[b for _, b in covered[:-1]]] or not covered or covered[-1][1] != frames:
+        raise ValueError(f"chunks {covered} do not cover frames 0..{frames} exactly once")
+    return chunks
+
+
+def join_chunks(video: Path, chunk_dirs: Sequence[Path], out_dir: Path, *, fps: float | None = 10.0,
+                limits: VideoLimits = VideoLimits(), alpha: float = 0.6, iou_threshold: float = 0.2,
+                max_lost: int = 10, max_side: int = PREVIEW_MAX_SIDE) -> dict[str, Any]:
+    """Track persons over every frame the chunks saved, in order, and write ``OUTPUTS`` into ``out_dir``: the
+    preview videos and the poster at ``preview_size(width, height, max_side)``, labels.zip at full size.
+    Returns the result.json document. Raises CorruptVideo/NoFrames when too many frames were skipped."""
+    t0 = time.perf_counter()
+    info = probe(video, fps=fps, limits=limits)
+    chunks = _load_chunks(chunk_dirs, info.frames)
     where = {int(f["index"]): d for d, doc in chunks for f in doc["frames"]}
     skipped = sorted(i for _, doc in chunks for i in doc["skipped"])
     check_corruption(DecodeReport(skipped=skipped), info.frames, limits)
     out_dir.mkdir(parents=True, exist_ok=True)
     tracker = Tracker(iou_threshold=iou_threshold, max_lost=max_lost)
     w, h = info.width, info.height
+    pw, ph = preview_size(w, h, max_side)
     rate = fps or info.source_fps or 10.0
-    writers = {name: WebmWriter(out_dir / name, w, h, fps=rate) for name in ("color.webm", "overlay.webm",
-                                                                            "persons.webm")}
+    writers = {name: WebmWriter(out_dir / name, pw, ph, fps=rate) for name in ("color.webm", "overlay.webm",
+                                                                              "persons.webm")}
     labels = LabelZip(out_dir / "labels.zip")
     poster: tuple[int, np.ndarray[Any, Any]] | None = None
     done = 0
     try:
-        for fr in iter_frames(video, info, limits=limits):
+        for fr in iter_frames(video, info, limits=limits, size=(pw, ph)):
             d = where.get(fr.index)
             if d is None:
                 continue  # skipped by its chunk (undecodable there): reported in result.json
-            label_map = read_png((d / "labels" / frame_name(fr.index)).read_bytes())
+            label_bytes = (d / "labels" / frame_name(fr.index)).read_bytes()
+            label_map = read_png(label_bytes)
             person_map = read_png((d / "persons" / frame_name(fr.index)).read_bytes())
             mapping = tracker.update(fr.index, fr.time, person_map, label_map)
             track_map = relabel(person_map, mapping)
-            over = overlay(fr.rgb, label_map, alpha)
-            writers["color.webm"].write(colorize(label_map), fr.time)
-            writers["overlay.webm"].write(over, fr.time)
-            writers["persons.webm"].write(person_view(track_map, label_map), fr.time)
-            labels.add(fr.index, label_map, track_map)
+            labels.add(fr.index, label_bytes, track_map)  # full size; the chunk's label PNG is already the one
+            over = _draw_previews(writers, fr.rgb, fr.time, label_map, track_map, alpha)
             if poster is None or len(mapping) > poster[0]:
                 poster = (len(mapping), over)
             done += 1
@@ -136,6 +211,7 @@ def join_chunks(video: Path, chunk_dirs: Sequence[Path], out_dir: Path, *, fps: 
     parse_s = sum(float(doc["timings"]["parse_s"]) for _, doc in chunks)
     result = {
         "kind": "video", "video": info.as_dict(), "frames": done, "fps": rate, "width": w, "height": h,
+        "preview": {"width": writers["color.webm"].width, "height": writers["color.webm"].height},
         "frame_times": [round(t, 4) for t in info.times], "skipped_frames": skipped,
         "person_count": len(tracks),
         "persons": [{"id": t["id"], "color": t["color"], "frames": len(t["frames"]), "first": t["first"],
@@ -143,6 +219,7 @@ def join_chunks(video: Path, chunk_dirs: Sequence[Path], out_dir: Path, *, fps: 
         "chunks": [[int(doc["start"]), int(doc["end"])] for _, doc in chunks],
         "model": chunks[0][1]["model"] if chunks else None,
         "timings": {"parse_s": round(parse_s, 3), "join_s": round(time.perf_counter() - t0, 3),
+                    "join_estimate_s": round(estimate_join_s(info, max_side), 3),
                     "parse_s_per_frame": round(parse_s / max(1, done), 4)},
         "outputs": list(OUTPUTS),
     }

@@ -268,7 +268,8 @@ def _to_rgb(f: av.VideoFrame, rotation: int) -> npt.NDArray[np.uint8]:
 
 
 def iter_frames(path: Path, info: VideoInfo, *, start: int = 0, end: int | None = None,
-                report: DecodeReport | None = None, limits: VideoLimits = VideoLimits()) -> Iterator[Frame]:
+                report: DecodeReport | None = None, limits: VideoLimits = VideoLimits(),
+                size: tuple[int, int] | None = None) -> Iterator[Frame]:
     """Yield the sampled frames ``start <= index < end`` in order. A frame whose packet fails to decode is
     skipped and its index added to ``report.skipped``. Decoding starts at the file's beginning (decode costs
     ~1 ms a frame against >100 ms to parse one, so seeking is not worth its keyframe bookkeeping).
@@ -276,13 +277,19 @@ def iter_frames(path: Path, info: VideoInfo, *, start: int = 0, end: int | None 
     Frame size rules (every frame, not only the first): a frame claiming more than
     ``limits.max_frame_megapixels`` is refused by the decoder before its pixels exist (``bound_decoder``) and
     raises VideoTooLarge; a legal frame whose size differs from the first frame's (a stream that changes size
-    mid-way) is scaled to the first frame's size, so every output frame of a clip has one size."""
+    mid-way) is scaled to the first frame's size, so every output frame of a clip has one size.
+
+    ``size`` (width, height as viewed, even): scale every frame to it inside the decoder (swscale, area
+    averaging, straight to yuv420p) instead of converting the full picture to RGB and resizing it: the join's
+    1280x720 previews from a 1080p clip decode in 19 ms a sampled frame instead of 30 (4K: 46 vs 51 ms; 2 busy
+    cores, 30 fps sampled at 10)."""
     end = info.frames if end is None else min(end, info.frames)
     want = {p: i for i, p in enumerate(info.pts) if start <= i < end}
     if not want:
         return
     report = report if report is not None else DecodeReport()
-    size = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)  # as decoded
+    view = size or (info.width, info.height)
+    size = (view[1], view[0]) if info.rotation in (90, 270) else view  # as decoded, before rotation
     seen: set[int] = set()
     with av.open(str(path), "r") as c:
         s = c.streams.video[0]
@@ -295,7 +302,7 @@ def iter_frames(path: Path, info: VideoInfo, *, start: int = 0, end: int | None 
                     continue
                 check_frame_size(f.width, f.height, limits)
                 if (f.width, f.height) != size:
-                    f = f.reformat(width=size[0], height=size[1])
+                    f = f.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="AREA")
                 seen.add(i)
                 yield Frame(index=i, time=info.times[i], rgb=_to_rgb(f, info.rotation))
             if len(seen) == len(want):

@@ -85,8 +85,9 @@ class LabelZip:
     def __init__(self, path: Path) -> None:
         self._z = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED)
 
-    def add(self, index: int, label_map: npt.NDArray[np.uint8], track_map: npt.NDArray[np.uint8]) -> None:
-        self._z.writestr(f"labels/{frame_name(index)}", label_png(label_map))
+    def add(self, index: int, label: npt.NDArray[np.uint8] | bytes, track_map: npt.NDArray[np.uint8]) -> None:
+        """``label``: the (H, W) CIHP id map, or its ``label_png`` bytes already made (the chunk's own file)."""
+        self._z.writestr(f"labels/{frame_name(index)}", label if isinstance(label, bytes) else label_png(label))
         self._z.writestr(f"persons/{frame_name(index)}", person_png(track_map))
 
     def close(self) -> None:

@@ -42,7 +42,7 @@ from ..exceptions import (
 from ..jobs import is_job_id, is_video_key, is_video_type
 from ..observability import record_failure, record_frames
 from ..store import JobStore, StoredObject
-from .chunks import OUTPUTS, join_chunks, plan_chunks, process_chunk, process_video
+from .chunks import OUTPUTS, check_join_budget, join_chunks, plan_chunks, process_chunk, process_video
 from .decode import VideoLimits, _looks_like_video, probe
 
 log = logging.getLogger("humanparse.video")
@@ -190,6 +190,7 @@ class VideoJobs:
             with tempfile.TemporaryDirectory(prefix="hp-video-") as tmp:
                 video = self._fetch(source, Path(tmp))
                 info = probe(video, fps=self.fps, limits=self.limits)
+                check_join_budget(info, self.settings.video_join_budget_s)  # before any chunk: a join never overruns
                 plan = [list(r) for r in plan_chunks(info.frames, self.seconds_per_frame,
                                                      timeout_s=self.settings.video_timeout_s,
                                                      max_chunk_frames=self.settings.video_chunk_frames)]
