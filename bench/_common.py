@@ -11,6 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "function"))
+sys.path.insert(1, str(ROOT / "tests"))  # tests/m2fp_random.py: the random-weight M2FP folder (a test helper)
 
 
 def prepare(venv: Path, model_dir: Path | None) -> Path:
@@ -26,7 +27,7 @@ def model_folder(model_dir: Path | None) -> Path:
     under .cache (made on first use)."""
     if model_dir is not None:
         return model_dir
-    from humanparse.devtools import make_random_m2fp_folder
+    from m2fp_random import make_random_m2fp_folder
 
     folder = ROOT / ".cache" / "m2fp-random"
     if not (folder / "pytorch_model.pt").exists():

@@ -42,8 +42,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model-dir", type=Path, default=None)
     args = ap.parse_args()
-    from humanparse.devtools import make_random_m2fp_folder
     from humanparse.local.s3local import LOCAL_CREDENTIALS, EmbeddedS3, LocalAws
+    from m2fp_random import make_random_m2fp_folder
 
     s3srv = EmbeddedS3()
     s3srv.start()

@@ -67,7 +67,7 @@ def main() -> int:
 
     conv = torch.nn.Conv2d(256, 256, 3, padding=1).eval().to(memory_format=torch.channels_last)
     xi = torch.randn(1, 256, args.height // 4, args.width // 4).to(memory_format=torch.channels_last)
-    from humanparse.engine.m2fp.fast import OneDnnLinear
+    from humanparse.engine.m2fp.modeling import OneDnnLinear
 
     lin = torch.nn.Linear(256, 1024).eval()
     lin_onednn = OneDnnLinear(lin)  # what the fast path runs

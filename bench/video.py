@@ -6,7 +6,7 @@ parse every sampled frame → track → VP9 videos + label zip, against the base
 
 Prints per engine: frames/s end to end, seconds of video per second of compute, the pipeline's overhead over the
 bare parse, and the stage split (parse / join). Last line: JSON. M2FP uses a random-weight folder
-(humanparse.devtools): same arithmetic and time as trained weights, persons are meaningless.
+(tests/m2fp_random.py): same arithmetic and time as trained weights, persons are meaningless.
 """
 
 from __future__ import annotations
@@ -114,8 +114,9 @@ def main() -> None:
         rows.append(bench_engine("lite", LiteParser(*find_lite_models([SHARED / "models"]), threads=a.threads),
                                  clip, a.fps, a.runs, work))
         if a.m2fp:
-            from humanparse.devtools import make_random_m2fp_folder
+            import _common  # noqa: F401  (puts tests/ on the path, for its random-weight folder maker)
             from humanparse.engine.m2fp import build_m2fp
+            from m2fp_random import make_random_m2fp_folder
 
             folder = make_random_m2fp_folder(work / "m2fp")
             short = make_clip(work / "short.mp4", a.m2fp_seconds, (size[0], size[1]))

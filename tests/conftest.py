@@ -103,7 +103,7 @@ def people_photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def m2fp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from humanparse.devtools import make_random_m2fp_folder
+    from m2fp_random import make_random_m2fp_folder
 
     return make_random_m2fp_folder(tmp_path_factory.mktemp("m2fp") / "cv_resnet101_image-multiple-human-parsing")
 

@@ -20,7 +20,7 @@ from humanparse.engine.m2fp.autotune import (
     read_cache,
     write_cache,
 )
-from humanparse.engine.m2fp.fast import OneDnnLinear
+from humanparse.engine.m2fp.modeling import OneDnnLinear
 
 
 @pytest.fixture(scope="module")

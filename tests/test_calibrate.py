@@ -1,6 +1,6 @@
 """Precision chosen only when verified: calibration writes a verdict into the model folder, and ``precision=auto``
 follows it (bf16 only at >= 99.5 % agreement AND an AMX CPU). Runs on the random-weight folder in ModelScope's
-layout; the CPU check is stubbed at its one boundary (``host_has_amx``)."""
+layout; the CPU check is stubbed at its one boundary (``cpu.host_has_amx``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from humanparse.engine.m2fp import precision as prec
-from humanparse.engine.m2fp.precision import VERDICT_FILE, calibrate, choose_precision
+from humanparse.engine import cpu
+from humanparse.engine.m2fp.calibration import calibrate
+from humanparse.engine.m2fp.precision import VERDICT_FILE, choose_precision
 
 # Two full-size M2FP forwards (fp32 + bf16); bf16 is emulated (slow) on CPUs without AVX512-BF16/AMX, and the
 # random-weight folder is built first when this module runs alone: ~10 min on 2 shared cores.
@@ -47,7 +48,7 @@ def test_verdict_written(calibrated: tuple[Path, dict[str, Any]]) -> None:
 def test_auto_refuses_bf16_below_the_bar_even_with_amx(calibrated: tuple[Path, dict[str, Any]],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     root, verdict = calibrated
-    monkeypatch.setattr(prec, "host_has_amx", lambda: True)
+    monkeypatch.setattr(cpu, "host_has_amx", lambda: True)
     # bf16 on random weights agreed on 0.75-0.89 of pixels; keep the test meaningful if a run ever lands above
     if verdict["agreement"] >= 0.995:
         _set_agreement(root, 0.99)
@@ -59,10 +60,10 @@ def test_auto_follows_a_passing_verdict_only_on_amx(calibrated: tuple[Path, dict
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     root, _ = calibrated
     _set_agreement(root, 0.998)
-    monkeypatch.setattr(prec, "host_has_amx", lambda: False)
+    monkeypatch.setattr(cpu, "host_has_amx", lambda: False)
     got = choose_precision("auto", root)
     assert got.precision == "fp32" and "no AMX" in got.reason
-    monkeypatch.setattr(prec, "host_has_amx", lambda: True)
+    monkeypatch.setattr(cpu, "host_has_amx", lambda: True)
     assert choose_precision("auto", root).precision == "bf16"
     assert choose_precision("fp32", root).precision == "fp32"  # an explicit request always wins
 
@@ -74,7 +75,7 @@ def test_verdict_for_other_weights_is_ignored(calibrated: tuple[Path, dict[str, 
     doc = json.loads((root / VERDICT_FILE).read_text())
     doc["weights"]["bytes"] += 1
     (root / VERDICT_FILE).write_text(json.dumps(doc))
-    monkeypatch.setattr(prec, "host_has_amx", lambda: True)
+    monkeypatch.setattr(cpu, "host_has_amx", lambda: True)
     got = choose_precision("auto", root)
     assert got.precision == "fp32" and "no calibration verdict" in got.reason
 
@@ -86,7 +87,7 @@ def test_parser_and_result_say_which_precision_ran_and_why(calibrated: tuple[Pat
 
     root, _ = calibrated
     (root / VERDICT_FILE).unlink()
-    monkeypatch.setattr(prec, "host_has_amx", lambda: True)
+    monkeypatch.setattr(cpu, "host_has_amx", lambda: True)
     parser = load_parser(ModelSpec(kind="m2fp", m2fp_dirs=(root,), precision="auto")).parser
     assert parser.precision == "fp32" and "no calibration verdict" in parser.precision_reason  # type: ignore[attr-defined]
     model = parser.parse(np.zeros((64, 48, 3), np.uint8)).summary()["model"]

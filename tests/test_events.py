@@ -9,9 +9,9 @@ import pytest
 from conftest import EVENTS
 from humanparse.events import EventFormatError, is_s3_event, parse_s3_event
 from humanparse.jobs import Layout
-from humanparse.local.notifications import make_s3_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from s3events import make_s3_event
 
 
 def load(name: str) -> dict:  # type: ignore[type-arg]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from humanparse.engine.m2fp.fast import choose_precision, fold_batchnorm
+from humanparse.engine import cpu
+from humanparse.engine.m2fp.fast import fold_batchnorm
 from humanparse.engine.m2fp.modeling import Conv2d, ms_deform_attn_core, ms_deform_attn_sparse
+from humanparse.engine.m2fp.precision import VERDICT_FILE, choose_precision, weights_stamp
 from torch import nn
 
 
@@ -69,11 +73,19 @@ def test_batchnorm_folding_is_exact() -> None:
         assert float((folded(x) - ref).abs().max()) < 1e-5
 
 
-def test_precision_choice() -> None:
-    assert choose_precision("auto", {"avx2", "amx_bf16", "avx512_bf16"}) == "bf16"
-    assert choose_precision("auto", {"avx2", "avx512_bf16"}) == "fp32"
-    assert choose_precision("auto", set()) == "fp32"
-    assert choose_precision("bf16", set()) == "bf16"
+def test_precision_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a passing calibration verdict, ``auto`` is bf16 on AMX CPUs only, whatever else the CPU has."""
+    (tmp_path / "pytorch_model.pt").write_bytes(b"weights")
+    (tmp_path / VERDICT_FILE).write_text(json.dumps({"agreement": 0.999, "weights": weights_stamp(tmp_path)}))
+
+    def choice(requested: str, flags: set[str]) -> str:
+        monkeypatch.setattr(cpu, "cpu_flags", lambda: flags)
+        return choose_precision(requested, tmp_path).precision
+
+    assert choice("auto", {"avx2", "amx_bf16", "avx512_bf16"}) == "bf16"
+    assert choice("auto", {"avx2", "avx512_bf16"}) == "fp32"
+    assert choice("auto", set()) == "fp32"
+    assert choice("bf16", set()) == "bf16"
 
 
 @pytest.mark.slow
@@ -89,7 +101,7 @@ def test_fast_path_label_map_matches_reference(m2fp_dir: Any, photo: np.ndarray)
 def test_onednn_linear_matches_linear() -> None:
     """The 1x1-convolution linear gives nn.Linear's answer for any leading shape, contiguous or not."""
     import torch
-    from humanparse.engine.m2fp.fast import OneDnnLinear
+    from humanparse.engine.m2fp.modeling import OneDnnLinear
 
     torch.manual_seed(0)
     lin = torch.nn.Linear(64, 96)
@@ -116,7 +128,7 @@ def test_every_autotuner_choice_matches_reference(m2fp_dir: Any, photo: np.ndarr
     reference path's label map (same bar as the end-to-end test above)."""
     from humanparse.engine.m2fp import build_m2fp
     from humanparse.engine.m2fp.autotune import apply_kernels
-    from humanparse.engine.m2fp.fast import OneDnnLinear
+    from humanparse.engine.m2fp.modeling import OneDnnLinear
 
     ref = build_m2fp(m2fp_dir, fast=False).parse(photo)
     parser = build_m2fp(m2fp_dir, fast=True, precision="fp32", kernels="default")

@@ -74,7 +74,7 @@ def test_loading_errors(tmp_path: Path, m2fp_dir: Path) -> None:
 @pytest.fixture(scope="module")
 def small_net() -> M2FPNet:
     """A depth-50 network: same key kinds as ResNet-101 at a third of the build time."""
-    from humanparse.devtools import M2FP_CONFIGURATION
+    from m2fp_random import M2FP_CONFIGURATION
 
     m = M2FP_CONFIGURATION["model"]
     return M2FPNet({**m["backbone"], "depth": 50}, dict(m["encoder"]), dict(m["decoder"]))

@@ -381,21 +381,21 @@ def test_bf16_counts_only_where_the_cpu_computes_it() -> None:
 
 
 def test_calibration_only_where_a_verdict_can_pay_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    from humanparse.engine.m2fp import precision
+    from humanparse.engine import cpu
 
-    monkeypatch.setattr(precision, "cpu_flags", lambda: {"fp", "asimd"})
-    assert precision.bf16_can_win("x86_64") and precision.bf16_can_win("AMD64")  # AMX hosts may run the folder
-    assert not precision.bf16_can_win("aarch64")  # Graviton2, Lambda's arm64
-    monkeypatch.setattr(precision, "cpu_flags", lambda: {"fp", "asimd", "bf16"})
-    assert precision.bf16_can_win("aarch64") and precision.bf16_can_win("arm64")  # Graviton3, Apple M2
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: {"fp", "asimd"})
+    assert cpu.bf16_can_win("x86_64") and cpu.bf16_can_win("AMD64")  # AMX hosts may run the folder
+    assert not cpu.bf16_can_win("aarch64")  # Graviton2, Lambda's arm64
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: {"fp", "asimd", "bf16"})
+    assert cpu.bf16_can_win("aarch64") and cpu.bf16_can_win("arm64")  # Graviton3, Apple M2
 
 
 def test_calibration_is_skipped_where_bf16_cannot_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from humanparse.engine.m2fp import precision
+    from humanparse.engine import cpu
     from humanparse.local.cli import main
 
-    monkeypatch.setattr(precision, "bf16_can_win", lambda: False)
+    monkeypatch.setattr(cpu, "bf16_can_win", lambda: False)
     assert main(["calibrate", "--model-dir", str(tmp_path)]) == 0  # nothing loaded, nothing written
     assert "calibration skipped" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

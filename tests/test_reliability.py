@@ -121,7 +121,7 @@ def test_very_long_and_odd_keys(aws: dict[str, Any], svc: Any) -> None:
             "uploads/a%2Fb/100% real+photo .png", "uploads/./x.png", "uploads/x/../../y.png"]
     for key in keys:
         etag = aws["s3"].put_object(Bucket=aws["upload_bucket"], Key=key, Body=photo)["ETag"].strip('"')
-        from humanparse.local.notifications import make_s3_event
+        from s3events import make_s3_event
 
         rec = svc.handler(make_s3_event(aws["upload_bucket"], key, size=len(photo), etag=etag), None)["records"][0]
         if "/./" in key or "/../" in key:
@@ -134,7 +134,7 @@ def test_very_long_and_odd_keys(aws: dict[str, Any], svc: Any) -> None:
 
 # -------------------------------------------------------------------------------------------- events
 def test_out_of_order_events(aws: dict[str, Any], svc: Any, photo: np.ndarray) -> None:
-    from humanparse.local.notifications import make_s3_event
+    from s3events import make_s3_event
 
     key = "uploads/ooo/photo.jpg"
     old = aws["s3"].put_object(Bucket=aws["upload_bucket"], Key=key, Body=encode_jpeg(photo))["ETag"].strip('"')

@@ -109,7 +109,7 @@ class BrokenParser:
 def test_an_error_on_the_upload_itself_fails_the_job_at_once(aws: dict[str, Any], stub_parser: Any) -> None:
     from conftest import encode_png
     from humanparse.config import Settings
-    from humanparse.local.notifications import make_s3_event
+    from s3events import make_s3_event
     from humanparse.service import build_service
 
     settings = Settings(upload_bucket=aws["upload_bucket"], results_bucket=aws["results_bucket"],
@@ -131,7 +131,7 @@ def test_an_error_on_the_upload_itself_fails_the_job_at_once(aws: dict[str, Any]
 def test_a_clip_started_three_times_without_finishing_fails(aws: dict[str, Any], stub_parser: Any,
                                                            tmp_path: Path) -> None:
     from humanparse.config import Settings
-    from humanparse.local.notifications import make_s3_event
+    from s3events import make_s3_event
     from humanparse.service import build_service
 
     svc = build_service(Settings(upload_bucket=aws["upload_bucket"], results_bucket=aws["results_bucket"],

@@ -45,7 +45,7 @@ def test_three_entries_give_the_same_label_map(aws: dict[str, Any], lite_parser:
     http = TestClient(svc.app).post("/parse?output=label", files={"file": ("p.jpg", data, "image/jpeg")}).content
     key = "uploads/0123456789abcdef0123456789abcdef/image.jpg"
     aws["s3"].put_object(Bucket=aws["upload_bucket"], Key=key, Body=data)
-    from humanparse.local.notifications import make_s3_event
+    from s3events import make_s3_event
 
     etag = aws["s3"].head_object(Bucket=aws["upload_bucket"], Key=key)["ETag"]
     assert svc.handler(make_s3_event(aws["upload_bucket"], key, size=len(data), etag=etag), None)["failed"] == 0

@@ -113,7 +113,7 @@ def test_chunk_that_keeps_failing_fails_the_job(aws: dict[str, Any], stub_parser
     key = "uploads/" + "a" * 32 + "/video.webm"
     aws["s3"].put_object(Bucket=aws["upload_bucket"], Key=key, Body=clip.read_bytes(), ContentType="video/webm")
     etag = aws["s3"].head_object(Bucket=aws["upload_bucket"], Key=key)["ETag"].strip('"')
-    from humanparse.local.notifications import make_s3_event
+    from s3events import make_s3_event
 
     out = svc.handler(make_s3_event(aws["upload_bucket"], key, size=clip.stat().st_size, etag=etag))
     assert out["records"][0]["status"] == "running"
@@ -139,7 +139,7 @@ def _trigger(aws: dict[str, Any], parser: Any, **kw: Any) -> Any:
 
 
 def _put(aws: dict[str, Any], svc: Any, body: bytes, ctype: str, ext: str, job: str) -> dict[str, Any]:
-    from humanparse.local.notifications import make_s3_event
+    from s3events import make_s3_event
 
     key = f"uploads/{job}/video.{ext}"
     aws["s3"].put_object(Bucket=aws["upload_bucket"], Key=key, Body=body, ContentType=ctype)

@@ -23,15 +23,15 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 if TYPE_CHECKING:
-    from .usecase import ParseOutput
+    from .engine.types import ParseResult
 
 SERVICE = "humanparse"
 NAMESPACE = "humanparse"
@@ -121,7 +121,17 @@ def flush() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ metrics
-def record_parse(out: ParseOutput, *, elapsed_ms: float | None = None, **keys: Any) -> None:
+class ParsedImage(Protocol):
+    """What ``record_parse`` reads of one parse (``usecase.ParseOutput``, which imports this module)."""
+
+    @property
+    def result(self) -> ParseResult: ...
+
+    @property
+    def timings(self) -> Mapping[str, float]: ...
+
+
+def record_parse(out: ParsedImage, *, elapsed_ms: float | None = None, **keys: Any) -> None:
     """One parsed image: a log line with the model, precision, persons and elapsed time (``keys``: job id,
     S3 key), and the ``ParseTime`` / ``ImagesParsed`` / ``PersonsFound`` metrics. ``ParseTime`` is the use
     case's decode + parse + render; ``elapsed_ms`` (default the same) may include fetching and writing."""

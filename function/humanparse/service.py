@@ -14,13 +14,15 @@ import numpy.typing as npt
 from fastapi import FastAPI
 from mangum import Mangum
 
+from . import kernel_share
 from .api import create_app
 from .cache import ResultCache
 from .config import Settings
-from .engine.loader import LoadedParser
+from .engine.loader import LoadedParser, load_parser
 from .engine.types import ModelInfo, Parser, ParseResult
 from .events import is_backfill_batch, is_s3_event
 from .observability import invocation, logger, model_loaded
+from .runtime import configure_threads
 from .s3_handler import S3Trigger
 from .store import JobStore
 from .video.job import is_video_message
@@ -55,14 +57,10 @@ class Service:
 
 
 def load_configured_parser(settings: Settings, verdict_s3: Any = None) -> LoadedParser:
-    """The model every entry serves with, loaded once: threads from the CPU quota, then the engine's loader.
-    The one call site of ``engine.loader.load_parser`` for the Lambda module and the CLI. ``verdict_s3`` (the
-    Lambda entry's S3 client): the fast path's kernel verdict is fetched from the results bucket before the
+    """The Lambda module's model, loaded once: threads from the CPU quota, then the engine's loader (the CLI
+    and ``library.load`` call ``engine.loader.load_parser`` the same way, without the sharing). ``verdict_s3``
+    (the Lambda entry's S3 client): the fast path's kernel verdict is fetched from the results bucket before the
     load and shared back after a measurement (``kernel_share``; S3 trouble only costs a measurement)."""
-    from . import kernel_share
-    from .engine.loader import load_parser
-    from .runtime import configure_threads
-
     t0 = time.perf_counter()
     threads = configure_threads(settings.threads)
     share = None

@@ -1,5 +1,6 @@
-"""What this CPU is, from what each platform offers: the name that keys a kernel verdict (``autotune.cache_key``,
-shared through S3 by ``kernel_share``) and the flags that decide whether bf16 can be faster than fp32.
+"""The host module: every probe of what this CPU is, from what each platform offers — the name that keys a kernel
+verdict (``m2fp.autotune.cache_key``, shared through S3 by ``kernel_share``) and the flags that decide whether
+bf16 can be faster than fp32 (``host_has_amx`` for ``m2fp.precision``, ``bf16_can_win`` for calibrating).
 
 - Linux x86: ``/proc/cpuinfo``'s ``model name`` and ``flags`` (unchanged: verdicts already cached stay valid).
 - Linux arm64 (Graviton, Ampere, a Raspberry Pi): ``/proc/cpuinfo`` has no ``model name``; each core's
@@ -124,3 +125,17 @@ def bf16_native(flags: set[str], machine: str | None = None) -> bool:
     if arch in ("arm64", "aarch64"):
         return "bf16" in flags
     return bool({"amx_bf16", "avx512_bf16"} & flags)
+
+
+def host_has_amx() -> bool:
+    """AMX on this CPU: the one hardware boundary of ``m2fp.precision.choose_precision`` (tests stub it)."""
+    return "amx_bf16" in cpu_flags()
+
+
+def bf16_can_win(machine: str | None = None) -> bool:
+    """Whether calibrating bf16 against fp32 is worth it here. x86-64: always — the verdict travels with the
+    folder (and the image), and AMX CPUs, where ``auto`` then runs bf16, are among those that run it (Lambda's
+    fleet), even when this one is not. arm64: only with BF16 in hardware (Graviton3/4, Apple M2+), where the
+    verdict tells whether ``precision=bf16`` is safe; not on Lambda's arm64 (Neoverse-N1), Apple M1 or a Pi."""
+    arch = (machine or platform.machine()).lower()
+    return arch in ("x86_64", "amd64") or bf16_native(cpu_flags(), arch)

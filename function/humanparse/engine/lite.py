@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..exceptions import ModelNotFound
-from .pose import poses_to_image
-from .posenet import Pose, assign_to_poses, decode_poses, pixel_keypoint_votes, sigmoid
+from ..exceptions import ModelError, ModelNotFound
+from ..models import LITE_SHA256, sha256_file
+from .posenet import Pose, assign_to_poses, decode_poses, pixel_keypoint_votes, poses_to_image, sigmoid
 from .types import ModelInfo, ParseResult, check_deadline, persons_from_masks, upscale_persons
 
 BODYPIX_FILE = "bodypix-mobilenetv1-050-stride16.onnx"
@@ -179,9 +179,6 @@ def run_bodypix(session: Any, output_names: list[str], rgb: npt.NDArray[np.uint8
 def find_lite_models(search_dirs: list[Path]) -> tuple[Path, Path]:
     """(bodypix, pan) from the first folder in ``search_dirs`` (in order) that holds both files. Each file's
     sha256 must equal its pin (``humanparse.models.LITE_SHA256``): the fusion was tuned on exactly these."""
-    from ..exceptions import ModelError
-    from ..models import LITE_SHA256, sha256_file
-
     for d in search_dirs:
         bp, pan = Path(d) / BODYPIX_FILE, Path(d) / PAN_FILE
         if bp.is_file() and pan.is_file():

@@ -14,25 +14,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .posenet import Pose, decode_poses
-
-
-def poses_to_image(poses: list[Pose] | tuple[Pose, ...], scale: npt.NDArray[np.float32],
-                   to_hw: tuple[int, int] | None = None, from_hw: tuple[int, int] | None = None,
-                   ) -> list[npt.NDArray[np.float32]]:
-    """Decoded poses ((y, x) in BodyPix-input pixels) → (17, 3) x, y, score in the pixels of the image BodyPix's
-    input was resized from (``scale`` = (bh / H, bw / W), as ``_run_bodypix`` returns), then, when ``from_hw``
-    (that image's (H, W)) and ``to_hw`` are given, in a ``to_hw`` image of the same scene (the photo when BodyPix
-    ran on a smaller work image). Both resizes put pixel centres at +0.5, as ``_grid_to_image`` does."""
-    out = []
-    for p in poses:
-        y = (p.keypoints[:, 0] + 0.5) / float(scale[0]) - 0.5
-        x = (p.keypoints[:, 1] + 0.5) / float(scale[1]) - 0.5
-        if to_hw is not None and from_hw is not None and to_hw != from_hw:
-            y = (y + 0.5) * (to_hw[0] / from_hw[0]) - 0.5
-            x = (x + 0.5) * (to_hw[1] / from_hw[1]) - 0.5
-        out.append(np.stack([x, y, p.keypoint_scores], axis=1).astype(np.float32))
-    return out
+from .lite import LiteTuning, find_lite_models, run_bodypix
+from .posenet import decode_poses, poses_to_image
 
 
 class PoseNetwork:
@@ -41,9 +24,7 @@ class PoseNetwork:
     ``estimate(rgb)``: rgb (H, W, 3) uint8 RGB → list of (17, 3) poses in its pixels, strongest first."""
 
     def __init__(self, bodypix_path: Path, *, threads: int = 2) -> None:
-        import onnxruntime as ort
-
-        from .lite import LiteTuning
+        import onnxruntime as ort  # here: importing this module (for its types) loads no runtime
 
         self.tuning = LiteTuning()
 
@@ -57,13 +38,9 @@ class PoseNetwork:
     @classmethod
     def from_lite_dirs(cls, dirs: list[Path], *, threads: int = 2) -> PoseNetwork:
         """The BodyPix file of the lite tier, found (and sha256-checked) as the lite tier finds it."""
-        from .lite import find_lite_models
-
         return cls(find_lite_models(dirs)[0], threads=threads)
 
     def estimate(self, rgb: npt.NDArray[np.uint8]) -> list[npt.NDArray[np.float32]]:
-        from .lite import run_bodypix
-
         raw, scale = run_bodypix(self.session, self._outputs, rgb, self.tuning.bodypix_long_side)
         poses = decode_poses(raw["heatmaps"], raw["short_offsets"], raw["displacement_fwd"],
                              raw["displacement_bwd"], min_pose_score=self.tuning.min_pose_score)

@@ -164,3 +164,22 @@ def assign_to_poses(votes: npt.NDArray[np.float32], poses: list[Pose], *,
         dists[:, j] = d.mean(axis=1)
     best = dists.argmin(axis=1).astype(np.int32)
     return best, dists[np.arange(n), best]
+
+
+def poses_to_image(poses: list[Pose] | tuple[Pose, ...], scale: npt.NDArray[np.float32],
+                   to_hw: tuple[int, int] | None = None, from_hw: tuple[int, int] | None = None,
+                   ) -> list[npt.NDArray[np.float32]]:
+    """Decoded poses ((y, x) in BodyPix-input pixels) → (17, 3) x, y, score in the pixels of the image BodyPix's
+    input was resized from (``scale`` = (bh / H, bw / W), as ``lite.run_bodypix`` returns), then, when ``from_hw``
+    (that image's (H, W)) and ``to_hw`` are given, in a ``to_hw`` image of the same scene (the photo when BodyPix
+    ran on a smaller work image). Both resizes put pixel centres at +0.5, as ``lite._grid_to_image`` does.
+    The rows are ``pose``'s array contract (x, y, score: COCO-17 in PoseNet's order)."""
+    out = []
+    for p in poses:
+        y = (p.keypoints[:, 0] + 0.5) / float(scale[0]) - 0.5
+        x = (p.keypoints[:, 1] + 0.5) / float(scale[1]) - 0.5
+        if to_hw is not None and from_hw is not None and to_hw != from_hw:
+            y = (y + 0.5) * (to_hw[0] / from_hw[0]) - 0.5
+            x = (x + 0.5) * (to_hw[1] / from_hw[1]) - 0.5
+        out.append(np.stack([x, y, p.keypoint_scores], axis=1).astype(np.float32))
+    return out

@@ -201,8 +201,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def _calibrate(model_dir: Path, photos: list[Path] | None = None, *, force: bool = False) -> int:
     """fp32 vs bf16 on photos of people; the verdict file decides whether ``precision=auto`` may use bf16.
-    Skipped (exit 0) where no verdict can pay off (``precision.bf16_can_win``; ``force`` runs it anyway)."""
-    from ..engine.m2fp.precision import VERDICT_FILE, bf16_can_win, calibrate, choose_precision
+    Skipped (exit 0) where no verdict can pay off (``cpu.bf16_can_win``; ``force`` runs it anyway)."""
+    from ..engine.cpu import bf16_can_win
+    from ..engine.m2fp.calibration import calibrate  # here: torch loads only once calibration runs
+    from ..engine.m2fp.precision import VERDICT_FILE, choose_precision
     from ..runtime import configure_threads
 
     if not force and not bf16_can_win():

@@ -9,7 +9,7 @@ thread count, torch version and the network's shapes. A cached verdict costs not
 
 Groups (``GROUPS``: name → formulations, the first is the default when nothing is measured):
 - ``encoder_ffn_linear``, ``encoder_proj_linear`` (value/output projections), ``encoder_sampling_linear``
-  (sampling offsets, attention weights): ``onednn`` (``fast.OneDnnLinear``, a 1x1 convolution) or ``mkl``
+  (sampling offsets, attention weights): ``onednn`` (``modeling.OneDnnLinear``, a 1x1 convolution) or ``mkl``
   (``nn.Linear``);
 - ``deform_sampling``: ``bag`` (``F.embedding_bag``), ``csr`` (CSR sparse-dense product) or ``grid``
   (``F.grid_sample``, the reference: never the fastest, so only forced, not measured);
@@ -38,13 +38,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..cpu import cpu_model
 from .modeling import (
     Bottleneck,
     Conv2d,
     CrossAttentionLayer,
     DeformEncoderLayer,
+    DeformTransformerEncoderOnly,
     M2FPNet,
     MSDeformAttn,
+    OneDnnLinear,
     SelfAttentionLayer,
     linear_relu,
     ms_deform_attn_core,
@@ -142,8 +145,6 @@ def _layer_slots(layer: DeformEncoderLayer, group: str) -> list[tuple[nn.Module,
 
 
 def _as(module: nn.Module, formulation: str) -> nn.Module:
-    from .fast import OneDnnLinear
-
     if formulation == "onednn" and isinstance(module, nn.Linear):
         return OneDnnLinear(module)
     if formulation == "mkl" and isinstance(module, OneDnnLinear):
@@ -234,8 +235,6 @@ def _linear_candidates(layer: DeformEncoderLayer, group: str, x: torch.Tensor) -
 
 
 def _sampling_candidates(attn: MSDeformAttn) -> dict[str, Callable[[], Any]]:
-    from .modeling import DeformTransformerEncoderOnly
-
     heads, levels, points = attn.n_heads, attn.n_levels, attn.n_points
     shapes = _levels(TUNE_CANVAS[0] // 2, TUNE_CANVAS[1] // 2)
     q = sum(h * w for h, w in shapes)
@@ -353,8 +352,6 @@ def _tmp_dir() -> Path:
 
 def cache_key(net: M2FPNet) -> str:
     """CPU model | threads | torch version | the tuned shapes: a verdict is valid only where all four match."""
-    from .precision import cpu_model
-
     layer = _encoder_layers(net)[0]
     pred = net.sem_seg_head.predictor
     shape = (f"d{layer.self_attn.d_model}-ffn{layer.linear1.out_features}-h{layer.self_attn.n_heads}"

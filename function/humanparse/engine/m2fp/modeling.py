@@ -327,10 +327,54 @@ def sparse_sample(value: Tensor, shapes: Sequence[tuple[int, int]], pix: Tensor,
 
 
 def linear_relu(linear: nn.Module, x: Tensor) -> Tensor:
-    """relu(linear(x)), fused where the layer can (``fast.OneDnnLinear.forward_relu``)."""
+    """relu(linear(x)), fused where the layer can (``OneDnnLinear.forward_relu``)."""
     fused = getattr(linear, "forward_relu", None)
     out: Tensor = fused(x) if fused is not None else F.relu(linear(x), inplace=True)
     return out
+
+
+class OneDnnLinear(nn.Module):
+    """``nn.Linear`` computed as a 1x1 convolution: (..., in) tokens are viewed, without a copy, as a
+    channels-last (1, in, N, 1) image, which oneDNN multiplies with its own kernels. Same weights, same
+    result up to float rounding order. Called through oneDNN's own op: ``F.conv2d`` sends a 1x1 convolution
+    to the im2col + MKL path when torch runs one thread. ``forward_relu`` fuses the ReLU that follows (one pass
+    less over the output: 1 thread, 11340x1024: 124 ms vs 145 ms for MKL's GEMM + ReLU)."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        w = linear.weight.detach().reshape(self.out_features, self.in_features, 1, 1)
+        self.weight = nn.Parameter(w.contiguous(memory_format=torch.channels_last), requires_grad=False)
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+
+    def _run(self, x: Tensor, attr: str) -> Tensor:
+        lead = x.shape[:-1]
+        tokens = x.reshape(-1, self.in_features)
+        img = tokens.view(1, tokens.shape[0], 1, self.in_features).permute(0, 3, 1, 2)
+        out: Tensor
+        if HAS_MKLDNN and img.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"):
+            out = torch.ops.mkldnn._convolution_pointwise(img, self.weight, self.bias, [0, 0], [1, 1], [1, 1], 1,
+                                                          attr, [], "")
+        else:
+            out = F.conv2d(img, self.weight, self.bias)  # channels-last in → channels-last out
+            out = F.relu_(out) if attr == "relu" else out
+        return out.permute(0, 2, 3, 1).reshape(*lead, self.out_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._run(x, "none")
+
+    def forward_relu(self, x: Tensor) -> Tensor:
+        """relu(self(x))."""
+        return self._run(x, "relu")
+
+    def to_linear(self) -> nn.Linear:
+        """The same layer as an ``nn.Linear`` (MKL's GEMM), weights copied."""
+        lin = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+        with torch.no_grad():
+            lin.weight.copy_(self.weight.reshape(self.out_features, self.in_features))
+            if self.bias is not None:
+                lin.bias.copy_(self.bias)
+        return lin.requires_grad_(False)
 
 
 class MSDeformAttn(nn.Module):

@@ -413,47 +413,79 @@ def refine_band(work_label: npt.NDArray[np.uint8], cands: list[Candidate], up: B
     ys_np, xs_np = np.nonzero(band)  # row-major: ys non-decreasing, so are their source rows
     if ys_np.size == 0:
         return full
-    ys, xs = torch.from_numpy(ys_np), torch.from_numpy(xs_np)
-    ry0, ry1, rwy0, rwy1 = _linear_coords(h, out_hw[0])
-    rx0, rx1, rwx0, rwx1 = _linear_coords(w, out_hw[1])
-    iy0, iy1, wy0, wy1 = ry0[ys], ry1[ys], rwy0[ys], rwy1[ys]
-    ix0, ix1, wx0, wx1 = rx0[xs], rx1[xs], rwx0[xs], rwx1[xs]
-    i00, i01, i10, i11 = iy0 * w + ix0, iy0 * w + ix1, iy1 * w + ix0, iy1 * w + ix1
-    first_row, last_row = iy0.numpy(), iy1.numpy()
-    n = ys.numel()
+    taps = _band_taps(ys_np, xs_np, (h, w), out_hw)
     plane = torch.full((h, w), _FLOOR, dtype=torch.float32)
-    flat = plane.view(-1)
-    best = torch.zeros(n, dtype=torch.float32)
-    lab = torch.zeros(n, dtype=torch.float32)
+    best = torch.zeros(ys_np.size, dtype=torch.float32)
+    lab = torch.zeros(ys_np.size, dtype=torch.float32)
     for cls in range(num_parsing):
         pasting = sorted((c for c in cands if c.label == cls and c.score >= ins_score_thr and c.score > 0.5),
                          key=lambda c: c.score)
         if not pasting:
             continue
-        acc = torch.zeros(n, dtype=torch.float32)
-        times = torch.zeros(n, dtype=torch.float32)
-        for c in pasting:
-            hit = up.stage1(c.query)
-            if hit is None:
-                continue
-            (y0, y1, x0, x1), m = hit
-            # pixels with iy1 >= y0 and iy0 < y1: one slice of the row-ordered band
-            lo, hi = int(np.searchsorted(last_row, y0, "left")), int(np.searchsorted(first_row, y1, "left"))
-            if lo >= hi:
-                continue
-            s = slice(lo, hi)
-            plane[y0:y1, x0:x1] = m
-            v = ((flat[i00[s]] * wx0[s] + flat[i01[s]] * wx1[s]) * wy0[s]
-                 + (flat[i10[s]] * wx0[s] + flat[i11[s]] * wx1[s]) * wy1[s])
-            plane[y0:y1, x0:x1] = _FLOOR
-            p = F.threshold(v.sigmoid().mul_(c.score), 0.5, 0.0, inplace=True)  # as in _paste
-            acc[s].add_(p)
-            times[s].add_(p.sign())
-        acc.div_(times.clamp_min(1.0))
+        acc = _band_paste(pasting, up, taps, plane)
         lab.addcmul_(_indicator(acc - best), cls - lab)
         best = torch.maximum(best, acc)
     full[ys_np, xs_np] = lab.to(torch.uint8).numpy()
     return full
+
+
+@dataclass(frozen=True)
+class _BandTaps:
+    """Bilinear taps of the n band pixels (row order) into an (h, w) working plane: flat indices of the four
+    source cells (i00 = top-left, i01 top-right, i10, i11) and their (n,) float32 weights, and each pixel's first
+    and last source row (int64 numpy, non-decreasing)."""
+
+    i00: Tensor
+    i01: Tensor
+    i10: Tensor
+    i11: Tensor
+    wy0: Tensor
+    wy1: Tensor
+    wx0: Tensor
+    wx1: Tensor
+    first_row: npt.NDArray[np.int64]
+    last_row: npt.NDArray[np.int64]
+
+
+def _band_taps(ys_np: npt.NDArray[np.intp], xs_np: npt.NDArray[np.intp], work_hw: tuple[int, int],
+               out_hw: tuple[int, int]) -> _BandTaps:
+    """Taps of the band pixels (ys, xs at ``out_hw``) into the ``work_hw`` plane, ``F.interpolate``'s formula."""
+    h, w = work_hw
+    ys, xs = torch.from_numpy(ys_np), torch.from_numpy(xs_np)
+    ry0, ry1, rwy0, rwy1 = _linear_coords(h, out_hw[0])
+    rx0, rx1, rwx0, rwx1 = _linear_coords(w, out_hw[1])
+    iy0, iy1 = ry0[ys], ry1[ys]
+    ix0, ix1 = rx0[xs], rx1[xs]
+    return _BandTaps(iy0 * w + ix0, iy0 * w + ix1, iy1 * w + ix0, iy1 * w + ix1, rwy0[ys], rwy1[ys], rwx0[xs],
+                     rwx1[xs], iy0.numpy(), iy1.numpy())
+
+
+def _band_paste(pasting: list[Candidate], up: BoxUpsampler, taps: _BandTaps, plane: Tensor) -> Tensor:
+    """One class's paste value at each band pixel: the mean of its pasting candidates' thresholded probabilities
+    (as ``_paste``), (n,) float32. ``plane`` is the (h, w) ``_FLOOR`` plane, borrowed and given back unchanged."""
+    flat = plane.view(-1)
+    n = taps.i00.numel()
+    acc = torch.zeros(n, dtype=torch.float32)
+    times = torch.zeros(n, dtype=torch.float32)
+    for c in pasting:
+        hit = up.stage1(c.query)
+        if hit is None:
+            continue
+        (y0, y1, x0, x1), m = hit
+        # pixels with iy1 >= y0 and iy0 < y1: one slice of the row-ordered band
+        lo = int(np.searchsorted(taps.last_row, y0, "left"))
+        hi = int(np.searchsorted(taps.first_row, y1, "left"))
+        if lo >= hi:
+            continue
+        s = slice(lo, hi)
+        plane[y0:y1, x0:x1] = m
+        v = ((flat[taps.i00[s]] * taps.wx0[s] + flat[taps.i01[s]] * taps.wx1[s]) * taps.wy0[s]
+             + (flat[taps.i10[s]] * taps.wx0[s] + flat[taps.i11[s]] * taps.wx1[s]) * taps.wy1[s])
+        plane[y0:y1, x0:x1] = _FLOOR
+        p = F.threshold(v.sigmoid().mul_(c.score), 0.5, 0.0, inplace=True)  # as in _paste
+        acc[s].add_(p)
+        times[s].add_(p.sign())
+    return acc.div_(times.clamp_min(1.0))
 
 
 def m2fp_postprocess(class_logits: Tensor, mask_logits: Tensor, *, padded_hw: tuple[int, int],

@@ -21,8 +21,11 @@ from PIL import Image
 
 from ...exceptions import ModelError, ModelNotFound
 from ..types import ModelInfo, ParseResult, check_deadline, persons_from_box_masks, upscale_persons
+from .autotune import REFERENCE, KernelChoice, choose_kernels
+from .fast import make_fast
 from .modeling import M2FPNet
 from .postprocess import m2fp_postprocess
+from .precision import PrecisionChoice, choose_precision
 
 CONFIG_FILE = "configuration.json"
 WEIGHTS_FILE = "pytorch_model.pt"
@@ -234,10 +237,6 @@ def build_m2fp(model_dir: str | Path, *, model_id: str | None = None, fast: bool
     folder's calibration verdict allows it on an AMX CPU (``precision.choose_precision``). ``kernels``: the fast
     path's formulations — ``auto`` measures them on this CPU at the current thread count (or reuses the verdict
     cached in ``kernel_cache_dir``), ``default``, or ``group=formulation,...`` (``autotune.choose_kernels``)."""
-    from .autotune import REFERENCE, KernelChoice, choose_kernels
-    from .fast import make_fast
-    from .precision import PrecisionChoice, choose_precision
-
     net, cfg = build_m2fp_net(model_dir)
     if fast:
         make_fast(net)

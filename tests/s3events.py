@@ -1,5 +1,5 @@
-"""S3 notifications made up locally, in AWS's shape: the local runner re-announces uploads restored from disk
-(live uploads get theirs from the embedded S3 itself), and tests replay events with them."""
+"""S3 notifications made up for tests, in AWS's shape, to replay uploads through the trigger. (The local runner
+needs none: its embedded S3 sends its own, for live uploads and for those restored from disk.)"""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from urllib.parse import quote_plus
 
 def make_s3_event(bucket: str, key: str, *, size: int, etag: str, event_name: str = "ObjectCreated:Put",
                   region: str = "us-east-1", event_time: str = "1970-01-01T00:00:00.000Z") -> dict[str, Any]:
-    """An S3 notification in AWS's shape (key URL-encoded as S3 does). The local runner uses it to re-announce
-    uploads restored from disk; live uploads get theirs from the embedded S3 itself."""
+    """An S3 notification in AWS's shape (key URL-encoded as S3 does), one record for ``bucket``/``key``."""
     return {"Records": [{
         "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region, "eventTime": event_time,
         "eventName": event_name, "userIdentity": {"principalId": "local"},

@@ -1,6 +1,7 @@
 """Make an M2FP model folder with random weights: ModelScope's exact layout (``configuration.json`` +
 ``pytorch_model.pt`` holding ``{"model": state_dict}``) and the real architecture from the configuration.
 
+A test and bench helper, not shipped in the package (benches reach it through ``bench/_common.py``).
 Trained weights cannot be fetched in CI, so tests, benchmarks and the parity check load this through the same
 code path a user's downloaded folder takes. The class head is scaled so the softmax is peaked: with plain
 random init every class probability is ~1/22, nothing passes the 0.3 paste threshold, and the label map would
@@ -15,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from .engine.m2fp.modeling import M2FPNet
-from .labels import CIHP_LABELS
+from humanparse.engine.m2fp.modeling import M2FPNet
+from humanparse.labels import CIHP_LABELS
 
 # ModelScope's configuration lists the 20 CIHP parts and then the person class
 CIHP_CLASSES = [*CIHP_LABELS, "Human"]
