@@ -1,4 +1,4 @@
-"""``import torch`` (or other modules) in a fresh process with and without bytecode (the Lambda image's cold start, issue 19).
+"""``import torch`` (or other modules) in a fresh process with and without bytecode (the Lambda image's cold start).
 
 Lambda's filesystem is read-only and the image sets PYTHONDONTWRITEBYTECODE=1: a module without a ``.pyc`` in the
 image is compiled from source at every cold start and the result thrown away. Simulated here with

@@ -1,4 +1,4 @@
-"""What the result cache saves on the local runner (issue 15): time from drop to result, hit vs miss, for the
+"""What the result cache saves on the local runner: time from drop to result, hit vs miss, for the
 page's path (POST /uploads with the file's SHA-256 → presigned POST → `done`; a hit skips the upload) and for a
 file put straight into the bucket with an S3 client (→ `done` seen through GET /jobs?key=). Lite model, one
 running deployment, the four kinds interleaved round by round. A miss gets new bytes each time (the same

@@ -1,4 +1,4 @@
-"""The Lambda module's cold start (issue 19): a fresh ``python -c "import humanparse.handler"`` (the model loads
+"""The Lambda module's cold start: a fresh ``python -c "import humanparse.handler"`` (the model loads
 at import) under the template's kind of environment, against moto's S3 server, four ways interleaved round by round:
 
 - bytecode: ``none`` (an empty PYTHONPYCACHEPREFIX: everything compiled from source, as the image did) or

@@ -8,7 +8,7 @@ order rotated) so machine load hits all of them alike. Two photos: the smooth en
 ~500 px CIHP photo brought to 12 MP compresses unusually well) and the same with sensor-like noise (Gaussian
 σ 4, JPEG q92: "phone"), which is what a phone photo costs. Prints median and p25–p75 in ms, the output's bytes
 and the ratio to the first candidate of its group; the last rows compare ``render_all`` with the version before
-issue 23's render work (numpy blend, RGB PNG overlay, label PNG encoded twice). Last line: JSON.
+the render path as it was before palette PNGs and JPEG overlays (numpy blend, RGB PNG overlay, label PNG encoded twice). Last line: JSON.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def candidates(res: ParseResult, rgb: U8) -> dict[str, dict[str, Callable[[], An
             "id_counts (now: Pillow histogram)": lambda: id_counts(lab),
         },
         "render_all (every output)": {
-            "before issue 23 render work": lambda: render_v1(res, rgb),
+            "before the render rework": lambda: render_v1(res, rgb),
             "render_all (now)": lambda: render_all(res, rgb),
         },
     }

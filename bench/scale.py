@@ -8,10 +8,10 @@ render + encode, split), medians over --runs after one warm-up, and the process'
 load included). Ratios are against 1024x768 in the same run; with ``--rounds N`` every size runs N times in turn
 (interleaved: a load that comes and goes hits all sizes) and each size's ratio is paired with the 1024x768 run of
 its round (median and range printed; the other numbers are medians over rounds, spread = range of totals). ``--agreement`` also decides every photo pixel
-(``full_resolution=True``, the pre-#23 result) for M2FP at each size and prints the share of equal pixels and the
+(``full_resolution=True``, the earlier full-resolution result) for M2FP at each size and prints the share of equal pixels and the
 lowest per-class IoU. The photos are made in a temp dir (a CIHP photo cropped to 4:3 and resized, JPEG q92), never
 kept. ModelScope's pipeline is not run here (bench/speed.py does, at 1024x768; at 12 MP it was killed for
-memory at 24 GB in #23). Last line: JSON.
+memory at 24 GB). Last line: JSON.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The band refinement as it was before the row-slice version (#23 item 1): the reference that
+"""The band refinement as it was before the row-slice version: the reference that
 ``postprocess.refine_band`` must equal exactly (tests/test_m2fp.py, bench/refine_band.py). Not shipped."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Lambda cold start (issue 19): bytecode compiled into the image, and the fast path's kernel verdict shared
+"""Lambda cold start: bytecode compiled into the image, and the fast path's kernel verdict shared
 through S3 between execution environments (``humanparse.kernel_share``, against moto's real S3 server and the
 random-weight M2FP folder). Also the CLI summary counting each file once. Nothing here is timed."""
 

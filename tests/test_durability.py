@@ -1,4 +1,4 @@
-"""Nothing acknowledged is lost (#22) and the data folder trusts nothing but keys (#20.2).
+"""Nothing acknowledged is lost, and the data folder trusts nothing but keys.
 
 Store and write-through tests run moto's real server in-process on a temporary folder; the crash tests run
 ``local_runner.py`` as a user does (lite model, loopback only, bounded rounds) and kill it with ``kill -9`` of
@@ -74,7 +74,7 @@ def test_data_folder_has_a_format_and_one_runner(tmp_path: Path) -> None:
 
 
 def test_old_mirror_is_migrated_without_trusting_its_index(tmp_path: Path) -> None:
-    """The attack of #20.2: a crafted ``.index.json`` naming files outside the folder."""
+    """The path-escape attack: a crafted ``.index.json`` naming files outside the folder."""
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     old = tmp_path / "d" / "s3" / "bkt"

@@ -166,7 +166,7 @@ def test_no_public_access_and_no_wildcard_cors(rendered: dict[str, Any]) -> None
 
 
 def test_cors_in_one_place(rendered: dict[str, Any]) -> None:
-    """#20.9: the HTTP API answers CORS; no Function URL CORS and no app CORS on Lambda (no duplicate headers)."""
+    """the HTTP API answers CORS; no Function URL CORS and no app CORS on Lambda (no duplicate headers)."""
     assert not resources(rendered, "AWS::Lambda::Url")
     for fn in resources(rendered, "AWS::Lambda::Function").values():
         assert "HUMANPARSE_CORS_ORIGINS" not in fn["Properties"].get("Environment", {}).get("Variables", {})
@@ -305,7 +305,7 @@ def test_handler_with_template_environment(moto_server: str, shared_models: Path
     assert status["status"] == "done"
 
 
-# ------------------------------------------------------------------------------- issue 18: operating
+# ------------------------------------------------------------------------------- operating
 def alarms(t: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {k: v["Properties"] for k, v in resources(t, "AWS::CloudWatch::Alarm").items()}
 

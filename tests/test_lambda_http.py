@@ -136,7 +136,7 @@ def test_openapi_served(svc: Any) -> None:
     assert code == 200 and "/uploads" in json.loads(body)["paths"]
 
 
-# ----------------------------------------------------------------------------- issue 14: multipart /parse
+# ----------------------------------------------------------------------------- multipart /parse
 def test_parse_multipart_and_raw_body_give_the_same_json(svc: Any, photo: np.ndarray) -> None:
     from fastapi.testclient import TestClient
 
@@ -194,7 +194,7 @@ def test_openapi_shows_both_parse_request_forms(svc: Any) -> None:
     assert content["image/jpeg"]["schema"]["format"] == "binary"
 
 
-# ------------------------------------------------------------------------------ issue 24: offline docs
+# ------------------------------------------------------------------------------ offline docs
 @pytest.mark.parametrize("page,asset", [("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")])
 def test_docs_pages_use_packaged_assets(svc: Any, page: str, asset: str) -> None:
     """Both on the Lambda app (through Mangum) and mounted under /api as the local runner does."""
@@ -213,7 +213,7 @@ def test_docs_pages_use_packaged_assets(svc: Any, page: str, asset: str) -> None
     assert site.get(f"/api/docs-assets/{asset}").status_code == 200
 
 
-# --------------------------------------------------------------------- issue 20.7: JSON bodies are capped
+# --------------------------------------------------------------------- JSON bodies are capped
 def test_json_bodies_over_the_cap_are_refused(svc: Any) -> None:
     from fastapi.testclient import TestClient
 
@@ -234,7 +234,7 @@ def test_json_bodies_over_the_cap_are_refused(svc: Any) -> None:
     assert r.status_code == 201
 
 
-# ------------------------------------------------------------ issue 20.3: file names never break metadata
+# ------------------------------------------------------------ file names never break metadata
 @pytest.mark.parametrize("name", ["a\r\nX: 1\r\n.jpg", "tab\there\x00nul\x7f.jpg", "é" * 127 + ".jpg",
                                   "\u2028line\u200bsep.jpg"])
 def test_upload_filename_is_made_safe_for_metadata(svc: Any, name: str) -> None:
@@ -246,7 +246,7 @@ def test_upload_filename_is_made_safe_for_metadata(svc: Any, name: str) -> None:
     assert all(32 <= ord(c) < 127 for c in meta) and len(meta.encode()) <= 200 and meta.endswith(".jpg")
 
 
-# ------------------------------------------------------------------- issue 17: one error vocabulary
+# ------------------------------------------------------------------- one error vocabulary
 def test_every_error_has_one_code_status_and_message() -> None:
     from humanparse import exceptions as ex
 

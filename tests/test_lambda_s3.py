@@ -188,7 +188,7 @@ def test_backfill_batch_raw_keys(aws: dict[str, Any], svc: Any, photo: np.ndarra
     assert svc.handler(ev, None)["records"][0]["status"] == "skipped"
 
 
-# ------------------------------------------------------ issue 20.6: decided from the stored object itself
+# ------------------------------------------------------ decided from the stored object itself
 def _done_job(aws: dict[str, Any], svc: Any, photo: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
     meta = put(aws, "uploads/batch/a 1.jpg", encode_jpeg(photo))
     ev = event_for("s3-multi-record.json", aws["upload_bucket"], **meta)
@@ -231,7 +231,7 @@ def test_trigger_sizes_the_upload_from_storage_not_the_event(aws: dict[str, Any]
     assert rec["status"] == "failed" and status(aws, rec["job_id"])["error"] == "too_large"
 
 
-# ------------------------------------------------ issue 20.3: a CR/LF file name through the whole flow
+# ------------------------------------------------ a CR/LF file name through the whole flow
 def test_control_characters_in_filename_do_not_break_the_job(aws: dict[str, Any], svc: Any,
                                                              photo: np.ndarray) -> None:
     from fastapi.testclient import TestClient

@@ -209,7 +209,7 @@ def _random_logits(seed: int, q: int = 100, h4: int = 40, w4: int = 56) -> tuple
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("out", [(150, 210), (120, 168), (180, 252)])
 def test_box_bounded_postprocess_identical_to_full_planes(seed: int, out: tuple[int, int]) -> None:
-    """#19: upsampling inside each candidate's box, skipping candidates that cannot paste or matter, gives the
+    """upsampling inside each candidate's box, skipping candidates that cannot paste or matter, gives the
     label map of the previous full-plane implementation exactly (at the working size, below it, and above it by
     less than 2x the pixels: the second resize stage)."""
     from postprocess_v1 import m2fp_postprocess as full_planes
@@ -230,7 +230,7 @@ def test_box_bounded_postprocess_identical_to_full_planes(seed: int, out: tuple[
 @pytest.mark.parametrize("size", [((40, 56), (160, 224)), ((160, 216), (640, 864)), ((150, 210), (180, 252)),
                                   ((640, 853), (3024, 4032)), ((150, 210), (120, 168))])
 def test_separable_upsample_gives_interpolates_floats(size: tuple[tuple[int, int], tuple[int, int]]) -> None:
-    """#19: ``upsample_exact`` (two separable passes with addcmul as the fma) returns F.interpolate's floats bit for
+    """``upsample_exact`` (two separable passes with addcmul as the fma) returns F.interpolate's floats bit for
     bit, on the whole output and on a box of it; ``_exact_upsample_ok`` holds on this CPU (else the code falls back
     to F.interpolate, and this test says the fast path is off here)."""
     from humanparse.engine.m2fp.postprocess import _exact_upsample_ok, _linear_coords, upsample_exact
@@ -247,7 +247,7 @@ def test_separable_upsample_gives_interpolates_floats(size: tuple[tuple[int, int
 
 
 def test_dominated_candidates_are_not_upsampled() -> None:
-    """#19: a part candidate whose best possible score is ≤ 0.5 (never pastes) and below a score its label already
+    """a part candidate whose best possible score is ≤ 0.5 (never pastes) and below a score its label already
     has is skipped before upsampling; one that could still be its label's best is not."""
     from humanparse.engine.m2fp.postprocess import Candidate, _dominated
 
@@ -259,7 +259,7 @@ def test_dominated_candidates_are_not_upsampled() -> None:
 
 @pytest.mark.parametrize("seed", [5, 7])
 def test_upscaled_decision_agrees_with_full_resolution(seed: int) -> None:
-    """#23: a photo 4.8x the working size (as 12 MP is to the 853x640 canvas): ≥ 99.5 % of pixels against deciding
+    """a photo 4.8x the working size (as 12 MP is to the 853x640 canvas): ≥ 99.5 % of pixels against deciding
     every photo pixel (measured 99.90 / 99.91 %) and per-class IoU ≥ 0.98 (measured 0.984 / 0.983; 0.955 when
     mask scores were sampled on a grid as coarse as the upscale factor)."""
     from postprocess_v1 import m2fp_postprocess as full_planes
@@ -303,7 +303,7 @@ def test_parse_time_budget(m2fp_parser, photo: np.ndarray) -> None:  # type: ign
 @pytest.mark.parametrize("seed,blobs", [(5, True), (6, True), (1, False)])
 def test_row_slice_refine_band_identical_to_gathering_each_box(seed: int, blobs: bool,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """#23: ``refine_band`` reading one row slice of the band per candidate from a _FLOOR plane gives exactly the
+    """``refine_band`` reading one row slice of the band per candidate from a _FLOOR plane gives exactly the
     label map of gathering only the band pixels inside each candidate's box (tests/refine_band_v1.py), with small
     boxes (blobs) and boxes covering the image (noise, as the random-weight head gives)."""
     from humanparse.engine.m2fp import postprocess as pp

@@ -1,4 +1,4 @@
-"""#23: a 12 MP phone photo (4032x3024 JPEG) parses through every entry with the real lite model — the CLI, the
+"""a 12 MP phone photo (4032x3024 JPEG) parses through every entry with the real lite model — the CLI, the
 HTTP ``/parse`` route (within its 4 MB body limit) and the S3 trigger (moto's server) — and each label map has the
 photo's size; a 100 MP JPEG header with no data behind it is refused by ``/parse`` with 413 before any decoding."""
 

@@ -59,7 +59,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def test_configured_process_reuses_freed_memory() -> None:
     """keep_freed_memory (via configure_threads): a second round of the same allocations finds its blocks in
     memory the first round freed, where glibc's default hands freed blocks back and faults fresh pages in again
-    (measured: 283 k page faults per 864x640 post-processing → 0 before issue 19's in-place passes made that
+    (measured: 283 k page faults per 864x640 post-processing → 0 before the in-place post-processing passes made that
     workload churn less; the pattern here — 120 planes of 0.5-3 MB alive together, freed in random order — gave
     53 k faults with the default and 230-400 configured)."""
     import platform

@@ -61,7 +61,7 @@ def keys(srv: dict[str, Any], bucket: str | None = None) -> list[str]:
     return [o["Key"] for o in srv["s3"].list_objects_v2(Bucket=bucket or srv["up"]).get("Contents", [])]
 
 
-# ----------------------------------------------------------------------------------- #20.1 auth, admin, CORS
+# ----------------------------------------------------------------------------------- auth, admin, CORS
 def test_made_up_or_wrong_credentials_are_refused(s3srv: dict[str, Any]) -> None:
     from humanparse.local.s3local import LOCAL_CREDENTIALS
 
@@ -152,7 +152,7 @@ def test_credentials_differ_per_run() -> None:
     assert "local-secret" not in (ROOT / "function/humanparse/local/s3local.py").read_text()
 
 
-# ------------------------------------------------------------------------------------- #20.4 form POSTs
+# ------------------------------------------------------------------------------------- form POSTs
 def presigned_post(srv: dict[str, Any], key: str | None = None) -> dict[str, Any]:
     key = key or f"uploads/{uuid.uuid4().hex}/image.jpg"
     post: dict[str, Any] = srv["s3"].generate_presigned_post(

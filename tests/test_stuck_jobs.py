@@ -109,8 +109,8 @@ class BrokenParser:
 def test_an_error_on_the_upload_itself_fails_the_job_at_once(aws: dict[str, Any], stub_parser: Any) -> None:
     from conftest import encode_png
     from humanparse.config import Settings
-    from s3events import make_s3_event
     from humanparse.service import build_service
+    from s3events import make_s3_event
 
     settings = Settings(upload_bucket=aws["upload_bucket"], results_bucket=aws["results_bucket"],
                         s3_endpoint_url=aws["endpoint"])
@@ -131,8 +131,8 @@ def test_an_error_on_the_upload_itself_fails_the_job_at_once(aws: dict[str, Any]
 def test_a_clip_started_three_times_without_finishing_fails(aws: dict[str, Any], stub_parser: Any,
                                                            tmp_path: Path) -> None:
     from humanparse.config import Settings
-    from s3events import make_s3_event
     from humanparse.service import build_service
+    from s3events import make_s3_event
 
     svc = build_service(Settings(upload_bucket=aws["upload_bucket"], results_bucket=aws["results_bucket"],
                                  s3_endpoint_url=aws["endpoint"]), stub_parser, aws["s3"])

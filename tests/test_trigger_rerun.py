@@ -1,5 +1,5 @@
 """On AWS the durability promise rests on S3: the trigger's writes must stay right when Lambda runs an
-invocation again after it timed out midway, and when the upload is gone before its parse (#22)."""
+invocation again after it timed out midway, and when the upload is gone before its parse."""
 
 from __future__ import annotations
 

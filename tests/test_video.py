@@ -247,7 +247,7 @@ def test_zero_frames_is_no_frames(tmp_path: Path) -> None:
 
 
 def test_frames_over_the_megapixel_limit_are_refused(tmp_path: Path) -> None:
-    """#20.5 for video: 4096x2304 (9.4 MP) frames are refused at the probe, before any frame is decoded."""
+    """The frame-size limit for video: 4096x2304 (9.4 MP) frames are refused at the probe, before any frame is decoded."""
     big = write_clip(tmp_path / "big.mp4", [np.zeros((2304, 4096, 3), np.uint8)] * 2)
     with pytest.raises(VideoTooLarge) as e:
         probe(big)

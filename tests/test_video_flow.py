@@ -1,4 +1,4 @@
-"""Video in the job flow (issue #16): the local runner end to end (upload a clip made here → split into chunks on
+"""Video in the job flow: the local runner end to end (upload a clip made here → split into chunks on
 its queue → join → outputs), stop and restart mid-job, hostile videos failing with their code, and the S3 trigger's
 chunk retry rule (a chunk that keeps failing fails the job, never hangs it)."""
 

@@ -5,7 +5,7 @@ fingerprint of everything that changes the answer (``answer_identity``): model k
 identity (M2FP: size + mtime of ``pytorch_model.pt``, read once at start; lite: the pinned sha256s the files
 are checked against at load), the precision the network actually runs in, ``RESULT_FORMAT_VERSION`` and the
 settings that alter outputs. The index is one small object per key, ``<results prefix>cache/<key>.json``
-= ``{"job_id", "files"}``, written with one PUT only after that job's ``status.json`` says ``done`` — so an
+= ``{"job_id", "files", "format"}``, written with one PUT only after that job's ``status.json`` says ``done`` — so an
 index never points at a job whose files are still being written.
 
 Reading trusts nothing: an entry is used only if its job is ``done`` and every file it lists can still be

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     threads: int | None = None  # None: from the container's CPU quota
     person_score_thr: float = 0.3
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # M2FP arithmetic; auto: bf16 only if calibrated, on AMX
-    # M2FP fast path kernels (issue 19): auto = measured at load per CPU model + threads and cached in
+    # M2FP fast path kernels: auto = measured at load per CPU model + threads and cached in
     # kernel_cache_dir/kernels.json (unset: $XDG_CACHE_HOME or ~/.cache/humanparse, else /tmp/humanparse);
     # "default"; or forced per group, e.g. "deform_sampling=csr,encoder_ffn_linear=mkl" (README: fast path)
     kernels: str = "auto"
@@ -63,19 +63,19 @@ class Settings(BaseSettings):
     max_filename_bytes: int = 200  # x-amz-meta-filename, after control characters are stripped
     presign_expires_s: int = 300
     result_url_expires_s: int = 3600
-    # (engine: photo size, decode and parse cost — #23, #20.5)
+    # (engine: photo size, decode and parse cost)
     max_output_megapixels: float = MAX_OUTPUT_MEGAPIXELS  # outputs at the photo's size up to this (12.5)
     max_decode_megabytes: float = MAX_DECODE_MEGABYTES  # decoded pixels x bytes per pixel, before decoding (400)
     max_jpeg_scans: int = MAX_JPEG_SCANS  # progressive JPEGs from cameras have ~10 scans (100)
     parse_time_budget_s: float = 60.0  # a parse still running after this fails with parse_timeout
 
-    # --- video (issue #16): MP4/MOV/WebM uploads; long clips are split into frame ranges (video/chunks.py)
+    # --- video: MP4/MOV/WebM uploads; long clips are split into frame ranges (video/chunks.py)
     video_max_bytes: int = 200 * 1024 * 1024
     video_max_seconds: float = 120.0
     video_max_frames: int = 1200  # sampled frames parsed per clip
     video_sample_fps: float = 10.0  # 0: every frame
     video_max_corrupt_share: float = 0.25
-    video_max_frame_megapixels: float = 8.5  # one frame's width x height (#20.5): 4K UHD is 8.3 MP
+    video_max_frame_megapixels: float = 8.5  # one frame's width x height (decoder bombs): 4K UHD is 8.3 MP
     video_chunk_frames: int | None = None  # force chunks of at most this many frames (tests, small hosts)
     video_seconds_per_frame: float | None = None  # None: measured figure per model kind (video/job.py)
     video_timeout_s: float = 300.0  # one chunk invocation's budget (< ParserFunction Timeout in the template)
@@ -92,12 +92,12 @@ class Settings(BaseSettings):
     # (docs/tryon.md): about as much again as a lite parse, so off; keypoints.json, atr.png, lip.png always are
     job_tryon_masks: bool = False
 
-    # --- who may call the API (issue 18). On AWS the template's AuthMode (JWT / IAM) is the gate; this shared
+    # --- who may call the API. On AWS the template's AuthMode (JWT / IAM) is the gate; this shared
     # token is the local runner's (``serve --token``). Set: every API call but /healthz needs
     # ``Authorization: Bearer <token>``. Empty or unset: open.
     api_token: SecretStr | None = None
 
-    # --- result cache (issue 15): identical bytes + same model and output settings → the stored result is reused
+    # --- result cache: identical bytes + same model and output settings → the stored result is reused
     cache_enabled: bool = True  # off: every upload is parsed, no index is read or written
     # local runner: write an AWS CLI / boto3 profile "humanparse-local" (endpoint + this run's key, mode 0600)
     # here at start, for `aws s3 cp` into its bucket; unset: the key stays in the process only

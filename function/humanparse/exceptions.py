@@ -275,7 +275,7 @@ class ParseTimeout(InputError):
     http_status = 422
 
 
-# --- video (issue #16): one cause per class, raised by humanparse.video before any frame is parsed.
+# --- video: one cause per class, raised by humanparse.video before any frame is parsed.
 
 
 class NotAVideo(InputError):

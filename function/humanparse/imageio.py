@@ -51,7 +51,7 @@ class DecodedImage:
 def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        # integer/float32 arithmetic: float64 made a 40 MP 16-bit PNG cost +1.7 GB (#20)
+        # integer/float32 arithmetic: float64 made a 40 MP 16-bit PNG cost +1.7 GB
         arr = np.asarray(img)
         if mode.startswith("I;16") or (mode == "I" and arr.max(initial=0) > 255):
             arr8 = ((np.clip(arr, 0, 65535).astype(np.uint32) * 510 + 65535) // 131070).astype(np.uint8)

@@ -1,4 +1,4 @@
-"""The M2FP fast path's kernel verdict shared through S3 between Lambda execution environments (issue 19).
+"""The M2FP fast path's kernel verdict shared through S3 between Lambda execution environments.
 
 The fast path measures its kernels when the model loads (~0.6 s at 2 threads, ``engine/m2fp/autotune.py``) and
 caches the verdict in ``<kernel cache dir>/kernels.json``. On Lambda that folder is the execution environment's

@@ -253,7 +253,7 @@ class JobStore:
             out["original"] = self.upload_url(src["bucket"], src["key"])
         return out
 
-    # ------------------------------------------------------------------------ result cache (issue 15)
+    # ------------------------------------------------------------------------ result cache
     def cache_key_name(self, key: str) -> str:
         """The index object of a cache key, in the results bucket beside (not inside) the results prefix, so
         ``results/`` holds job folders only; the template's lifecycle rule on ``cache/`` expires it as

@@ -38,7 +38,7 @@ async def read_capped(request: Request, limit: int, exc: type[Exception] = Reque
 
 class JsonCappedRoute(APIRoute):
     """An ``APIRoute`` whose request body is capped at ``Settings.max_json_bytes`` before FastAPI parses it
-    (a 200 MB JSON body was accepted and cost +380 MB RSS, issue #20.7)."""
+    (a 200 MB JSON body was once accepted and cost +380 MB RSS)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()

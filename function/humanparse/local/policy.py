@@ -66,7 +66,6 @@ class S3Error(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or []
 
 
-PolicyViolation = S3Error  # the name callers of ``check_policy`` catch
 
 
 def _denied(message: str) -> S3Error:

@@ -1,4 +1,4 @@
-"""Video parsing (issue #16): decode → parse every sampled frame with the stills' Parser → track persons →
+"""Video parsing: decode → parse every sampled frame with the stills' Parser → track persons →
 colour-map videos, label zip, tracks. See chunks.py for the split/chunk/join entry points."""
 
 from .chunks import OUTPUTS, join_chunks, plan_chunks, process_chunk, process_video

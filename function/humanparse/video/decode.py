@@ -53,7 +53,7 @@ class VideoLimits:
     max_seconds: float = 120.0
     max_frames: int = 1200  # sampled frames (120 s at 10 fps)
     max_corrupt_share: float = 0.25  # frames that fail to decode: above this share the job fails
-    # width x height of one frame (#20.5, decoder bombs): 4K UHD is 8.3 MP; each decoded frame costs ~W*H*3 bytes
+    # width x height of one frame (decoder bombs): 4K UHD is 8.3 MP; each decoded frame costs ~W*H*3 bytes
     # as RGB plus the parser's own copies, so this bounds one frame's memory before any frame is decoded
     max_frame_megapixels: float = 8.5
 

@@ -1,4 +1,4 @@
-"""Video jobs in the job flow (issue #16): the use case the S3 trigger calls for a video upload, and the chunk /
+"""Video jobs in the job flow: the use case the S3 trigger calls for a video upload, and the chunk /
 join / fail messages of a split job. S3 is reached only through the ``JobStore``; the fan-out (Step Functions on
 AWS, the local runner's queue) is passed in.
 
@@ -50,7 +50,7 @@ log = logging.getLogger("humanparse.video")
 MESSAGE_KEY = "humanparse_video"
 MAX_ATTEMPTS = 3
 # Seconds to parse one sampled frame (decode + parse + PNGs), by model kind, when Settings gives none:
-# lite measured ~0.2 s/frame at 640x360 on 2 shared cores (bench/video.py); M2FP ~2 s on 6 vCPU (issue #16).
+# lite measured ~0.2 s/frame at 640x360 on 2 shared cores (bench/video.py); M2FP ~2 s on 6 vCPU.
 SECONDS_PER_FRAME = {"lite": 0.25, "m2fp": 2.0}
 
 
