@@ -30,6 +30,7 @@ from .tryon import CATEGORIES
 if TYPE_CHECKING:
     from .config import Settings
     from .library import Parsed, PoseFn
+    from .store import JobStore
     from .usecase import ParseOutput
 
 KEYPOINTS_FILE = "keypoints.json"
@@ -187,3 +188,72 @@ def pose_estimator(settings: Settings) -> PoseFn:
         return poses
 
     return estimate
+
+
+# ------------------------------------------------------------------------------- a finished job's try-on files
+# what a try-on image is drawn from: the job's stored parse (and its photo, read from the upload bucket)
+STORED_PARSE = ["label.png", "persons.png", "result.json", KEYPOINTS_FILE]
+
+
+@dataclass(frozen=True)
+class JobTryOn:
+    """One try-on image of a finished job: its file ``name`` (``tryon_name``), PNG ``body``, and ``stored``: True
+    when the job already holds it in its results (``Settings.job_tryon_masks``), False when drawn just now."""
+
+    name: str
+    body: bytes
+    stored: bool
+
+
+def job_tryon(store: JobStore, job_id: str, category: str, person: int, image: str) -> JobTryOn:
+    """One person's try-on ``image`` of finished photo job ``job_id``, from what the job stored — its label and
+    persons maps, keypoints, and the uploaded photo — with no second parse and no photo sent again (a 12 MP phone
+    photo is over ``POST /parse``'s body cap). Raises ``JobNotFound``, ``JobNotDone`` (pending, running, failed,
+    or the photo replaced since its parse), ``UploadMissing`` (the photo expired), ``InvalidRequest`` (a video
+    job, a job with no stored photo) and what ``outputs_of`` raises."""
+    from .cache import sha256_hex
+    from .exceptions import InvalidRequest, JobNotDone, JobNotFound, UploadMissing
+    from .usecase import ParseOptions
+
+    status = _finished(store, job_id)
+    name = tryon_name(category, person, image)
+    if name in status.get("files", []):
+        body = store.read_result(job_id, name)
+        if body is not None:
+            return JobTryOn(name, body, stored=True)
+    parsed = {n: store.read_result(job_id, n) for n in STORED_PARSE}
+    missing = sorted(n for n, body in parsed.items() if body is None)
+    if missing:
+        raise JobNotFound(f"the job's results are no longer stored ({', '.join(missing)}); upload the photo again")
+    src = status.get("source") or {}
+    if not src.get("bucket") or not src.get("key"):  # a POST /parse cache entry: the photo was never stored
+        raise InvalidRequest("this job kept no photo to draw from; upload the photo with POST /uploads")
+    data = store.read_upload(src["bucket"], src["key"], store.settings.max_upload_bytes, src.get("version_id"))
+    if data is None:
+        raise UploadMissing("the job's photo is no longer stored (expired or deleted); upload it again")
+    if status.get("sha256") and sha256_hex(data) != status["sha256"]:
+        raise JobNotDone("the photo was replaced since this parse; ask again when its new parse is done")
+    drawn = outputs_of(data, {n: b for n, b in parsed.items() if b is not None}, category, person,
+                      options=ParseOptions.from_settings(store.settings))
+    if drawn is None:
+        raise JobNotDone("the stored parse does not fit the stored photo; ask again when its new parse is done")
+    return JobTryOn(name, drawn[name], stored=False)
+
+
+def _finished(store: JobStore, job_id: str) -> dict[str, Any]:
+    """The ``status.json`` of a finished photo job, else the error that says why not."""
+    from .exceptions import InvalidRequest, JobNotDone, JobNotFound
+
+    status = store.expire_overdue(job_id, store.read_status(job_id))
+    if status is None:
+        if store.upload_arrived(job_id):
+            raise JobNotDone("the job is pending: its photo arrived and is being parsed")
+        raise JobNotFound()
+    if status.get("kind") == "video":
+        raise InvalidRequest("try-on images are drawn for photo jobs; this job is a video")
+    if status.get("status") == "failed":
+        raise JobNotDone(f"the job failed ({status.get('error')}: {status.get('detail', status.get('reason'))}); "
+                         "there is no parse to draw from")
+    if status.get("status") != "done":
+        raise JobNotDone(f"the job is {status.get('status')}; ask again when its status is done")
+    return status

@@ -38,7 +38,16 @@ from ...exceptions import (
 from ...observability import record_failure, record_parse
 from ...rendering import artifact_named, content_type
 from ...tryon import CATEGORIES
-from ...tryon_files import KEYPOINTS_FILE, TRYON_IMAGES, extra_files, job_extras, outputs_of, pose_estimator, tryon_name
+from ...tryon_files import (
+    KEYPOINTS_FILE,
+    STORED_PARSE,
+    TRYON_IMAGES,
+    extra_files,
+    job_extras,
+    outputs_of,
+    pose_estimator,
+    tryon_name,
+)
 from ...usecase import ParseOptions, ParseOutput, parse_image
 from ..deps import CacheDep, GateDep, ParserDep, SettingsDep
 from ..limits import read_capped
@@ -51,8 +60,6 @@ MAX_SYNC_RESPONSE = 5_500_000
 # Multipart framing (boundaries, part headers) on top of the file itself.
 MULTIPART_OVERHEAD = 16 * 1024
 OUTPUTS = ("json", "color", "overlay", "label", "tryon", "keypoints", "atr", "lip")
-# what a try-on image is drawn from when the parse is in the cache
-STORED_PARSE = ["label.png", "persons.png", "result.json", KEYPOINTS_FILE]
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 REQUEST_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
