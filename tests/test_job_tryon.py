@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 import requests
 from conftest import PEOPLE_PHOTO
+from humanparse.service import build_service
 from PIL import Image
 from runner import Runner
 from test_local_runner import upload, wait
 from test_tryon_entries import run_job, settings_for
-
-from humanparse.service import build_service
 
 PHONE = (4032, 3024)  # a 12 MP phone photo
 
