@@ -127,3 +127,32 @@ def test_stored_tryon_files_are_served_as_stored(aws: dict[str, Any], lite_parse
     for name in missing:
         r = app.get(f"/jobs/{job}/tryon?category={name.split('.')[1]}")
         assert r.status_code == 422 and r.json()["error"] == "nothing_to_mask"
+
+
+def test_through_lambda_png_and_signed_link(aws: dict[str, Any], lite_parser: Any,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through Mangum with a Function URL event: the PNG base64-encoded as Lambda sends binary bodies, and an
+    image over the response cap (the cap lowered here: a 12 MP photo's job is the runner test's) as a 303 to a
+    signed GET of the stored file, or with large=url as JSON."""
+    from humanparse.api.routes import tryon as route
+    from test_lambda_http import call, ev
+
+    job, _ = run_job(aws, lite_parser)
+    svc = build_service(settings_for(aws), lite_parser, aws["s3"])
+    path = f"/jobs/{job}/tryon"
+
+    def get(query: str) -> tuple[int, dict[str, str], bytes]:
+        return call(svc, ev("function-url-get-job.json", rawPath=path, rawQueryString=query))
+
+    code, headers, body = get("category=upper_body&image=agnostic")
+    assert code == 200 and headers["content-type"] == "image/png" and body[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setattr(route, "MAX_SYNC_RESPONSE", 1000)
+    code, headers, _ = get("category=upper_body&image=agnostic")
+    assert code == 303
+    stored = aws["s3"].get_object(Bucket=aws["results_bucket"], Key=f"results/{job}/tryon.upper_body.p1.agnostic.png")
+    assert requests.get(headers["location"], timeout=30).content == stored["Body"].read() == body
+    code, _, raw = get("category=upper_body&image=agnostic&large=url")
+    doc = json.loads(raw)
+    assert code == 200 and doc["bytes"] == len(body) and requests.get(doc["url"], timeout=30).content == body
+    code, _, raw = get("category=upper_body&person=2")
+    assert code == 422 and json.loads(raw)["error"] == "unknown_person"
