@@ -25,7 +25,7 @@ from .exceptions import NoPerson, UnknownCategory, UnknownLabelSet
 from .labels import palette_array
 from .labelsets import LABEL_SETS
 from .rendering import png_bytes
-from .tryon import CATEGORIES
+from .tryon import CATEGORIES, IMAGES
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .usecase import ParseOutput
 
 KEYPOINTS_FILE = "keypoints.json"
-TRYON_IMAGES = ("mask", "agnostic", "parse_agnostic")
+TRYON_IMAGES = IMAGES
 # the label sets written as files besides label.png (CIHP, which it is)
 EXTRA_LABEL_SETS = tuple(s for s in LABEL_SETS if s != "cihp")
 
@@ -141,9 +141,10 @@ def extra_files(parsed: Parsed, extras: Extras) -> dict[str, bytes]:
 
 
 def outputs_of(data: bytes, parsed_files: dict[str, bytes], category: str, person: int, *,
-               options: Any) -> dict[str, bytes] | None:
+               options: Any, images: Iterable[str] = TRYON_IMAGES) -> dict[str, bytes] | None:
     """One person's try-on files from a stored parse (``label.png``, ``persons.png``, ``keypoints.json``,
-    ``result.json``) and the photo's bytes, decoded as the parse decoded them: no second parse. None when the
+    ``result.json``) and the photo's bytes, decoded as the parse decoded them: no second parse; only ``images``
+    are encoded (``TRYON_IMAGES``). None when the
     stored maps do not fit the decoded photo (parse again). ``options``: the ``usecase.ParseOptions`` of the parse.
     Raises ``UnknownCategory``, ``NoPerson``, ``UnknownPerson``, ``NothingToMask`` as ``Parsed.tryon`` does."""
     from PIL import Image
@@ -163,7 +164,7 @@ def outputs_of(data: bytes, parsed_files: dict[str, bytes], category: str, perso
     people = json.loads(parsed_files[KEYPOINTS_FILE])["people"]
     kp = np.asarray(people[pid - 1]["pose_keypoints_2d"], dtype=np.float32).reshape(18, 3)
     t = tryon(decoded.rgb, labels, persons, n, category, pid, keypoints=kp if kp[:, 2].any() else None)
-    return {tryon_name(category, t.person, name.removesuffix(".png")): body for name, body in t.files().items()}
+    return {tryon_name(category, t.person, image): t.file(image) for image in images}
 
 
 # ------------------------------------------------------------------------------- poses beside M2FP (entries)
@@ -234,7 +235,7 @@ def job_tryon(store: JobStore, job_id: str, category: str, person: int, image: s
     if status.get("sha256") and sha256_hex(data) != status["sha256"]:
         raise JobNotDone("the photo was replaced since this parse; ask again when its new parse is done")
     drawn = outputs_of(data, {n: b for n, b in parsed.items() if b is not None}, category, person,
-                      options=ParseOptions.from_settings(store.settings))
+                       options=ParseOptions.from_settings(store.settings), images=[image])
     if drawn is None:
         raise JobNotDone("the stored parse does not fit the stored photo; ask again when its new parse is done")
     return JobTryOn(name, drawn[name], stored=False)

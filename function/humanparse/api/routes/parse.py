@@ -113,7 +113,8 @@ async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep,
     digest = sha256_hex(data)
     cached = await run_in_threadpool(_cached_files, cache, digest, names)
     if cached is None and category is not None:
-        cached = await run_in_threadpool(_from_stored_parse, cache, digest, data, category, person, settings)
+        cached = await run_in_threadpool(_from_stored_parse, cache, digest, data, category, person, settings,
+                                         [n.split(".")[3] for n in names if n.startswith("tryon.")])
     if cached is not None:
         return _answer(output, cached, cached=True, names=names)
     if not gate.acquire(blocking=False):
@@ -179,13 +180,13 @@ def _tryon_files(out: ParseOutput, parser: Parser, settings: Settings, category:
 
 
 def _from_stored_parse(cache: ResultCache, digest: str, data: bytes, category: str, person: int,
-                       settings: Settings) -> dict[str, bytes] | None:
-    """The try-on images from the cached parse of these bytes (no parse, no gate), with the cached JSON files;
+                       settings: Settings, images: list[str]) -> dict[str, bytes] | None:
+    """The try-on ``images`` from the cached parse of these bytes (no parse, no gate), with the cached JSON files;
     None when the cache has no parse of them."""
     stored = _cached_files(cache, digest, STORED_PARSE)
     if stored is None:
         return None
-    drawn = outputs_of(data, stored, category, person, options=ParseOptions.from_settings(settings))
+    drawn = outputs_of(data, stored, category, person, options=ParseOptions.from_settings(settings), images=images)
     return None if drawn is None else {**stored, **drawn}
 
 
