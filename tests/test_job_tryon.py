@@ -156,3 +156,17 @@ def test_through_lambda_png_and_signed_link(aws: dict[str, Any], lite_parser: An
     assert code == 200 and doc["bytes"] == len(body) and requests.get(doc["url"], timeout=30).content == body
     code, _, raw = get("category=upper_body&person=2")
     assert code == 422 and json.loads(raw)["error"] == "unknown_person"
+
+
+def test_a_job_stored_without_keypoints_still_draws(aws: dict[str, Any], lite_parser: Any, app: Any) -> None:
+    """Jobs parsed before keypoints were stored (result format 2) have no keypoints.json: drawn without them."""
+    job, st = run_job(aws, lite_parser)
+    with_kp = app.get(f"/jobs/{job}/tryon?category=upper_body")
+    aws["s3"].delete_object(Bucket=aws["results_bucket"], Key=f"results/{job}/keypoints.json")
+    without = app.get(f"/jobs/{job}/tryon?category=upper_body")
+    assert with_kp.status_code == without.status_code == 200, without.text
+    a, b = png_array(with_kp.content) == 255, png_array(without.content) == 255
+    assert b.sum() > 1000 and (a & b).sum() > 0.5 * a.sum()
+    aws["s3"].delete_object(Bucket=aws["results_bucket"], Key=f"results/{job}/label.png")
+    gone = app.get(f"/jobs/{job}/tryon?category=upper_body")
+    assert gone.status_code == 404 and "label.png" in gone.json()["detail"]

@@ -142,10 +142,10 @@ def extra_files(parsed: Parsed, extras: Extras) -> dict[str, bytes]:
 
 def outputs_of(data: bytes, parsed_files: dict[str, bytes], category: str, person: int, *,
                options: Any, images: Iterable[str] = TRYON_IMAGES) -> dict[str, bytes] | None:
-    """One person's try-on files from a stored parse (``label.png``, ``persons.png``, ``keypoints.json``,
-    ``result.json``) and the photo's bytes, decoded as the parse decoded them: no second parse; only ``images``
-    are encoded (``TRYON_IMAGES``). None when the
-    stored maps do not fit the decoded photo (parse again). ``options``: the ``usecase.ParseOptions`` of the parse.
+    """One person's try-on files from a stored parse (``label.png``, ``persons.png``, ``result.json``, and
+    ``keypoints.json`` when there is one) and the photo's bytes, decoded as the parse decoded them: no second
+    parse; only ``images`` (of ``TRYON_IMAGES``) are encoded. None when the stored maps do not fit the decoded
+    photo (parse again). ``options``: the ``usecase.ParseOptions`` of the parse.
     Raises ``UnknownCategory``, ``NoPerson``, ``UnknownPerson``, ``NothingToMask`` as ``Parsed.tryon`` does."""
     from PIL import Image
 
@@ -161,8 +161,10 @@ def outputs_of(data: bytes, parsed_files: dict[str, bytes], category: str, perso
     persons = np.asarray(Image.open(io.BytesIO(parsed_files["persons.png"])), dtype=np.uint8)
     if decoded.rgb.shape[:2] != labels.shape or persons.shape != labels.shape:
         return None
-    people = json.loads(parsed_files[KEYPOINTS_FILE])["people"]
-    kp = np.asarray(people[pid - 1]["pose_keypoints_2d"], dtype=np.float32).reshape(18, 3)
+    # a job stored before keypoints were (result format 2) has none: the mask is then drawn without them
+    people = json.loads(parsed_files.get(KEYPOINTS_FILE, b'{"people": []}'))["people"]
+    kp = (np.asarray(people[pid - 1]["pose_keypoints_2d"], dtype=np.float32).reshape(18, 3)
+          if pid <= len(people) else np.zeros((18, 3), np.float32))
     t = tryon(decoded.rgb, labels, persons, n, category, pid, keypoints=kp if kp[:, 2].any() else None)
     return {tryon_name(category, t.person, image): t.file(image) for image in images}
 
@@ -223,7 +225,7 @@ def job_tryon(store: JobStore, job_id: str, category: str, person: int, image: s
         if body is not None:
             return JobTryOn(name, body, stored=True)
     parsed = {n: store.read_result(job_id, n) for n in STORED_PARSE}
-    missing = sorted(n for n, body in parsed.items() if body is None)
+    missing = sorted(n for n, body in parsed.items() if body is None and n != KEYPOINTS_FILE)
     if missing:
         raise JobNotFound(f"the job's results are no longer stored ({', '.join(missing)}); upload the photo again")
     src = status.get("source") or {}
