@@ -1,7 +1,9 @@
 """The page's try-on tab in real headless Chromium (Debian's), driven by Playwright, against ``local_runner.py
 serve`` with the real lite model: upload the shipped photo, open the tab, switch the category, download the mask
 and the agnostic image as named files; no console error, no CSP violation, and no second parse (the server draws
-the images from the stored parse). Waits are functions or selectors: the page's CSP forbids eval."""
+the images from the job's stored parse and photo: GET /jobs/{id}/tryon, the photo never sent again). A 12 MP phone
+JPEG (over POST /parse's 4 MB body cap, its agnostic PNG over the 6 MB response cap) works the same way. Waits are
+functions or selectors: the page's CSP forbids eval."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pytest
 from conftest import PEOPLE_PHOTO, find_chromium
 from PIL import Image
 from runner import Runner
+from test_job_tryon import PHONE, phone_photo
 
 pytestmark = pytest.mark.browser
 CHROMIUM = find_chromium()
@@ -80,9 +83,9 @@ def test_tryon_tab_shows_switches_and_downloads(runner: Runner, browser: Any, tm
     context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     problems = watched(page)
-    caches: list[str] = []
-    page.on("response", lambda r: caches.append(r.headers.get("x-humanparse-cache", "?"))
-            if "/api/parse" in r.url else None)
+    drawn: list[str] = []
+    page.on("response", lambda r: drawn.append(r.headers.get("x-humanparse-tryon", "?"))
+            if "/tryon?" in r.url or "/api/parse" in r.url else None)
     page.goto(runner.base + "/")
     page.wait_for_function("() => document.querySelector('#model-line').textContent.length > 0")
     page.set_input_files("#file", str(PEOPLE_PHOTO))
@@ -114,6 +117,35 @@ def test_tryon_tab_shows_switches_and_downloads(runner: Runner, browser: Any, tm
 
     job.locator(".tabs button[data-view='overlay']").click()  # back to the parse
     assert job.locator(".stage").is_visible() and job.locator(".tryon").is_hidden()
-    assert caches == ["hit"] * 4, caches  # two images per category, each from the stored parse
+    assert drawn == ["drawn"] * 4, drawn  # two images per category, each from the job's stored parse
+    assert problems == [] and list(page.evaluate("() => window.__csp || []")) == []
+    context.close()
+
+
+def test_tryon_tab_with_a_12mp_phone_photo(runner: Runner, browser: Any, tmp_path: Path) -> None:
+    """Uploaded through the presigned POST; the tab draws the mask (a PNG answer) and the agnostic image (over the
+    response cap: a signed link, fetched from the results bucket) at the photo's full size."""
+    photo = tmp_path / "IMG_0001.jpg"
+    photo.write_bytes(phone_photo())
+    assert photo.stat().st_size > 4 * 1024 * 1024
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    problems = watched(page)
+    asked: list[tuple[str, int, str]] = []
+    page.on("response", lambda r: asked.append((r.url.split("?")[0].rsplit("/", 1)[-1], r.status,
+                                                r.headers.get("content-type", ""))) if "/tryon?" in r.url else None)
+    page.goto(runner.base + "/")
+    page.wait_for_function("() => document.querySelector('#model-line').textContent.length > 0")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector(".job[data-ready='1']", timeout=180_000)
+    job = page.locator(".job").first
+    job.locator(".tabs button[data-view='tryon']").click()
+    page.wait_for_selector(".job .tryon[data-ready='upper_body.p1']", timeout=120_000)
+    mask = canvas_stats(page, ".job .tryon-mask")
+    agn = canvas_stats(page, ".job .tryon-agnostic")
+    assert (mask["width"], mask["height"]) == PHONE and mask["white"] > 0.01 * PHONE[0] * PHONE[1]
+    assert (agn["width"], agn["height"]) == PHONE and agn["grey"] >= mask["white"]
+    # the mask came as a PNG, the agnostic image as a link to the stored file
+    assert [(s, t.split(";")[0]) for _, s, t in asked] == [(200, "image/png"), (200, "application/json")], asked
     assert problems == [] and list(page.evaluate("() => window.__csp || []")) == []
     context.close()

@@ -289,3 +289,22 @@ def test_outfit_names_garments_area_and_colour() -> None:
     r, g, b = (int(items["upper_clothes"]["color"]["hex"][i:i + 2], 16) for i in (1, 3, 5))
     assert abs(r - 30) <= 8 and abs(g - 80) <= 8 and abs(b - 190) <= 8  # the shirt's own shade, not the stripes
     assert len(COLOR_PALETTE) <= 16
+
+
+def test_growth_of_a_large_person_is_a_disk() -> None:
+    """Beyond a 16 px radius the growth is a distance transform (its cost does not rise with the radius): the
+    same region as OpenCV's ellipse dilation but for a thin rim."""
+    import cv2
+    from humanparse.tryon import _grow
+
+    core = np.zeros((900, 700), bool)
+    core[200:700, 250:450] = True
+    core[100:200, 320:380] = True
+    for r in (5, 40):
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        dilated = cv2.dilate(core.astype(np.uint8), disk) > 0
+        grown = _grow(core, r) > 0
+        assert grown[core].all() and grown.sum() > core.sum()
+        assert (grown != dilated).sum() <= 0.01 * dilated.sum(), r
+    assert np.array_equal(_grow(core, 5) > 0, cv2.dilate(core.astype(np.uint8), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (11, 11))) > 0)

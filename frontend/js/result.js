@@ -57,7 +57,7 @@ export async function showResult(node, photo, job, config, name) {
   $("button[data-view='original']", node).hidden = !photo;
   $("button[data-view='tryon']", node).hidden = false;
   const stem = name.replace(/\.[^.]+$/, "");
-  wireControls(node, viewer, wireTryon(node, photo, job.results, Array.isArray(doc.persons) ? doc.persons : [], stem));
+  wireControls(node, viewer, wireTryon(node, job.job_id, job.results, Array.isArray(doc.persons) ? doc.persons : [], stem));
   wireHover(node, viewer);
   fillLegend($(".legend", node), Array.isArray(doc.legend) ? doc.legend : [], labels.palette, (id, on) => viewer.toggleLabel(id, on));
   fillPeople($(".people", node), Array.isArray(doc.persons) ? doc.persons : [], persons.palette, (id, on) => viewer.togglePerson(id, on));

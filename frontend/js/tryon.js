@@ -1,7 +1,9 @@
 // The try-on tab of a result card: one person's inpainting mask and agnostic image for a garment category
 // (docs/tryon.md), drawn on canvases and saved as named files. The images are the job's own files when the
-// deployment stores them (job_tryon_masks), else POST /parse with the photo: the server draws them from its stored
-// parse of the same bytes (the result cache), without parsing again. Elements and textContent only.
+// deployment stores them (job_tryon_masks), else GET /jobs/{id}/tryon: the server draws them from the job's stored
+// parse and photo, so nothing is parsed or sent again (a 12 MP phone photo is over POST /parse's body cap). An image
+// over the API's response cap comes as a signed link (large=url), fetched straight from the results bucket.
+// Elements and textContent only.
 import { $, $$, el } from "./dom.js";
 import { API, friendly, getToken } from "./api.js";
 import { saveBlob } from "./panels.js";
@@ -19,19 +21,22 @@ async function failure(res) {
   return new Error(friendly(code, detail) || `The try-on image could not be made (${res.status}).`);
 }
 
-/** One try-on PNG as a Blob: the job's stored file, else drawn by the server from the photo's cached parse. */
-async function fetchImage(photo, results, category, person, image) {
+/** One try-on PNG as a Blob: the job's stored file, else drawn by the server from the job's stored parse. */
+async function fetchImage(jobId, results, category, person, image) {
   const stored = results[fileName(category, person, image)];
   let res;
   if (stored) {
     res = await fetch(stored);
   } else {
-    if (!photo) throw new Error("Drop the photo again to see its try-on images (this browser no longer holds it).");
-    const headers = new Headers({ "Content-Type": photo.type || "application/octet-stream" });
+    const headers = new Headers();
     const token = getToken();
     if (token) headers.set("Authorization", `Bearer ${token}`);
-    const query = new URLSearchParams({ output: "tryon", category, person: String(person), image });
-    res = await fetch(`${API}/parse?${query}`, { method: "POST", body: photo, headers });
+    const query = new URLSearchParams({ category, person: String(person), image, large: "url" });
+    res = await fetch(`${API}/jobs/${encodeURIComponent(jobId)}/tryon?${query}`, { headers });
+    if (res.ok && (res.headers.get("Content-Type") || "").startsWith("application/json")) {
+      const link = await res.json();  // over the response cap: a signed GET of the file the server stored
+      res = await fetch(link.url);
+    }
   }
   if (!res.ok) throw await failure(res);
   return res.blob();
@@ -44,9 +49,10 @@ async function draw(canvas, blob) {
   bmp.close();
 }
 
-/** Wire the try-on panel of a result card. persons: result.json's persons; stem: the photo's name without its
- * extension (downloads are `<stem>.tryon.<category>.p<k>.<image>.png`). Returns `show()` for the tab. */
-export function wireTryon(node, photo, results, persons, stem) {
+/** Wire the try-on panel of a result card. jobId: the job's id; results: its signed result URLs by name;
+ * persons: result.json's persons; stem: the photo's name without its extension (downloads are
+ * `<stem>.tryon.<category>.p<k>.<image>.png`). Returns `show()` for the tab. */
+export function wireTryon(node, jobId, results, persons, stem) {
   const box = $(".tryon", node), note = $(".tryon-note", box);
   const personSel = $(".tryon-person", box), categorySel = $(".tryon-category", box);
   const ids = persons.map((p) => p.id).filter((id) => Number.isInteger(id) && id > 0 && id < 256);
@@ -64,7 +70,7 @@ export function wireTryon(node, photo, results, persons, stem) {
     say("Making the mask…");
     try {
       for (const image of IMAGES) {
-        const blob = await fetchImage(photo, results, category, person, image);
+        const blob = await fetchImage(jobId, results, category, person, image);
         if (mine !== asked) return;  // another person or category was picked meanwhile
         await draw($(`.tryon-${image}`, box), blob);
         blobs[image] = { blob, name: `${stem}.${fileName(category, person, image)}` };

@@ -160,6 +160,15 @@ class JobNotFound(InputError):
     message = "no such job (or its upload has not arrived yet)"
 
 
+class JobNotDone(InputError):
+    """A job asked for something only a finished photo job has (its try-on images) while it is pending, running
+    or failed, or whose photo is no longer the one its parse was made from."""
+
+    code = "job_not_done"
+    http_status = 409
+    message = "the job has not finished; ask again when its status is done"
+
+
 class ResponseTooLarge(InputError):
     code = "response_too_large"
     http_status = 413

@@ -67,6 +67,9 @@ CATEGORIES: dict[str, Category] = {
 }
 
 
+IMAGES = ("mask", "agnostic", "parse_agnostic")  # the files a TryOn writes, ``<image>.png``
+
+
 @dataclass(frozen=True)
 class TryOn:
     """One person's try-on inputs for one category (array contracts: module docstring)."""
@@ -84,15 +87,25 @@ class TryOn:
     def files(self) -> dict[str, bytes]:
         """The three as files: ``mask.png`` (grey, 0/255), ``agnostic.png`` (RGB; lossless, so it equals the
         photo outside the mask), ``parse_agnostic.png`` (palette PNG whose pixel values are the CIHP ids)."""
+        return {f"{image}.png": self.file(image) for image in IMAGES}
+
+    def file(self, image: str) -> bytes:
+        """One of ``files()``, encoded alone (``image`` in ``IMAGES``): at 12 MP the agnostic PNG takes seconds,
+        so an entry asking for the mask does not pay for it."""
         from PIL import Image
 
         from .labels import palette_array
         from .rendering import png_bytes
 
-        buf = io.BytesIO()
-        Image.fromarray(self.mask_image(), mode="L").save(buf, format="PNG", compress_level=1)
-        return {"mask.png": buf.getvalue(), "agnostic.png": png_bytes(self.agnostic),
-                "parse_agnostic.png": png_bytes(self.parse_agnostic, palette=palette_array())}
+        if image == "mask":
+            buf = io.BytesIO()
+            Image.fromarray(self.mask_image(), mode="L").save(buf, format="PNG", compress_level=1)
+            return buf.getvalue()
+        if image == "agnostic":
+            return png_bytes(self.agnostic)
+        if image == "parse_agnostic":
+            return png_bytes(self.parse_agnostic, palette=palette_array())
+        raise ValueError(f"unknown try-on image {image!r}; one of {', '.join(IMAGES)}")
 
 
 def check_request(category: str, person: int | None, n_persons: int) -> tuple[Category, int]:
@@ -152,7 +165,6 @@ def inpaint_mask(label_map: npt.NDArray[np.uint8], person_map: npt.NDArray[np.ui
 
 def _window_mask(label_map: npt.NDArray[np.uint8], person_map: npt.NDArray[np.uint8], person: int,
                  rule: Category, keypoints: npt.NDArray[np.float32] | None) -> npt.NDArray[np.bool_]:
-    import cv2
 
     own = person_map == person
     garments = own & _in(label_map, rule.replace)
@@ -161,8 +173,7 @@ def _window_mask(label_map: npt.NDArray[np.uint8], person_map: npt.NDArray[np.ui
         return np.asarray(garments, dtype=bool)
     y0, y1 = _rows(own)
     r = max(1, int(round(GROW_FRACTION * (y1 - y0))))
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    grown = np.asarray(cv2.dilate(core.astype(np.uint8), disk), dtype=np.uint8)
+    grown = _grow(core, r)
     _fill_hull(grown, own & _in(label_map, (UPPER, COAT, DRESS, TORSO_SKIN)) & core)
     if rule.flare:
         _fill_hull(grown, _lower_half(own & _in(label_map, (DRESS, SKIRT, PANTS, *LEGS)) & core))
@@ -266,13 +277,30 @@ def _poly(canvas: npt.NDArray[np.uint8], pts: list[tuple[int, int] | None]) -> N
         cv2.fillPoly(canvas, [np.array(pts, dtype=np.int32)], 1)
 
 
-def _fill_hull(canvas: npt.NDArray[np.uint8], region: npt.NDArray[np.bool_]) -> None:
-    """Fill (in place) the convex hull of ``region`` (a garment's outline without its folds and gaps)."""
+def _grow(core: npt.NDArray[np.bool_], r: int) -> npt.NDArray[np.uint8]:
+    """(H, W) uint8 0/1: ``core`` grown by a disk of radius ``r`` px. Up to ``r`` = 16 a dilation with OpenCV's
+    ellipse kernel; beyond, the pixels within ``r`` of ``core`` by a Euclidean distance transform, whose cost does
+    not grow with ``r``: a person filling a 12 MP frame (``r`` = 75) took 1.9 s dilated, 0.12 s so, differing on
+    0.05 % of the grown region's pixels (its rim: the ellipse kernel is not quite a disk)."""
     import cv2
 
-    pts = cv2.findNonZero(region.astype(np.uint8))
-    if pts is not None and len(pts) >= 3:
-        cv2.fillPoly(canvas, [cv2.convexHull(pts)], 1)
+    if r <= 16:
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        return np.asarray(cv2.dilate(core.astype(np.uint8), disk), dtype=np.uint8)
+    dist = cv2.distanceTransform(np.where(core, np.uint8(0), np.uint8(1)), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return np.asarray(dist <= r, dtype=np.uint8)
+
+
+def _fill_hull(canvas: npt.NDArray[np.uint8], region: npt.NDArray[np.bool_]) -> None:
+    """Fill (in place) the convex hull of ``region`` (a garment's outline without its folds and gaps). The hull
+    of its outer contours' points is the hull of all its pixels: at 12 MP 0.03 s where all pixels took 0.7 s."""
+    import cv2
+
+    contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if contours:
+        pts = np.concatenate(contours)
+        if len(pts) >= 3:
+            cv2.fillPoly(canvas, [cv2.convexHull(pts)], 1)
 
 
 def _lower_half(region: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:

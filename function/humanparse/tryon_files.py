@@ -25,15 +25,16 @@ from .exceptions import NoPerson, UnknownCategory, UnknownLabelSet
 from .labels import palette_array
 from .labelsets import LABEL_SETS
 from .rendering import png_bytes
-from .tryon import CATEGORIES
+from .tryon import CATEGORIES, IMAGES
 
 if TYPE_CHECKING:
     from .config import Settings
     from .library import Parsed, PoseFn
+    from .store import JobStore
     from .usecase import ParseOutput
 
 KEYPOINTS_FILE = "keypoints.json"
-TRYON_IMAGES = ("mask", "agnostic", "parse_agnostic")
+TRYON_IMAGES = IMAGES
 # the label sets written as files besides label.png (CIHP, which it is)
 EXTRA_LABEL_SETS = tuple(s for s in LABEL_SETS if s != "cihp")
 
@@ -140,10 +141,11 @@ def extra_files(parsed: Parsed, extras: Extras) -> dict[str, bytes]:
 
 
 def outputs_of(data: bytes, parsed_files: dict[str, bytes], category: str, person: int, *,
-               options: Any) -> dict[str, bytes] | None:
-    """One person's try-on files from a stored parse (``label.png``, ``persons.png``, ``keypoints.json``,
-    ``result.json``) and the photo's bytes, decoded as the parse decoded them: no second parse. None when the
-    stored maps do not fit the decoded photo (parse again). ``options``: the ``usecase.ParseOptions`` of the parse.
+               options: Any, images: Iterable[str] = TRYON_IMAGES) -> dict[str, bytes] | None:
+    """One person's try-on files from a stored parse (``label.png``, ``persons.png``, ``result.json``, and
+    ``keypoints.json`` when there is one) and the photo's bytes, decoded as the parse decoded them: no second
+    parse; only ``images`` (of ``TRYON_IMAGES``) are encoded. None when the stored maps do not fit the decoded
+    photo (parse again). ``options``: the ``usecase.ParseOptions`` of the parse.
     Raises ``UnknownCategory``, ``NoPerson``, ``UnknownPerson``, ``NothingToMask`` as ``Parsed.tryon`` does."""
     from PIL import Image
 
@@ -159,10 +161,12 @@ def outputs_of(data: bytes, parsed_files: dict[str, bytes], category: str, perso
     persons = np.asarray(Image.open(io.BytesIO(parsed_files["persons.png"])), dtype=np.uint8)
     if decoded.rgb.shape[:2] != labels.shape or persons.shape != labels.shape:
         return None
-    people = json.loads(parsed_files[KEYPOINTS_FILE])["people"]
-    kp = np.asarray(people[pid - 1]["pose_keypoints_2d"], dtype=np.float32).reshape(18, 3)
+    # a job stored before keypoints were (result format 2) has none: the mask is then drawn without them
+    people = json.loads(parsed_files.get(KEYPOINTS_FILE, b'{"people": []}'))["people"]
+    kp = (np.asarray(people[pid - 1]["pose_keypoints_2d"], dtype=np.float32).reshape(18, 3)
+          if pid <= len(people) else np.zeros((18, 3), np.float32))
     t = tryon(decoded.rgb, labels, persons, n, category, pid, keypoints=kp if kp[:, 2].any() else None)
-    return {tryon_name(category, t.person, name.removesuffix(".png")): body for name, body in t.files().items()}
+    return {tryon_name(category, t.person, image): t.file(image) for image in images}
 
 
 # ------------------------------------------------------------------------------- poses beside M2FP (entries)
@@ -187,3 +191,72 @@ def pose_estimator(settings: Settings) -> PoseFn:
         return poses
 
     return estimate
+
+
+# ------------------------------------------------------------------------------- a finished job's try-on files
+# what a try-on image is drawn from: the job's stored parse (and its photo, read from the upload bucket)
+STORED_PARSE = ["label.png", "persons.png", "result.json", KEYPOINTS_FILE]
+
+
+@dataclass(frozen=True)
+class JobTryOn:
+    """One try-on image of a finished job: its file ``name`` (``tryon_name``), PNG ``body``, and ``stored``: True
+    when the job already holds it in its results (``Settings.job_tryon_masks``), False when drawn just now."""
+
+    name: str
+    body: bytes
+    stored: bool
+
+
+def job_tryon(store: JobStore, job_id: str, category: str, person: int, image: str) -> JobTryOn:
+    """One person's try-on ``image`` of finished photo job ``job_id``, from what the job stored — its label and
+    persons maps, keypoints, and the uploaded photo — with no second parse and no photo sent again (a 12 MP phone
+    photo is over ``POST /parse``'s body cap). Raises ``JobNotFound``, ``JobNotDone`` (pending, running, failed,
+    or the photo replaced since its parse), ``UploadMissing`` (the photo expired), ``InvalidRequest`` (a video
+    job, a job with no stored photo) and what ``outputs_of`` raises."""
+    from .cache import sha256_hex
+    from .exceptions import InvalidRequest, JobNotDone, JobNotFound, UploadMissing
+    from .usecase import ParseOptions
+
+    status = _finished(store, job_id)
+    name = tryon_name(category, person, image)
+    if name in status.get("files", []):
+        body = store.read_result(job_id, name)
+        if body is not None:
+            return JobTryOn(name, body, stored=True)
+    parsed = {n: store.read_result(job_id, n) for n in STORED_PARSE}
+    missing = sorted(n for n, body in parsed.items() if body is None and n != KEYPOINTS_FILE)
+    if missing:
+        raise JobNotFound(f"the job's results are no longer stored ({', '.join(missing)}); upload the photo again")
+    src = status.get("source") or {}
+    if not src.get("bucket") or not src.get("key"):  # a POST /parse cache entry: the photo was never stored
+        raise InvalidRequest("this job kept no photo to draw from; upload the photo with POST /uploads")
+    data = store.read_upload(src["bucket"], src["key"], store.settings.max_upload_bytes, src.get("version_id"))
+    if data is None:
+        raise UploadMissing("the job's photo is no longer stored (expired or deleted); upload it again")
+    if status.get("sha256") and sha256_hex(data) != status["sha256"]:
+        raise JobNotDone("the photo was replaced since this parse; ask again when its new parse is done")
+    drawn = outputs_of(data, {n: b for n, b in parsed.items() if b is not None}, category, person,
+                       options=ParseOptions.from_settings(store.settings), images=[image])
+    if drawn is None:
+        raise JobNotDone("the stored parse does not fit the stored photo; ask again when its new parse is done")
+    return JobTryOn(name, drawn[name], stored=False)
+
+
+def _finished(store: JobStore, job_id: str) -> dict[str, Any]:
+    """The ``status.json`` of a finished photo job, else the error that says why not."""
+    from .exceptions import InvalidRequest, JobNotDone, JobNotFound
+
+    status = store.expire_overdue(job_id, store.read_status(job_id))
+    if status is None:
+        if store.upload_arrived(job_id):
+            raise JobNotDone("the job is pending: its photo arrived and is being parsed")
+        raise JobNotFound()
+    if status.get("kind") == "video":
+        raise InvalidRequest("try-on images are drawn for photo jobs; this job is a video")
+    if status.get("status") == "failed":
+        raise JobNotDone(f"the job failed ({status.get('error')}: {status.get('detail', status.get('reason'))}); "
+                         "there is no parse to draw from")
+    if status.get("status") != "done":
+        raise JobNotDone(f"the job is {status.get('status')}; ask again when its status is done")
+    return status

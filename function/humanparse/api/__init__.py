@@ -19,7 +19,7 @@ from ..engine.types import Parser
 from ..store import JobStore
 from .deps import AuthDep
 from .errors import install_error_handlers
-from .routes import health, jobs, parse, uploads
+from .routes import health, jobs, parse, tryon, uploads
 
 
 def create_app(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_parses: int = 1) -> FastAPI:
@@ -35,7 +35,7 @@ def create_app(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_pa
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST"], allow_headers=["authorization", "content-type"])
     install_error_handlers(app)
-    for router in (health.router, uploads.router, jobs.router, parse.router):
+    for router in (health.router, uploads.router, jobs.router, tryon.router, parse.router):
         # health's /config carries the token check itself: /healthz stays open
         app.include_router(router, dependencies=[] if router is health.router else [AuthDep])
     return app

@@ -38,7 +38,16 @@ from ...exceptions import (
 from ...observability import record_failure, record_parse
 from ...rendering import artifact_named, content_type
 from ...tryon import CATEGORIES
-from ...tryon_files import KEYPOINTS_FILE, TRYON_IMAGES, extra_files, job_extras, outputs_of, pose_estimator, tryon_name
+from ...tryon_files import (
+    KEYPOINTS_FILE,
+    STORED_PARSE,
+    TRYON_IMAGES,
+    extra_files,
+    job_extras,
+    outputs_of,
+    pose_estimator,
+    tryon_name,
+)
 from ...usecase import ParseOptions, ParseOutput, parse_image
 from ..deps import CacheDep, GateDep, ParserDep, SettingsDep
 from ..limits import read_capped
@@ -51,8 +60,6 @@ MAX_SYNC_RESPONSE = 5_500_000
 # Multipart framing (boundaries, part headers) on top of the file itself.
 MULTIPART_OVERHEAD = 16 * 1024
 OUTPUTS = ("json", "color", "overlay", "label", "tryon", "keypoints", "atr", "lip")
-# what a try-on image is drawn from when the parse is in the cache
-STORED_PARSE = ["label.png", "persons.png", "result.json", KEYPOINTS_FILE]
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 REQUEST_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
@@ -106,7 +113,8 @@ async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep,
     digest = sha256_hex(data)
     cached = await run_in_threadpool(_cached_files, cache, digest, names)
     if cached is None and category is not None:
-        cached = await run_in_threadpool(_from_stored_parse, cache, digest, data, category, person, settings)
+        cached = await run_in_threadpool(_from_stored_parse, cache, digest, data, category, person, settings,
+                                         [n.split(".")[3] for n in names if n.startswith("tryon.")])
     if cached is not None:
         return _answer(output, cached, cached=True, names=names)
     if not gate.acquire(blocking=False):
@@ -172,13 +180,13 @@ def _tryon_files(out: ParseOutput, parser: Parser, settings: Settings, category:
 
 
 def _from_stored_parse(cache: ResultCache, digest: str, data: bytes, category: str, person: int,
-                       settings: Settings) -> dict[str, bytes] | None:
-    """The try-on images from the cached parse of these bytes (no parse, no gate), with the cached JSON files;
+                       settings: Settings, images: list[str]) -> dict[str, bytes] | None:
+    """The try-on ``images`` from the cached parse of these bytes (no parse, no gate), with the cached JSON files;
     None when the cache has no parse of them."""
     stored = _cached_files(cache, digest, STORED_PARSE)
     if stored is None:
         return None
-    drawn = outputs_of(data, stored, category, person, options=ParseOptions.from_settings(settings))
+    drawn = outputs_of(data, stored, category, person, options=ParseOptions.from_settings(settings), images=images)
     return None if drawn is None else {**stored, **drawn}
 
 
