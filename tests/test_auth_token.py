@@ -1,4 +1,4 @@
-"""Issue 18, who may call it: with a token set (``Settings.api_token`` / ``serve --token``) every API call but
+"""Who may call it: with a token set (``Settings.api_token`` / ``serve --token``) every API call but
 /healthz needs ``Authorization: Bearer <token>``, else 401 ``{"error": "unauthorized", "detail": ...}`` — in
 the app (Lambda's Mangum entry and TestClient alike), and in ``local_runner.py`` as a user runs it, page included."""
 

@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ROOT, find_chromium
+from browsing import csp_violations, watched
+from conftest import PEOPLE_PHOTO, ROOT
 from PIL import Image
 from runner import Runner
 
 pytestmark = pytest.mark.browser
-CHROMIUM = find_chromium()
 ARTIFACTS = ROOT / "test-artifacts"
 PAGE_DIR = Path(os.environ.get("HUMANPARSE_PAGE_DIR", ROOT / "frontend"))
 ORIGIN = "http://hp.test"
@@ -41,20 +41,6 @@ def runner(tmp_path_factory: pytest.TempPathFactory, shared_models: Path) -> Ite
     r = Runner(tmp_path_factory.mktemp("browser") / "data").start()
     yield r
     r.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-        yield b
-        b.close()
 
 
 def shot(page: Any, name: str) -> None:
@@ -325,7 +311,7 @@ def test_non_image_shows_error_and_retry(runner: Runner, browser: Any, tmp_path:
 
 def test_second_drop_of_the_same_file_is_answered_from_the_cache(runner: Runner, browser: Any,
                                                                  people_photos: list[Path]) -> None:
-    """Issue 15: the page hashes the file (Web Crypto) and sends the hash with POST /uploads; the second drop of
+    """The result cache from the page: it hashes the file (Web Crypto) and sends the hash with POST /uploads; the second drop of
     the same photo shows its result with no upload request at all (the network is watched)."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
@@ -600,24 +586,6 @@ def test_png_decoder_reads_ids(new_page: Callable[..., Any]) -> None:
 
 
 # ------------------------------------------------------------ downloads, a page that keeps its work, a clean console
-PEOPLE_PHOTO = ROOT / "function" / "humanparse" / "calibration" / "astronaut.jpg"  # public domain, ships with us
-WATCH = """(() => {
-    window.__csp = [];
-    document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
-})()"""
-
-
-def watched(page: Any) -> list[str]:
-    """Console errors and CSP violations of ``page`` from now on (the list fills as they happen)."""
-    found: list[str] = []
-    page.add_init_script(WATCH)
-    page.on("console", lambda m: found.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: found.append(f"pageerror: {e}"))
-    return found
-
-
-def csp_violations(page: Any) -> list[str]:
-    return list(page.evaluate("() => window.__csp || []"))
 
 
 def open_page(page: Any, base: str) -> None:

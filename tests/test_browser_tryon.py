@@ -14,17 +14,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import PEOPLE_PHOTO, find_chromium
+from browsing import watched
+from conftest import PEOPLE_PHOTO
 from PIL import Image
 from runner import Runner
 from test_job_tryon import PHONE, phone_photo
 
 pytestmark = pytest.mark.browser
-CHROMIUM = find_chromium()
-WATCH = """(() => {
-    window.__csp = [];
-    document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
-})()"""
 
 
 @pytest.fixture(scope="module")
@@ -32,29 +28,6 @@ def runner(tmp_path_factory: pytest.TempPathFactory, shared_models: Path) -> Ite
     r = Runner(tmp_path_factory.mktemp("browser-tryon") / "data").start()
     yield r
     r.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-        yield b
-        b.close()
-
-
-def watched(page: Any) -> list[str]:
-    """Console errors and CSP violations of ``page`` from now on (the list fills as they happen)."""
-    found: list[str] = []
-    page.add_init_script(WATCH)
-    page.on("console", lambda m: found.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: found.append(f"pageerror: {e}"))
-    return found
 
 
 def canvas_stats(page: Any, selector: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Issue 15: content-addressed results. Adapter level (HTTP app + S3 trigger with the stub parser, moto's real
+"""Content-addressed results. Adapter level (HTTP app + S3 trigger with the stub parser, moto's real
 server behind the local gate, real presigned POSTs) and, at the end, the local runner end to end with the lite
 model and a plain boto3 client dropping a folder into its bucket."""
 

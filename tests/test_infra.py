@@ -423,7 +423,7 @@ def test_per_client_limit_on_the_page_api_path() -> None:
 
 
 def test_cache_index_expires_with_the_results_and_the_api_may_copy(rendered: dict[str, Any]) -> None:
-    """Issue 15: the index objects (``cache/``) expire as the results do, both functions may read and write
+    """The result cache: the index objects (``cache/``) expire as the results do, both functions may read and write
     them (with ListBucket there, so a miss is a 404, not a 403 that would be retried), and the API function
     (POST /uploads answered from the cache) may write results — CopyObject needs PutObject."""
     from humanparse.config import Settings

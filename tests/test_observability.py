@@ -1,4 +1,4 @@
-"""Issue 18: the functions' JSON log lines and their CloudWatch EMF metrics, read from real runs of the Lambda
+"""The functions' JSON log lines and their CloudWatch EMF metrics, read from real runs of the Lambda
 entry (``Service.handler``) on S3 notifications against moto's S3 server; the parser is the stub (the model is
 not the point here)."""
 

@@ -1,4 +1,4 @@
-"""Issue 9: hostile inputs through every entry, keys, S3's own policy enforcement, event faults, fuzzing."""
+"""Hostile inputs through every entry, keys, S3's own policy enforcement, event faults, fuzzing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 20 items 1 and 4: the attacks a red team ran against the local runner's embedded S3/SQS, replayed on
+"""The attacks a red team ran against the local runner's embedded S3/SQS, replayed on
 loopback against the real server (moto behind ``local.gate``), each asserting the safe outcome."""
 
 from __future__ import annotations
