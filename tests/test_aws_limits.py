@@ -7,16 +7,23 @@ inputs against the 256 KB limit, access logs, partition-aware ARNs, and the API 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import EVENTS, ROOT
-from test_infra import ACCOUNT, REGION, TEMPLATE, load_template, render, resources, template_env
+from test_infra import (
+    ACCOUNT,
+    REGION,
+    TEMPLATE,
+    lambda_s3,
+    load_template,
+    render,
+    resources,
+    run_lambda_process,
+    template_env,
+)
 
 STATE_PAYLOAD_LIMIT = 256 * 1024  # Step Functions: a state's input or output, and an execution's input
 EXPRESS_MAX_S = 300  # an EXPRESS execution (the Distributed Map's child runs) ends after 5 minutes
@@ -212,16 +219,8 @@ def test_only_the_api_function_loads_lazily(rendered: dict[str, Any]) -> None:
 def test_status_poll_does_not_load_the_model(moto_server: str, tmp_path: Path) -> None:
     """The API function's environment: a cold GET /jobs/<id> answers without loading the model; GET /healthz
     (which reports the model) then loads it, once."""
-    import boto3
-    from humanparse.local.s3local import LOCAL_CREDENTIALS
-
     env = {**template_env(), "HUMANPARSE_MODEL_LOAD": "lazy", "HUMANPARSE_MODEL_KIND": "lite"}
-    s3 = boto3.client("s3", endpoint_url=moto_server, region_name=REGION, **LOCAL_CREDENTIALS)
-    for b in (env["HUMANPARSE_UPLOAD_BUCKET"], env["HUMANPARSE_RESULTS_BUCKET"]):
-        try:
-            s3.create_bucket(Bucket=b)
-        except s3.exceptions.BucketAlreadyOwnedByYou:
-            pass
+    lambda_s3(moto_server, env)  # the buckets the function expects
     health = json.loads((EVENTS / "apigw-v2-get-healthz.json").read_text())
     poll = json.loads(json.dumps(health))
     poll["rawPath"] = poll["requestContext"]["http"]["path"] = "/jobs/0123456789abcdef0123456789abcdef"
@@ -233,15 +232,6 @@ def test_status_poll_does_not_load_the_model(moto_server: str, tmp_path: Path) -
         "q = h.http_handler(json.load(open(sys.argv[2])), None)\n"
         "print(json.dumps({'poll': p['statusCode'], 'after_poll': after_poll, 'health': q['statusCode'],"
         " 'after_health': h.parser.is_loaded}))\n")
-    run_env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANPARSE_")}
-    run_env.update(env)
-    run_env.update({"AWS_ENDPOINT_URL_S3": moto_server, "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
-                    "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
-                    "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "PYTHONPATH": str(ROOT / "function"),
-                    "HOME": str(tmp_path)})
-    r = subprocess.run([sys.executable, "-c", script, str(tmp_path / "poll.json"), str(tmp_path / "health.json")],
-                       capture_output=True, text=True, env=run_env, cwd=tmp_path, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out = run_lambda_process(script, [tmp_path / "poll.json", tmp_path / "health.json"], env, moto_server, tmp_path)
     assert out["poll"] in (200, 404) and out["after_poll"] is False, out
     assert out["health"] == 200 and out["after_health"] is True, out

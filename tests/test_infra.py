@@ -261,21 +261,47 @@ def template_env() -> dict[str, str]:
     return out
 
 
-def test_handler_with_template_environment(moto_server: str, shared_models: Path, tmp_path: Path,
-                                           photo: Any) -> None:
-    """Imports humanparse.handler (model loads at import) under exactly the template's variables, then
-    delivers an S3 event and an HTTP event to the Lambda entry points."""
+
+def lambda_s3(moto_server: str, env: dict[str, str]) -> Any:
+    """A boto3 S3 client on the embedded S3 with the template's two buckets present."""
     import boto3
-    from conftest import encode_jpeg
     from humanparse.local.s3local import LOCAL_CREDENTIALS  # the embedded S3 takes only this run's keys
 
-    env = template_env()
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name=REGION, **LOCAL_CREDENTIALS)
     for b in (env["HUMANPARSE_UPLOAD_BUCKET"], env["HUMANPARSE_RESULTS_BUCKET"]):
         try:
             s3.create_bucket(Bucket=b)
         except s3.exceptions.BucketAlreadyOwnedByYou:
             pass
+    return s3
+
+
+def run_lambda_process(script: str, files: list[Path], env: dict[str, str], moto_server: str,
+                       tmp_path: Path) -> Any:
+    """``script`` in a fresh Python process under exactly ``env`` (no other HUMANPARSE_ variable) on the embedded
+    S3, with ``files`` as its arguments: what a Lambda environment does at import and per event. Returns the JSON
+    of its last printed line."""
+    from humanparse.local.s3local import LOCAL_CREDENTIALS
+
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANPARSE_")}
+    run_env.update(env)
+    run_env.update({"AWS_ENDPOINT_URL_S3": moto_server, "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+                    "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+                    "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "PYTHONPATH": str(ROOT / "function"),
+                    "HOME": str(tmp_path)})
+    r = subprocess.run([sys.executable, "-c", script, *map(str, files)],
+                       capture_output=True, text=True, env=run_env, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+def test_handler_with_template_environment(moto_server: str, shared_models: Path, tmp_path: Path,
+                                           photo: Any) -> None:
+    """Imports humanparse.handler (model loads at import) under exactly the template's variables, then
+    delivers an S3 event and an HTTP event to the Lambda entry points."""
+    from conftest import encode_jpeg
+
+    env = template_env()
+    s3 = lambda_s3(moto_server, env)
     key = "uploads/0123456789abcdef0123456789abcdef/image.jpg"
     body = encode_jpeg(photo)
     etag = s3.put_object(Bucket=env["HUMANPARSE_UPLOAD_BUCKET"], Key=key, Body=body)["ETag"].strip('"')
@@ -288,16 +314,7 @@ def test_handler_with_template_environment(moto_server: str, shared_models: Path
         "import json,sys; from humanparse import handler as h\n"
         "print(json.dumps({'s3': h.s3_handler(json.load(open(sys.argv[1])), None),"
         " 'http': h.http_handler(json.load(open(sys.argv[2])), None), 'notice': h.parser.loaded.notice}))\n")
-    run_env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANPARSE_")}
-    run_env.update(env)
-    run_env.update({"AWS_ENDPOINT_URL_S3": moto_server, "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
-                    "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
-                    "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "PYTHONPATH": str(ROOT / "function"),
-                    "HOME": str(tmp_path)})
-    r = subprocess.run([sys.executable, "-c", script, str(tmp_path / "s3.json"), str(tmp_path / "http.json")],
-                       capture_output=True, text=True, env=run_env, cwd=tmp_path, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out = run_lambda_process(script, [tmp_path / "s3.json", tmp_path / "http.json"], env, moto_server, tmp_path)
     assert out["s3"]["records"][0]["status"] == "done", out
     assert out["http"]["statusCode"] == 200 and json.loads(out["http"]["body"])["status"] == "ok"
     status = json.loads(s3.get_object(Bucket=env["HUMANPARSE_RESULTS_BUCKET"],
