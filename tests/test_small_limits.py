@@ -18,58 +18,54 @@ from PIL import Image
 
 
 # --------------------------------------------------------------------------------------- record header
+@pytest.fixture()
+def store(tmp_path: Path) -> Iterator[Any]:
+    """An open data folder at ``tmp_path / "data"`` (no fsync: these tests check formats, not crashes)."""
+    from humanparse.local.durable import DiskStore
+
+    opened = DiskStore(tmp_path / "data", fsync=False)
+    opened.open()
+    yield opened
+    opened.close()
+
+
 @pytest.mark.parametrize("field,old,new", [("content type", b"image/png", b"image/pnf"),
                                            ("etag", b'"etag": "abc', b'"etag": "abd')])
-def test_a_flipped_bit_in_the_header_is_caught(tmp_path: Path, field: str, old: bytes, new: bytes) -> None:
-    from humanparse.local.durable import DiskStore, Record
+def test_a_flipped_bit_in_the_header_is_caught(store: Any, tmp_path: Path, field: str, old: bytes, new: bytes) -> None:
+    from humanparse.local.durable import Record
 
-    store = DiskStore(tmp_path / "data", fsync=False)
-    store.open()
-    try:
-        store.put(Record("b", "uploads/x/p.png", b"pixels", "abcdef", {"Content-Type": "image/png"}))
-        store.put(Record("b", "uploads/y/p.png", b"pixels", "abcdef", {"Content-Type": "image/png"}))
-        path = store.path("b", "uploads/x/p.png")
-        blob = path.read_bytes()
-        assert blob.count(old) == 1, (field, blob[:300])
-        path.write_bytes(blob.replace(old, new))  # one bit: 'g' -> 'f', 'c' -> 'd'
-        assert [r.key for r in store.scan("b")] == ["uploads/y/p.png"]  # the flipped one is not served
-        assert any((tmp_path / "data" / "quarantine").rglob("*")), "moved to quarantine"
-    finally:
-        store.close()
+    store.put(Record("b", "uploads/x/p.png", b"pixels", "abcdef", {"Content-Type": "image/png"}))
+    store.put(Record("b", "uploads/y/p.png", b"pixels", "abcdef", {"Content-Type": "image/png"}))
+    path = store.path("b", "uploads/x/p.png")
+    blob = path.read_bytes()
+    assert blob.count(old) == 1, (field, blob[:300])
+    path.write_bytes(blob.replace(old, new))  # one bit: 'g' -> 'f', 'c' -> 'd'
+    assert [r.key for r in store.scan("b")] == ["uploads/y/p.png"]  # the flipped one is not served
+    assert any((tmp_path / "data" / "quarantine").rglob("*")), "moved to quarantine"
 
 
-def test_records_of_the_previous_format_are_still_read(tmp_path: Path) -> None:
+def test_records_of_the_previous_format_are_still_read(store: Any) -> None:
     import hashlib
     import json
 
-    from humanparse.local.durable import MAGIC_V1, DiskStore
+    from humanparse.local.durable import MAGIC_V1
 
-    store = DiskStore(tmp_path / "data", fsync=False)
-    store.open()
-    try:
-        head = {"bucket": "b", "key": "k", "size": 2, "sha256": hashlib.sha256(b"hi").hexdigest(), "etag": "e",
-                "metadata": {}, "last_modified": ""}
-        target = store.path("b", "k")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(MAGIC_V1 + json.dumps(head).encode() + b"\n" + b"hi")
-        assert [(r.key, r.body) for r in store.scan("b")] == [("k", b"hi")]
-    finally:
-        store.close()
+    head = {"bucket": "b", "key": "k", "size": 2, "sha256": hashlib.sha256(b"hi").hexdigest(), "etag": "e",
+            "metadata": {}, "last_modified": ""}
+    target = store.path("b", "k")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(MAGIC_V1 + json.dumps(head).encode() + b"\n" + b"hi")
+    assert [(r.key, r.body) for r in store.scan("b")] == [("k", b"hi")]
 
 
-def test_big_records_are_started_from_disk_in_pieces(tmp_path: Path) -> None:
-    from humanparse.local.durable import DiskStore, Record
+def test_big_records_are_started_from_disk_in_pieces(store: Any) -> None:
+    from humanparse.local.durable import Record
 
-    store = DiskStore(tmp_path / "data", fsync=False)
-    store.open()
-    try:
-        body = np.random.default_rng(0).integers(0, 256, 3 << 20, dtype=np.uint8).tobytes()
-        store.put_stream(Record("b", "big", b"", "e"), lambda: iter([body[:1 << 20], body[1 << 20:]]),
-                         size=len(body))
-        (rec,) = list(store.scan("b"))
-        assert rec.body == b"" and rec.body_at is not None and b"".join(rec.chunks()) == body
-    finally:
-        store.close()
+    body = np.random.default_rng(0).integers(0, 256, 3 << 20, dtype=np.uint8).tobytes()
+    store.put_stream(Record("b", "big", b"", "e"), lambda: iter([body[:1 << 20], body[1 << 20:]]),
+                     size=len(body))
+    (rec,) = list(store.scan("b"))
+    assert rec.body == b"" and rec.body_at is not None and b"".join(rec.chunks()) == body
 
 
 # ---------------------------------------------------------------------------------------------- APNG
