@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -275,20 +276,28 @@ def build_parser(prog: str = "local_runner.py") -> argparse.ArgumentParser:
                                              "options, e.g. --port 8000) it serves.",
                                  epilog=examples(*COMMANDS))
     sub = ap.add_subparsers(dest="cmd", metavar="{" + ",".join(COMMANDS) + "}")
+    for add in (_add_serve, _add_parse, _add_download, _add_calibrate):
+        add(sub, examples, run)
+    return ap
 
-    def model_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--model", choices=["auto", "m2fp", "lite"], default="auto",
-                       help="auto: M2FP if its folder is found, else the lite model (ships with the package)")
-        p.add_argument("--model-dir", help="an M2FP folder (configuration.json + pytorch_model.pt)")
-        p.add_argument("--lite-dir", help="folder holding the two lite ONNX models (default: the packaged ones)")
-        p.add_argument("--cache-dir", help="model cache (default ~/.cache/humanparse)")
-        p.add_argument("--threads", type=int, help="CPU threads (default: the CPU quota)")
-        p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
-                       help="M2FP arithmetic; auto: bf16 only where a calibration verdict allows it, on AMX CPUs")
 
+def _model_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=["auto", "m2fp", "lite"], default="auto",
+                   help="auto: M2FP if its folder is found, else the lite model (ships with the package)")
+    p.add_argument("--model-dir", help="an M2FP folder (configuration.json + pytorch_model.pt)")
+    p.add_argument("--lite-dir", help="folder holding the two lite ONNX models (default: the packaged ones)")
+    p.add_argument("--cache-dir", help="model cache (default ~/.cache/humanparse)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the CPU quota)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="M2FP arithmetic; auto: bf16 only where a calibration verdict allows it, on AMX CPUs")
+
+
+def _add_serve(sub: Any, examples: Callable[..., str], run: str) -> None:
+    """``serve``: the page, API and embedded S3 on one machine."""
+    raw = argparse.RawDescriptionHelpFormatter
     s = sub.add_parser("serve", help="embedded S3 + trigger + API + page (default)", formatter_class=raw,
                        epilog=examples("serve"))
-    model_opts(s)
+    _model_opts(s)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--s3-port", type=int, default=0, help="embedded S3 port (default: a free one)")
@@ -300,9 +309,13 @@ def build_parser(prog: str = "local_runner.py") -> argparse.ArgumentParser:
                                    "HUMANPARSE_API_TOKEN does the same without showing it in the process list")
     s.set_defaults(func=cmd_serve)
 
+
+def _add_parse(sub: Any, examples: Callable[..., str], run: str) -> None:
+    """``parse``: files, folders and globs into result files."""
+    raw = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser("parse", help="parse image files into label/colour PNGs, an overlay JPEG and JSON",
                        formatter_class=raw, epilog=examples("parse"))
-    model_opts(p)
+    _model_opts(p)
     p.add_argument("images", nargs="+", metavar="PATH",
                    help="image files, folders (searched recursively; images found by content) and globs "
                         "('photos/**/*.jpg')")
@@ -325,6 +338,10 @@ def build_parser(prog: str = "local_runner.py") -> argparse.ArgumentParser:
                    help="STEM.keypoints.json: OpenPose-18 body keypoints per person (people[k-1] = person k)")
     p.set_defaults(func=cmd_parse)
 
+
+def _add_download(sub: Any, examples: Callable[..., str], run: str) -> None:
+    """``download``: the model files (needs a network)."""
+    raw = argparse.RawDescriptionHelpFormatter
     d = sub.add_parser("download", help="fetch model files (needs a network)", formatter_class=raw,
                        epilog=examples("download") + "\n  " + run + " download lite        # refresh the lite "
                        "models from their public origins (they ship with the package)")
@@ -336,14 +353,16 @@ def build_parser(prog: str = "local_runner.py") -> argparse.ArgumentParser:
     d.add_argument("--no-calibrate", action="store_true", help="m2fp: skip the fp32/bf16 calibration after download")
     d.set_defaults(func=cmd_download)
 
+
+def _add_calibrate(sub: Any, examples: Callable[..., str], run: str) -> None:
+    """``calibrate``: the fp32/bf16 verdict for an M2FP folder."""
+    raw = argparse.RawDescriptionHelpFormatter
     c = sub.add_parser("calibrate", help="run fp32 and bf16 on sample photos; write the verdict into the model folder",
                        formatter_class=raw, epilog=examples("calibrate"))
     c.add_argument("--model-dir", required=True, help="an M2FP folder (configuration.json + pytorch_model.pt)")
     c.add_argument("photos", nargs="*", help="photos of people (default: the public-domain photo in the package)")
     c.add_argument("--force", action="store_true", help="calibrate even on an arm64 CPU without BF16")
     c.set_defaults(func=cmd_calibrate)
-    return ap
-
 
 # What a subcommand imports beyond the base install, and the extra (pyproject.toml) that brings it. `parse` and
 # `calibrate` need nothing more; without this check a missing module surfaced as a traceback.

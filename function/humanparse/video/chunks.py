@@ -208,23 +208,33 @@ def join_chunks(video: Path, chunk_dirs: Sequence[Path], out_dir: Path, *, fps: 
     (out_dir / "tracks.json").write_text(json.dumps({"tracks": tracks}), encoding="utf-8")
     if poster is not None:
         (out_dir / "poster.jpg").write_bytes(poster_jpeg(poster[1]))
+    result = _result_document(info, chunks, tracks, skipped, done=done, rate=rate,
+                              preview=(writers["color.webm"].width, writers["color.webm"].height),
+                              join_s=time.perf_counter() - t0, max_side=max_side)
+    (out_dir / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return result
+
+
+def _result_document(info: VideoInfo, chunks: list[tuple[Path, dict[str, Any]]], tracks: list[dict[str, Any]],
+                     skipped: list[int], *, done: int, rate: float, preview: tuple[int, int], join_s: float,
+                     max_side: int) -> dict[str, Any]:
+    """result.json of a joined clip: source and preview sizes, frames, persons (tracks), chunks, timings."""
+    w, h = info.width, info.height
     parse_s = sum(float(doc["timings"]["parse_s"]) for _, doc in chunks)
-    result = {
+    return {
         "kind": "video", "video": info.as_dict(), "frames": done, "fps": rate, "width": w, "height": h,
-        "preview": {"width": writers["color.webm"].width, "height": writers["color.webm"].height},
+        "preview": {"width": preview[0], "height": preview[1]},
         "frame_times": [round(t, 4) for t in info.times], "skipped_frames": skipped,
         "person_count": len(tracks),
         "persons": [{"id": t["id"], "color": t["color"], "frames": len(t["frames"]), "first": t["first"],
                      "last": t["last"]} for t in tracks],
         "chunks": [[int(doc["start"]), int(doc["end"])] for _, doc in chunks],
         "model": chunks[0][1]["model"] if chunks else None,
-        "timings": {"parse_s": round(parse_s, 3), "join_s": round(time.perf_counter() - t0, 3),
+        "timings": {"parse_s": round(parse_s, 3), "join_s": round(join_s, 3),
                     "join_estimate_s": round(estimate_join_s(info, max_side), 3),
                     "parse_s_per_frame": round(parse_s / max(1, done), 4)},
         "outputs": list(OUTPUTS),
     }
-    (out_dir / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-    return result
 
 
 def process_video(parser: Parser, video: Path, work_dir: Path, out_dir: Path, *, fps: float | None = 10.0,
