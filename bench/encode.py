@@ -37,7 +37,8 @@ from _common import summary  # noqa: E402
 from humanparse.engine.types import ParseResult  # noqa: E402
 from humanparse.pipeline.colormap import id_counts, legend_image, overlay  # noqa: E402
 from humanparse.pipeline.labels import palette_array  # noqa: E402
-from humanparse.pipeline.rendering import _person_palette, jpeg_bytes, png_bytes, render_all, result_document  # noqa: E402
+from humanparse.pipeline.outputs import render_all  # noqa: E402
+from humanparse.pipeline.rendering import _person_palette, jpeg_bytes, png_bytes, result_document  # noqa: E402
 from scale import SIDES, make_photo  # noqa: E402
 
 U8 = npt.NDArray[np.uint8]

@@ -46,7 +46,7 @@ engine, image, runs, model_dir, agreement = sys.argv[2], sys.argv[3], int(sys.ar
 from humanparse.runtime import configure_threads
 configure_threads(2)
 from humanparse.pipeline.imageio import decode_image
-from humanparse.pipeline.rendering import render_all
+from humanparse.pipeline.outputs import render_all
 if engine == "m2fp":
     from humanparse.engine.m2fp import build_m2fp
     parser = build_m2fp(model_dir, precision="fp32")

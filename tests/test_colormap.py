@@ -8,7 +8,7 @@ import numpy as np
 from humanparse.engine.types import ModelInfo, ParseResult, Person
 from humanparse.pipeline.colormap import colorize, id_counts, legend_entries, legend_image, overlay, person_view
 from humanparse.pipeline.labels import CIHP_LABELS, CIHP_PALETTE
-from humanparse.pipeline.rendering import ARTIFACTS, render_all
+from humanparse.pipeline.outputs import ARTIFACTS, render_all
 from PIL import Image
 
 

@@ -14,7 +14,7 @@ from conftest import encode_jpeg
 from humanparse.config import Settings
 from humanparse.entries.service import build_service
 from humanparse.exceptions import NotAnImage
-from humanparse.pipeline.rendering import ARTIFACTS
+from humanparse.pipeline.outputs import ARTIFACTS
 from humanparse.pipeline.usecase import ParseOptions, ParseOutput, parse_image
 from PIL import Image
 

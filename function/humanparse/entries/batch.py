@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from humanparse.exceptions import FileUnreadable, HumanParseError
+from humanparse.pipeline.outputs import result_tails
+from humanparse.pipeline.tryon import IMAGES
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff",
                             ".mpo"})
@@ -49,16 +51,15 @@ class Inputs:
     missing: list[tuple[str, HumanParseError]] = field(default_factory=list)  # arguments naming nothing
 
 
-# overlay.png: what runs before the JPEG overlay wrote (still a result, never an input); atr.png …: the try-on
-# files (tryon_files.py; keypoints.json ends like .json)
-_RESULT_TAILS = tuple(f".{s}" for s in ("label.png", "color.png", "overlay.jpg", "overlay.png", "persons.png",
-                                          "legend.png", "json", "tmp", "atr.png", "lip.png", "mask.png",
-                                          "agnostic.png", "parse_agnostic.png"))
+# every photo output of the table (overlay.png too: what runs before the JPEG overlay wrote, still a result, never
+# an input), a file being written (.tmp), and the try-on images (tryon.<category>.p<k>.<image>.png)
+def _result_tails() -> tuple[str, ...]:
+    return (*result_tails(), ".tmp", *(f".{image}.png" for image in IMAGES))
 
 
 def is_result(path: Path, out: Path) -> bool:
     """A file an earlier run wrote: under ``out`` (resolved) and named like a result (``x.color.png``)."""
-    return path.name.endswith(_RESULT_TAILS) and path.resolve().is_relative_to(out)
+    return path.name.endswith(_result_tails()) and path.resolve().is_relative_to(out)
 
 
 def _walk(folder: Path, skip: Path) -> tuple[list[Path], list[Path]]:

@@ -37,7 +37,8 @@ from humanparse.exceptions import FileUnreadable, HumanParseError, ImageTooLarge
 from humanparse.pipeline.colormap import colorize, overlay
 from humanparse.pipeline.imageio import MIN_SIDE, _fit
 from humanparse.pipeline.labels import CIHP_LABELS, GROUPS
-from humanparse.pipeline.rendering import png_bytes, render_all, result_document
+from humanparse.pipeline.outputs import CLI_SUFFIX, render_all
+from humanparse.pipeline.rendering import png_bytes, result_document
 from humanparse.pipeline.tryon import TryOn
 from humanparse.pipeline.usecase import ParseOptions, ParseOutput, parse_image
 
@@ -50,9 +51,8 @@ ImageInput = str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Ima
 LabelSpec = str | int | Iterable[str | int]
 """A group name (``GROUPS``), a CIHP label name (any case) or id, or several of them."""
 
-# result file name → the suffix it gets beside the photo's stem (``photo.label.png`` … ``photo.json``)
-OUTPUT_SUFFIX: dict[str, str] = {"label.png": "label.png", "color.png": "color.png", "overlay.jpg": "overlay.jpg",
-                                 "persons.png": "persons.png", "legend.png": "legend.png", "result.json": "json"}
+# result file name → the suffix it gets beside the photo's stem (``photo.label.png`` … ``photo.json``): the table's
+OUTPUT_SUFFIX = CLI_SUFFIX
 _NAME_TO_ID = {name.lower(): i for i, name in enumerate(CIHP_LABELS)}
 
 
@@ -75,7 +75,7 @@ def output_paths(folder: Path, stem: str) -> dict[str, Path]:
 
 
 def write_outputs(folder: Path, stem: str, files: dict[str, bytes]) -> list[Path]:
-    """Write ``files`` (``rendering.ARTIFACTS`` names → bytes, and the try-on files of ``tryon_files``, each
+    """Write ``files`` (``outputs.ARTIFACTS`` names → bytes, and the try-on files of ``tryon_files``, each
     ``stem.<name>``) as the CLI does; the JSON comes last, and each file appears whole (written beside, then
     renamed), so a present ``stem.json`` means a complete set."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -3,10 +3,10 @@
 The cache is the results bucket itself. A cache key is the SHA-256 of the uploaded bytes together with a
 fingerprint of everything that changes the answer (``answer_identity``): model kind and id, the weights'
 identity (M2FP: size + mtime of ``pytorch_model.pt``, read once at start; lite: the pinned sha256s the files
-are checked against at load), the precision the network actually runs in, ``RESULT_FORMAT_VERSION`` and the
-settings that alter outputs. The index is one small object per key, ``<results prefix>cache/<key>.json``
-= ``{"job_id", "files", "format"}``, written with one PUT only after that job's ``status.json`` says ``done`` — so an
-index never points at a job whose files are still being written.
+are checked against at load), the precision the network actually runs in, the result format (a hash of the
+output table, ``outputs.format_version``) and the settings that alter outputs. The index is one small object per
+key, ``<results prefix>cache/<key>.json`` = ``{"job_id", "files", "format"}``, written with one PUT only after that
+job's ``status.json`` says ``done`` — so an index never points at a job whose files are still being written.
 
 Reading trusts nothing: an entry is used only if its job is ``done`` and every file it lists can still be
 copied or read (lifecycle may have removed them: that is a miss, not an error), and the copy to the new job runs before the
@@ -31,12 +31,7 @@ from humanparse.engine.types import Parser
 from humanparse.jobs.keys import new_job_id
 from humanparse.jobs.store import JobStore
 from humanparse.observability import record_cache_hit
-
-# Bump when result files of the same parse would differ (rendering, result.json layout): old entries miss.
-# 2: overlay.jpg replaced overlay.png (an old entry's copy would give a new job no overlay.jpg).
-# 3: result.json has the outfit per person; keypoints.json, atr.png, lip.png (and the try-on masks, when
-#    ``job_tryon_masks`` is on) are stored beside the parse (an old entry has none of them).
-RESULT_FORMAT_VERSION = 3
+from humanparse.pipeline.outputs import format_version
 
 
 def sha256_hex(data: bytes) -> str:
@@ -65,7 +60,9 @@ def weights_identity(parser: Parser, settings: Settings) -> str:
 def answer_identity(parser: Parser, settings: Settings) -> dict[str, Any]:
     """Everything besides the bytes that changes the result files (the cache key's second half)."""
     info = parser.info
-    return {"format": RESULT_FORMAT_VERSION, "kind": info.kind, "model_id": info.model_id,
+    # the result format: a hash of the output table, so an output added, removed or changed makes older entries
+    # miss (their copy would lack it or differ); read here, so a format registered after import counts
+    return {"format": format_version(), "kind": info.kind, "model_id": info.model_id,
             "weights": weights_identity(parser, settings),
             "precision": str(getattr(parser, "precision", info.precision)),
             "tuning": repr(getattr(parser, "tuning", None)),
@@ -144,7 +141,7 @@ class ResultCache:
         """Index a job whose ``status.json`` is already ``done`` (one PUT)."""
         if self.enabled:
             self.store.put_json(self.store.cache_key_name(self.key(content_sha256)),
-                                {"job_id": job_id, "files": files, "format": RESULT_FORMAT_VERSION})
+                                {"job_id": job_id, "files": files, "format": self.identity["format"]})
 
     def keep(self, content_sha256: str, files: dict[str, bytes], summary: dict[str, Any]) -> str | None:
         """Store a result computed outside any job (``POST /parse``) as a done job of its own and index it, so

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from humanparse.config import Settings
 from humanparse.exceptions import JobTimedOut, StorageUnavailable
 from humanparse.jobs.keys import Layout, is_video_type, new_job_id
-from humanparse.pipeline.rendering import content_type
+from humanparse.pipeline.outputs import content_type
 
 log = logging.getLogger("humanparse.jobs.store")
 

@@ -1,10 +1,9 @@
-"""Serialise a ParseResult into the files we publish (bytes, no I/O): label PNG, colour PNG, overlay JPEG,
-per-person view, legend and JSON. Used identically by the CLI, the S3 trigger and the HTTP app."""
+"""The encoders the outputs are made with (bytes, no I/O): palette and RGB PNGs, the overlay JPEG, result.json's
+document. Which files a parse writes, and from what, is the output table (``outputs.py``)."""
 
 from __future__ import annotations
 
 import io
-import json
 import zlib
 from typing import Any
 
@@ -13,37 +12,11 @@ import numpy.typing as npt
 from PIL import Image
 
 from humanparse.engine.types import ParseResult
-from humanparse.pipeline.colormap import legend_entries, legend_image, overlay
-from humanparse.pipeline.labels import PERSON_PALETTE, palette_array
+from humanparse.pipeline.colormap import legend_entries
+from humanparse.pipeline.labels import PERSON_PALETTE
 
-# name → MIME type of every artefact, in the order they are written (the JSON summary last). The overlay is a
-# JPEG (lossy: a picture to look at; the ids are in label.png / persons.png, lossless): on a 12 MP phone-like photo
-# (bench/encode.py) PNG level 1 took 1.8 s for 13.8 MB (cv2's fastest PNG 0.87 s), JPEG q90 4:4:4 0.13 s for 2.0 MB.
-ARTIFACTS: dict[str, str] = {
-    "label.png": "image/png",
-    "color.png": "image/png",
-    "overlay.jpg": "image/jpeg",
-    "persons.png": "image/png",
-    "legend.png": "image/png",
-    "result.json": "application/json",
-}
 OVERLAY_JPEG_QUALITY = 90
 JPEG_MAX_SIDE = 65500  # libjpeg's limit per side; a longer image is shrunk to it (aspect kept)
-
-
-def artifact_named(stem: str) -> str:
-    """The file name of artefact ``stem`` (``"overlay"`` → ``"overlay.jpg"``); ``KeyError`` if there is none."""
-    for name in ARTIFACTS:
-        if name.split(".", 1)[0] == stem:
-            return name
-    raise KeyError(stem)
-
-
-def content_type(name: str) -> str:
-    """MIME type of a result file name (the try-on files by their suffix), ``application/octet-stream`` when
-    unknown."""
-    by_suffix = {".png": "image/png", ".json": "application/json", ".jpg": "image/jpeg"}
-    return ARTIFACTS.get(name) or by_suffix.get(name[name.rfind("."):], "application/octet-stream")
 
 
 def png_bytes(arr: npt.NDArray[np.uint8], *, palette: npt.NDArray[np.uint8] | None = None) -> bytes:
@@ -108,23 +81,3 @@ def result_document(result: ParseResult, *, extra: dict[str, Any] | None = None,
     if extra:
         doc.update(extra)
     return doc
-
-
-def render_all(result: ParseResult, rgb: npt.NDArray[np.uint8], *, alpha: float = 0.6,
-               extra: dict[str, Any] | None = None) -> dict[str, bytes]:
-    """Every artefact of ``ARTIFACTS`` as bytes. ``label.png`` is a palette PNG whose pixel values are the
-    CIHP ids (read it back with ``np.asarray(Image.open(...))``) and which displays in the part colours;
-    ``color.png`` is the same palette image (kept for old readers); ``persons.png`` holds person ids;
-    ``overlay.jpg`` is the blend (lossy JPEG, ``OVERLAY_JPEG_QUALITY``).
-    ``rgb`` must have the maps' size (``decode_image`` bounds both by ``max_output_megapixels``)."""
-    doc = result_document(result, extra=extra, rgb=rgb)
-    label_png = png_bytes(result.label_map, palette=palette_array())
-    return {
-        "label.png": label_png,
-        # the same ids with the part colours as palette: the colour map, the same bytes (encoded once)
-        "color.png": label_png,
-        "overlay.jpg": jpeg_bytes(overlay(rgb, result.label_map, alpha)),
-        "persons.png": png_bytes(result.person_map, palette=_person_palette()),
-        "legend.png": png_bytes(legend_image(doc["legend"])),
-        "result.json": json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8"),
-    }

@@ -103,7 +103,7 @@ def job_extras(settings: Settings) -> Extras:
 
 
 def tryon_job_files(out: ParseOutput, settings: Settings) -> dict[str, bytes]:
-    """Every file a job stores: the parse's (``rendering.ARTIFACTS``) and ``job_extras``'."""
+    """Every file a job stores: the parse's (``outputs.ARTIFACTS``) and ``job_extras``'."""
     from humanparse.entries.library import Parsed
 
     parsed = Parsed.from_output(out, alpha=settings.overlay_alpha, poser=pose_estimator(settings))

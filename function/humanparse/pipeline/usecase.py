@@ -1,7 +1,7 @@
 """The one use case every entry calls: image bytes → decode → parse → render → result files and summary.
 
 The HTTP app (``POST /parse``), the S3 trigger and the CLI all go through ``parse_image``; so a new output
-format is a change in ``rendering.py`` reached from here, a new entry point is a thin adapter that calls this,
+format is an entry of the output table (``outputs.py``) rendered from here, a new entry point is a thin adapter that calls this,
 and a new model is a new ``Parser`` handed in. Engine-agnostic: it knows the ``Parser`` protocol only."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from humanparse.config import Settings
 from humanparse.engine.types import Parser, ParseResult
 from humanparse.observability import span
 from humanparse.pipeline.imageio import MAX_DECODE_MEGABYTES, MAX_JPEG_SCANS, MAX_OUTPUT_MEGAPIXELS, decode_image
-from humanparse.pipeline.rendering import render_all
+from humanparse.pipeline.outputs import render_all
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class ParseOptions:
 
 @dataclass(frozen=True)
 class ParseOutput:
-    """One parsed image. ``files`` maps each name of ``rendering.ARTIFACTS`` to its bytes (``result.json`` is
+    """One parsed image. ``files`` maps each name of ``outputs.ARTIFACTS`` to its bytes (``result.json`` is
     ``summary`` serialised); ``timings`` are seconds for ``decode``, ``parse``, ``render`` and ``total``;
     ``rgb`` the (H, W, 3) uint8 decoded pixels that were parsed (the try-on outputs are drawn on them)."""
 

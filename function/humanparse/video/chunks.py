@@ -27,16 +27,13 @@ import numpy as np
 from humanparse.engine.types import Parser
 from humanparse.exceptions import VideoTooLong
 from humanparse.pipeline.colormap import colorize, overlay, person_view
+from humanparse.pipeline.outputs import VIDEO_OUTPUTS
 from humanparse.video.decode import DecodeReport, VideoInfo, VideoLimits, check_corruption, iter_frames, probe
 from humanparse.video.encode import LabelZip, WebmWriter, frame_name, label_png, person_png, poster_jpeg, read_png
 from humanparse.video.track import Tracker, relabel
 
 LAMBDA_TIMEOUT_S = 900.0
-OUTPUTS = {  # name -> MIME type, in the order join_chunks writes them (result.json last)
-    "color.webm": "video/webm", "overlay.webm": "video/webm", "persons.webm": "video/webm",
-    "labels.zip": "application/zip", "tracks.json": "application/json", "poster.jpg": "image/jpeg",
-    "result.json": "application/json",
-}
+OUTPUTS = VIDEO_OUTPUTS  # name -> MIME type, in the order join_chunks writes them (result.json last): the table's
 Progress = Callable[[int, int], None]
 PREVIEW_MAX_SIDE = 1280  # colour/overlay/persons videos: long side at most this (labels.zip keeps full size)
 # The join's cost model, seconds, fitted by bench/video_join.py (2 cores shared with other work, load average 7.8,

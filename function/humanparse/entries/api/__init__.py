@@ -18,7 +18,7 @@ from humanparse.config import Settings
 from humanparse.engine.types import Parser
 from humanparse.entries.api.deps import AuthDep
 from humanparse.entries.api.errors import install_error_handlers
-from humanparse.entries.api.routes import health, jobs, parse, tryon, uploads
+from humanparse.entries.api.routes import config, health, jobs, parse, tryon, uploads
 from humanparse.jobs.store import JobStore
 
 
@@ -35,8 +35,8 @@ def create_app(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_pa
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST"], allow_headers=["authorization", "content-type"])
     install_error_handlers(app)
-    for router in (health.router, uploads.router, jobs.router, tryon.router, parse.router):
-        # health's /config carries the token check itself: /healthz stays open
+    for router in (health.router, config.router, uploads.router, jobs.router, tryon.router, parse.router):
+        # /healthz stays open; everything else, /config included, wants the token when one is set
         app.include_router(router, dependencies=[] if router is health.router else [AuthDep])
     return app
 

@@ -2,7 +2,8 @@
 ``curl -F file=@photo.jpg`` sends it), the result out at once — JSON with the label map as a base64 palette
 PNG, or one image with ``?output=color|overlay|label`` (PNG; the overlay a JPEG); the try-on outputs with
 ``?output=tryon&category=upper_body&person=1&image=mask|agnostic|parse_agnostic`` (PNG), ``?output=keypoints``
-(OpenPose JSON), ``?output=atr|lip`` (palette PNG); ``category`` with ``output=json`` adds the three try-on
+(OpenPose JSON), ``?output=atr|lip`` (palette PNG) — every ``output=`` value is a ``query`` of the output table
+(``pipeline/outputs.py``); ``category`` with ``output=json`` adds the three try-on
 images base64-encoded. A try-on image of a photo already parsed (the result cache) is drawn from the stored parse
 and the photo's bytes, without a second parse. Bounded: the body by
 ``Settings.sync_max_bytes``, the work by the parse gate (503 + Retry-After when busy), the answer by Lambda's
@@ -38,7 +39,7 @@ from humanparse.exceptions import (
 )
 from humanparse.jobs.cache import ResultCache, sha256_hex
 from humanparse.observability import record_failure, record_parse
-from humanparse.pipeline.rendering import artifact_named, content_type
+from humanparse.pipeline.outputs import by_query, content_type, queries
 from humanparse.pipeline.tryon import CATEGORIES
 from humanparse.pipeline.tryon_files import (
     KEYPOINTS_FILE,
@@ -59,7 +60,6 @@ log = logging.getLogger("humanparse.entries.api")
 MAX_SYNC_RESPONSE = 5_500_000
 # Multipart framing (boundaries, part headers) on top of the file itself.
 MULTIPART_OVERHEAD = 16 * 1024
-OUTPUTS = ("json", "color", "overlay", "label", "tryon", "keypoints", "atr", "lip")
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 REQUEST_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
@@ -99,7 +99,7 @@ async def read_image(request: Request, limit: int) -> bytes:
                                              "a try-on image when ?output=tryon (PNG), OpenPose JSON when "
                                              "?output=keypoints, an ATR / LIP palette PNG when ?output=atr|lip"}})
 async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep, gate: GateDep, cache: CacheDep,
-                     output: Annotated[str, Query(description=", ".join(OUTPUTS))] = "json",
+                     output: Annotated[str, Query(description=", ".join(queries()))] = "json",
                      category: Annotated[str | None, Query(description="try-on category: upper_body, lower_body, "
                                                            "dresses, full_body (output=tryon, or json)")] = None,
                      person: Annotated[int, Query(description="try-on person, 1 = the strongest")] = 1,
@@ -138,8 +138,9 @@ async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep,
 def wanted(output: str, category: str | None, person: int, image: str) -> list[str]:
     """The files the answer is made of (the last one the try-on image, when one is asked); a request that names
     an unknown output, category or image, or a person below 1, is refused before the body is read."""
-    if output not in OUTPUTS:
-        raise BadOutput()
+    chosen = by_query(output)  # the output table's entry (json: the summary; tryon: a family)
+    if chosen is None:
+        raise BadOutput(f"output must be one of {', '.join(queries())}")
     if output == "tryon" and category is None:
         raise UnknownCategory(f"output=tryon needs category= one of {', '.join(CATEGORIES)}")
     if category is not None and output not in ("json", "tryon"):
@@ -156,8 +157,7 @@ def wanted(output: str, category: str | None, person: int, image: str) -> list[s
     if output == "tryon":
         assert category is not None
         return [tryon_name(category, person, image)]
-    return [KEYPOINTS_FILE if output == "keypoints" else f"{output}.png" if output in ("atr", "lip")
-            else artifact_named(output)]
+    return [chosen.name]
 
 
 def _parsed(out: ParseOutput, parser: Parser, settings: Settings) -> Any:

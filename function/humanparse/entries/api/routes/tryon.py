@@ -21,7 +21,7 @@ from humanparse.entries.api.routes.parse import MAX_SYNC_RESPONSE, wanted
 from humanparse.exceptions import BadJobId, InvalidRequest, StorageUnavailable
 from humanparse.jobs.keys import is_job_id
 from humanparse.jobs.store import JobStore
-from humanparse.pipeline.rendering import content_type
+from humanparse.pipeline.outputs import content_type
 from humanparse.pipeline.tryon_files import TRYON_IMAGES, JobTryOn, job_tryon
 
 router = APIRouter()
