@@ -74,11 +74,14 @@ def result_files(labels: np.ndarray, persons: np.ndarray, *, legend: list[dict[s
 
 
 def server_config() -> dict[str, Any]:
+    """What ``GET /config`` answers, its outputs (the download lists) from the server's own output table."""
     from humanparse.pipeline.colormap import full_legend
     from humanparse.pipeline.labels import PERSON_PALETTE, hex_color
+    from humanparse.pipeline.outputs import page_config
 
     return {"max_upload_bytes": 15 * 1024 * 1024, "allowed_content_types": ["image/jpeg", "image/png", "image/webp"],
-            "labels": full_legend(), "model": "lite", "person_colors": [hex_color(c) for c in PERSON_PALETTE]}
+            "labels": full_legend(), "model": "lite", "person_colors": [hex_color(c) for c in PERSON_PALETTE],
+            **page_config()}
 
 
 class Site:

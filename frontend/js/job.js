@@ -48,7 +48,7 @@ async function finish(node, job, photo, name, ctx) {
   setState(node, job.cached ? "done — from cache (this photo was parsed before)" :
     `done in ${job.elapsed_ms ? (job.elapsed_ms / 1000).toFixed(1) + " s" : "—"}`, "done");
   $(".bar", node).hidden = true;
-  if (job.kind === "video") await showVideoResult(node, photo, job, name);
+  if (job.kind === "video") await showVideoResult(node, photo, job, ctx.config(), name);
   else await showResult(node, photo, job, ctx.config(), name);
 }
 

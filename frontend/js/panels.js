@@ -1,5 +1,6 @@
 // The side panels of a result: parts legend, people, downloads. Built from elements and textContent only.
 import { el } from "./dom.js";
+import { isWebUrl } from "./card.js";
 
 const hexOf = (pal, i) => "#" + [0, 1, 2].map((c) => pal[3 * i + c].toString(16).padStart(2, "0")).join("");
 
@@ -23,13 +24,6 @@ export function fillPeople(list, persons, palette, onToggle) {
   if (!ids.length) { list.replaceChildren(el("li", { className: "muted", text: "No person found." })); return; }
   list.replaceChildren(...ids.map((id) => toggleRow(hexOf(palette, id), `Person ${id}`, "", (on) => onToggle(id, on))));
 }
-
-// The overlay is a JPEG (lossy; the ids are in label.png); jobs stored before that have overlay.png: whichever is there.
-const DOWNLOADS = [["color.png", "Colour map"], ["label.png", "Label map"], ["result.json", "JSON"],
-  ["overlay.jpg", "Overlay (JPEG)", "The blend as a JPEG (lossy); the exact part ids are in the label map"], ["overlay.png", "Overlay"]];
-
-// a missing file (undefined) must not count: new URL(undefined, base) resolves to ".../undefined"
-const isWebUrl = (u) => { try { return typeof u === "string" && /^https?:$/.test(new URL(u, location.href).protocol); } catch (e) { return false; } };
 
 /** Save `url` as a file named `filename` and stay on the page. The link's `download` attribute is ignored for
  * another origin (the bucket), where a click used to open the raw file in place of the page: fetch it (the
@@ -69,7 +63,9 @@ export function downloadLink(url, text, filename, title = "") {
   return a;
 }
 
-export function fillDownloads(box, results, stem) {
-  box.replaceChildren(...DOWNLOADS.filter(([f]) => isWebUrl(results[f])).map(([f, t, title = ""]) =>
+/** One link per entry [file, text, title] (card.js downloadList) that the job has, saving `<stem>.<file>`. A job
+ * stored before the JPEG overlay has overlay.png in place of overlay.jpg: whichever is there is offered. */
+export function fillDownloads(box, results, stem, entries, allowBlob = false) {
+  box.replaceChildren(...entries.filter(([f]) => isWebUrl(results[f], allowBlob)).map(([f, t, title]) =>
     downloadLink(results[f], t, `${stem}.${f}`, title)));
 }

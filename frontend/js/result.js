@@ -1,15 +1,10 @@
 // Show a finished job: fetch result.json and the two id maps, build the viewer and its panels.
-import { $, $$ } from "./dom.js";
+import { $ } from "./dom.js";
+import { downloadList, fetchJson, wireViewTabs } from "./card.js";
 import { fetchIdMap } from "./png.js";
 import { Viewer } from "./viewer.js";
 import { fillDownloads, fillLegend, fillPeople } from "./panels.js";
 import { wireTryon } from "./tryon.js";
-
-async function fetchJson(url) {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`Could not load the result (${res.status}).`);
-  return res.json();
-}
 
 /** names[id] for hover text: the server's full label list (config), else the result's own legend. */
 function partNames(config, doc) {
@@ -19,17 +14,12 @@ function partNames(config, doc) {
 }
 
 function wireControls(node, viewer, showTryon) {
-  const tabs = $$(".tabs button", node), slider = $(".opacity input", node);
-  tabs.forEach((b) => { b.onclick = () => {
-    tabs.forEach((x) => x.setAttribute("aria-selected", String(x === b)));
-    const tryon = b.dataset.view === "tryon";
-    $(".opacity", node).hidden = b.dataset.view !== "overlay";
+  wireViewTabs(node, viewer, (view) => {
+    const tryon = view === "tryon";
     for (const sel of [".stage", ".hover"]) $(sel, node).hidden = tryon;
     $(".tryon", node).hidden = !tryon;
-    if (tryon) showTryon(); else viewer.setView(b.dataset.view);
-  }; });
-  viewer.setAlpha(slider.value / 100);
-  slider.oninput = () => viewer.setAlpha(slider.value / 100);
+    if (tryon) showTryon(); else viewer.setView(view);
+  });
 }
 
 function wireHover(node, viewer) {
@@ -61,7 +51,7 @@ export async function showResult(node, photo, job, config, name) {
   wireHover(node, viewer);
   fillLegend($(".legend", node), Array.isArray(doc.legend) ? doc.legend : [], labels.palette, (id, on) => viewer.toggleLabel(id, on));
   fillPeople($(".people", node), Array.isArray(doc.persons) ? doc.persons : [], persons.palette, (id, on) => viewer.togglePerson(id, on));
-  fillDownloads($(".downloads", node), job.results, stem);
+  fillDownloads($(".downloads", node), job.results, stem, downloadList(config, "photo", job.results));
   canvas.dataset.width = viewer.W; canvas.dataset.height = viewer.H;
   $(".result", node).hidden = false;
   viewer.render();

@@ -2,19 +2,9 @@
 // local file's object URL, else the upload's presigned URL) and the colour map on top, whose CSS opacity is the
 // slider (Overlay), 1 (Colour map) or 0 (Original). One set of controls drives both. The people list comes from
 // tracks.json; a person switched on gets their box drawn over the video for the current frame.
-import { $, $$, el } from "./dom.js";
-import { downloadLink } from "./panels.js";
-
-const DOWNLOADS = [["color.webm", "Colour video"], ["overlay.webm", "Overlay video"], ["persons.webm", "Persons video"],
-  ["labels.zip", "Label maps (zip)"], ["tracks.json", "Tracks JSON"], ["result.json", "JSON"], ["poster.jpg", "Poster"]];
-
-const isWebUrl = (u) => { try { return typeof u === "string" && /^(https?|blob):$/.test(new URL(u, location.href).protocol); } catch (e) { return false; } };
-
-async function fetchJson(url) {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`Could not load the result (${res.status}).`);
-  return res.json();
-}
+import { $, el } from "./dom.js";
+import { downloadList, fetchJson, isWebUrl, wireViewTabs } from "./card.js";
+import { fillDownloads } from "./panels.js";
 
 const fmt = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
 
@@ -60,14 +50,7 @@ class VideoPlayer {
 }
 
 function wireControls(node, player, duration) {
-  const tabs = $$(".tabs button", node), slider = $(".opacity input", node);
-  tabs.forEach((b) => { b.onclick = () => {
-    tabs.forEach((x) => x.setAttribute("aria-selected", String(x === b)));
-    $(".opacity", node).hidden = b.dataset.view !== "overlay";
-    player.setView(b.dataset.view);
-  }; });
-  player.setAlpha(slider.value / 100);
-  slider.oninput = () => player.setAlpha(slider.value / 100);
+  wireViewTabs(node, player, (view) => player.setView(view));
   const play = el("button", { type: "button", className: "play", text: "Play" });
   const seek = el("input", { type: "range", min: 0, max: 1000, value: 0, className: "seek" });
   seek.setAttribute("aria-label", "Position in the video");
@@ -120,8 +103,9 @@ function wirePeople(list, tracks, player, frameTimes) {
   }));
 }
 
-/** Fill a job card's result area from a `done` video job (results = presigned URLs by file name). */
-export async function showVideoResult(node, file, job, name) {
+/** Fill a job card's result area from a `done` video job (results = presigned URLs by file name); config: the
+ * server's /config (its download list), or null. */
+export async function showVideoResult(node, file, job, config, name) {
   const [doc, tracksDoc] = await Promise.all([fetchJson(job.results["result.json"]), fetchJson(job.results["tracks.json"])]);
   const stage = $(".stage", node);
   $(".view", node).hidden = true;
@@ -130,7 +114,7 @@ export async function showVideoResult(node, file, job, name) {
   $(".legend", node).hidden = true; if (legendHead) legendHead.hidden = true;
   const objectUrl = file ? URL.createObjectURL(file) : null;
   const player = new VideoPlayer(stage, {
-    original: objectUrl || (isWebUrl(job.original) ? job.original : null), color: job.results["color.webm"],
+    original: objectUrl || (isWebUrl(job.original, true) ? job.original : null), color: job.results["color.webm"],
     fallback: job.results["overlay.webm"], width: Number(doc.width) || 640, height: Number(doc.height) || 360,
   });
   const duration = Number((doc.video && doc.video.duration_s) || 0);
@@ -138,8 +122,7 @@ export async function showVideoResult(node, file, job, name) {
   const frameTimes = Array.isArray(doc.frame_times) ? doc.frame_times.map(Number) : [];
   wirePeople($(".people", node), Array.isArray(tracksDoc.tracks) ? tracksDoc.tracks : [], player, frameTimes);
   const stem = (name || (file && file.name) || "video").replace(/\.[^.]+$/, "");
-  $(".downloads", node).replaceChildren(...DOWNLOADS.filter(([f]) => isWebUrl(job.results[f])).map(([f, t]) =>
-    downloadLink(job.results[f], t, `${stem}.${f}`)));
+  fillDownloads($(".downloads", node), job.results, stem, downloadList(config, "video", job.results), true);
   $(".result", node).hidden = false;
   node.player = player;  // for tests and the console
   node.dataset.ready = "1";

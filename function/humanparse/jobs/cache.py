@@ -80,7 +80,7 @@ class CacheEntry:
 
 
 class ResultCache:
-    """Look-ups and index writes over one ``JobStore``; the fingerprint is computed once (at start)."""
+    """Look-ups and index writes over one ``JobStore``; the model's identity is read once (at first use)."""
 
     def __init__(self, store: JobStore, parser: Parser, settings: Settings) -> None:
         self.store, self.parser, self.settings = store, parser, settings
@@ -91,9 +91,11 @@ class ResultCache:
         """At first use, not at start: it reads the model's info, which a lazily loaded parser loads for."""
         return answer_identity(self.parser, self.settings)
 
-    @cached_property
+    @property
     def fingerprint(self) -> str:
-        return sha256_hex(json.dumps(self.identity, sort_keys=True).encode("utf-8"))
+        # the output table is read at each use (a few µs): a format registered while serving makes older entries
+        # miss at once
+        return sha256_hex(json.dumps({**self.identity, "format": format_version()}, sort_keys=True).encode("utf-8"))
 
     def key(self, content_sha256: str) -> str:
         return sha256_hex(f"{content_sha256}\n{self.fingerprint}".encode("ascii"))
@@ -141,7 +143,7 @@ class ResultCache:
         """Index a job whose ``status.json`` is already ``done`` (one PUT)."""
         if self.enabled:
             self.store.put_json(self.store.cache_key_name(self.key(content_sha256)),
-                                {"job_id": job_id, "files": files, "format": self.identity["format"]})
+                                {"job_id": job_id, "files": files, "format": format_version()})
 
     def keep(self, content_sha256: str, files: dict[str, bytes], summary: dict[str, Any]) -> str | None:
         """Store a result computed outside any job (``POST /parse``) as a done job of its own and index it, so
