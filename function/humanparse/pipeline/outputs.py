@@ -34,6 +34,7 @@ import numpy.typing as npt
 from humanparse.engine.types import ParseResult
 from humanparse.pipeline.colormap import legend_image, overlay
 from humanparse.pipeline.labels import palette_array
+from humanparse.pipeline.labelsets import LABEL_SETS
 from humanparse.pipeline.rendering import _person_palette, jpeg_bytes, png_bytes, result_document
 
 Kind = Literal["photo", "video"]
@@ -134,10 +135,10 @@ TABLE: list[Output] = [
     Output("legend.png", "image/png", render=_legend),
     Output("result.json", "application/json", render=_summary, suffix="json", query="json", version=3, last=True,
            download=Download("JSON", rank=30)),
-    # --- photo, try-on files (tryon_files.py): every job; the CLI and POST /parse on request
+    # --- photo, try-on files (tryon_files.py): every job; the CLI and POST /parse on request. The label sets
+    # besides CIHP (label.png) as palette PNGs, <set>.png; the try-on images tryon.<category>.p<k>.<image>.png
     Output("keypoints.json", "application/json", query="keypoints"),
-    Output("atr.png", "image/png", query="atr"),
-    Output("lip.png", "image/png", query="lip"),
+    *(Output(f"{s}.png", "image/png", query=s) for s in LABEL_SETS if s != "cihp"),
     Output("tryon.*.png", "image/png", query="tryon"),
     # --- photo, no longer made: jobs stored before the JPEG overlay
     Output("overlay.png", "image/png", download=Download("Overlay", rank=50)),
