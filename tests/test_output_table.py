@@ -160,3 +160,24 @@ def test_the_table_refuses_a_clash(table: list[Output]) -> None:
         outputs.register(Output("overlay2.png", "image/png", query="overlay"))
     with pytest.raises(ValueError, match="result.json"):
         outputs.register(Output("result.json", "application/json"))
+
+
+@pytest.mark.browser
+def test_the_page_offers_it(histogram: Output, browser: Any) -> None:
+    """The page's download list is the table's: a photo job holding the new file shows its link (text and tooltip
+    from the table, saving ``<stem>.histogram.txt``) after the four it always had."""
+    from test_browser import Site, result_files
+
+    labels = np.full((20, 40), 13, np.uint8)
+    files = {**result_files(labels, np.ones((20, 40), np.uint8)), "histogram.txt": histogram_text(labels)}
+    page = browser.new_page()
+    try:
+        site = Site(page, files=files)  # its GET /config answers with the table (page_config)
+        site.open()
+        job = site.upload(np.zeros((20, 40, 3), np.uint8))
+        links = job.locator(".downloads a").evaluate_all("(as) => as.map((a) => [a.textContent, a.download, a.title])")
+        assert [d for _, d, _ in links] == ["photo.color.png", "photo.label.png", "photo.result.json",
+                                            "photo.overlay.jpg", "photo.histogram.txt"], links
+        assert links[-1] == ["Label histogram", "photo.histogram.txt", "Pixels per part, as text"]
+    finally:
+        page.close()
