@@ -122,6 +122,7 @@ def _summary(r: Rendering) -> bytes:
 # The overlay is a JPEG (lossy: a picture to look at; the ids are in label.png / persons.png, lossless): on a 12 MP
 # phone-like photo (bench/encode.py) PNG level 1 took 1.8 s for 13.8 MB (cv2's fastest PNG 0.87 s), JPEG q90 4:4:4
 # 0.13 s for 2.0 MB. color.png is label.png's bytes (the palette shows the part colours; kept for old readers).
+# Versions: overlay.jpg 2 (it replaced overlay.png), result.json 3 (the outfit per person).
 TABLE: list[Output] = [
     # --- photo, every parse (render_all), in the order they are written
     Output("label.png", "image/png", render=lambda r: r.label_png, query="label",
