@@ -32,6 +32,7 @@ from humanparse.exceptions import (
     is_transient,
 )
 from humanparse.jobs.cache import ResultCache, sha256_hex
+from humanparse.jobs.status import JobSource, JobStatus
 from humanparse.jobs.store import JobStore, StoredObject
 from humanparse.observability import log_keys, record_failure, record_parse, span
 from humanparse.pipeline.tryon_files import tryon_job_files
@@ -75,9 +76,6 @@ class S3Trigger:
         self.video = VideoJobs(parser, self.store, settings, video_fan_out)
         self.cache = cache or ResultCache(self.store, parser, settings)  # build_service passes the API's
 
-    def read_status(self, job_id: str) -> dict[str, Any] | None:
-        return self.store.read_status(job_id)
-
     # ------------------------------------------------------------------------------------------ records
     def handle_event(self, event: Any) -> dict[str, Any]:
         """An S3 notification, a backfill batch from the Step Functions Distributed Map, or a split video job's
@@ -92,18 +90,18 @@ class S3Trigger:
         return {"records": [o.__dict__ for o in outcomes],
                 "failed": sum(o.status == "failed" for o in outcomes)}
 
-    def _skip_reason(self, rec: S3ObjectRecord, prior: dict[str, Any] | None,
+    def _skip_reason(self, rec: S3ObjectRecord, prior: JobStatus | None,
                      stored: StoredObject | None) -> str | None:
-        if not prior or prior.get("status") not in ("done", "failed"):
+        if not prior or not prior.is_final:
             return None
-        src = prior.get("source", {})
-        if _sequencer_older(rec.sequencer, src.get("sequencer")):
+        src = prior.source or JobSource()
+        if _sequencer_older(rec.sequencer, src.sequencer):
             return "stale event: a newer write was processed"
-        if stored is not None and src.get("etag") == stored.etag and src.get("version_id") == rec.version_id:
+        if stored is not None and src.etag == stored.etag and src.version_id == rec.version_id:
             return "already processed"
-        if stored is None and src.get("etag") == rec.etag and src.get("version_id") == rec.version_id:
+        if stored is None and src.etag == rec.etag and src.version_id == rec.version_id:
             return "already processed"
-        if prior.get("status") == "done" and _disagrees(rec, stored):
+        if prior.status == "done" and _disagrees(rec, stored):
             return "event does not match the stored object; the finished result is kept"
         return None
 
@@ -111,13 +109,13 @@ class S3Trigger:
         if not rec.is_create or not self.layout.in_uploads(rec.key) or rec.bucket != self.settings.upload_bucket:
             return RecordOutcome(rec.key, None, "ignored", "not an upload under the uploads prefix")
         job_id = self.layout.job_id_for_key(rec.key)
-        prior = self.store.read_status(job_id)
+        prior = self.store.read_job(job_id)
         stored = self.store.head_upload(rec.bucket, rec.key, rec.version_id)
         skip = self._skip_reason(rec, prior, stored)
         if skip:
             return RecordOutcome(rec.key, job_id, "skipped", skip)
-        identity = {"bucket": rec.bucket, "key": rec.key, "etag": stored.etag if stored else rec.etag,
-                    "version_id": rec.version_id, "sequencer": rec.sequencer}
+        identity = JobSource(bucket=rec.bucket, key=rec.key, etag=stored.etag if stored else rec.etag,
+                             version_id=rec.version_id, sequencer=rec.sequencer)
         if self._is_video(rec, stored):
             # "done", "failed", or "running" (a long clip, handed to the fan-out)
             return RecordOutcome(rec.key, job_id, self.video.start(job_id, identity, stored, prior))
@@ -135,8 +133,7 @@ class S3Trigger:
             if not isinstance(exc, InputError):  # the same bytes would fail the same way: fail now, not 3 times
                 log.exception("parse failed on the upload itself", extra={"job_id": job_id})
                 exc = ProcessingFailed.from_exception(exc)
-            self.store.write_status(job_id, {"status": "failed", "job_id": job_id, **exc.to_dict(),
-                                             "source": identity})
+            self.store.write_status(job_id, JobStatus.failure(exc, job_id=job_id, source=identity))
             log.warning("job failed", extra={"job_id": job_id, "error": exc.code, "detail": str(exc)})
             record_failure(exc.code)
             return RecordOutcome(rec.key, job_id, "failed", str(exc))
@@ -145,10 +142,10 @@ class S3Trigger:
         elapsed_ms = round(1000 * (time.perf_counter() - t0), 1)
         with span("write"):
             self.store.write_results(job_id, files)
-            self.store.write_status(job_id, {
-                "status": "done", "job_id": job_id, "source": identity, "files": list(files),
-                "model": out.result.model.kind, "width": out.result.width, "height": out.result.height,
-                "person_count": len(out.result.persons), "elapsed_ms": elapsed_ms, "sha256": digest})
+            self.store.write_status(job_id, JobStatus(
+                status="done", job_id=job_id, source=identity, files=list(files),
+                model=out.result.model.kind, width=out.result.width, height=out.result.height,
+                person_count=len(out.result.persons), elapsed_ms=elapsed_ms, sha256=digest))
         self.cache.record(digest, job_id, list(files))  # after status.json: the index never leads to a half job
         record_parse(out, elapsed_ms=elapsed_ms, job_id=job_id)
         return RecordOutcome(rec.key, job_id, "done")
