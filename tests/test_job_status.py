@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from humanparse.jobs.status import JobStatus, json_schema, schema_text, stored_only_fields
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,9 +54,8 @@ def test_a_status_without_a_state_is_refused() -> None:
 # ---------------------------------------------------------------------------------------- the API
 @pytest.fixture(scope="module")
 def openapi() -> dict[str, Any]:
-    from fastapi.testclient import TestClient
-
     from conftest import StubParser
+    from fastapi.testclient import TestClient
     from humanparse.config import Settings
     from humanparse.entries.api import create_app
 

@@ -28,7 +28,6 @@ from typing import Any
 
 from humanparse.config import Settings
 from humanparse.engine.types import Parser
-from humanparse.jobs.keys import new_job_id
 from humanparse.jobs.status import JobSource, JobStatus
 from humanparse.jobs.store import JobStore
 from humanparse.observability import record_cache_hit
@@ -145,19 +144,6 @@ class ResultCache:
         if self.enabled:
             self.store.put_json(self.store.cache_key_name(self.key(content_sha256)),
                                 {"job_id": job_id, "files": files, "format": RESULT_FORMAT_VERSION})
-
-    def keep(self, content_sha256: str, files: dict[str, bytes], summary: dict[str, Any]) -> str | None:
-        """Store a result computed outside any job (``POST /parse``) as a done job of its own and index it, so
-        the same bytes sent again, or uploaded from the page, are a hit. ``summary``: model, width, height,
-        person_count, elapsed_ms. The new job id, or None with the cache off."""
-        if not self.enabled:
-            return None
-        job_id = new_job_id()
-        self.store.write_results(job_id, files)  # files first, done last, index after: as the trigger does
-        self.store.write_status(job_id, JobStatus(status="done", job_id=job_id, source=JobSource(api="POST /parse"),
-                                                  files=list(files), **summary, sha256=content_sha256))
-        self.record(content_sha256, job_id, list(files))
-        return job_id
 
     def read(self, content_sha256: str, names: list[str]) -> dict[str, bytes] | None:
         """The cached files ``names`` for these bytes (POST /parse), or None on a miss or if any is gone."""

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from humanparse.exceptions import HumanParseError
 
 JobState = Literal["pending", "running", "done", "failed"]
-STORED_ONLY = {"x-stored-only": True}
+STORED_ONLY: JsonDict = {"x-stored-only": True}
 
 
 def _stored(description: str) -> Any:

@@ -24,7 +24,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from humanparse.config import Settings
 from humanparse.engine.types import Parser
-from humanparse.entries.api.deps import CacheDep, GateDep, ParserDep, SettingsDep
+from humanparse.entries.api.deps import CacheDep, GateDep, ParserDep, RunnerDep, SettingsDep
 from humanparse.entries.api.limits import read_capped
 from humanparse.exceptions import (
     BadOutput,
@@ -37,6 +37,7 @@ from humanparse.exceptions import (
     UnknownPerson,
 )
 from humanparse.jobs.cache import ResultCache, sha256_hex
+from humanparse.jobs.runner import JobRunner
 from humanparse.observability import record_failure, record_parse
 from humanparse.pipeline.rendering import artifact_named, content_type
 from humanparse.pipeline.tryon import CATEGORIES
@@ -99,6 +100,7 @@ async def read_image(request: Request, limit: int) -> bytes:
                                              "a try-on image when ?output=tryon (PNG), OpenPose JSON when "
                                              "?output=keypoints, an ATR / LIP palette PNG when ?output=atr|lip"}})
 async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep, gate: GateDep, cache: CacheDep,
+                     runner: RunnerDep,
                      output: Annotated[str, Query(description=", ".join(OUTPUTS))] = "json",
                      category: Annotated[str | None, Query(description="try-on category: upper_body, lower_body, "
                                                            "dresses, full_body (output=tryon, or json)")] = None,
@@ -129,7 +131,7 @@ async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep,
     finally:
         gate.release()
     record_parse(out)  # log line + ParseTime / ImagesParsed / PersonsFound
-    await run_in_threadpool(_keep, cache, digest, out, files)
+    await run_in_threadpool(_keep, runner, digest, out, files)
     if category is not None and names[-1] not in files:  # raises no_person, unknown_person, nothing_to_mask
         files = {**files, **await run_in_threadpool(_tryon_files, out, parser, settings, category, person)}
     return _answer(output, files, cached=False, names=names)
@@ -190,14 +192,11 @@ def _from_stored_parse(cache: ResultCache, digest: str, data: bytes, category: s
     return None if drawn is None else {**stored, **drawn}
 
 
-def _keep(cache: ResultCache, digest: str, out: ParseOutput, files: dict[str, bytes]) -> None:
+def _keep(runner: JobRunner, digest: str, out: ParseOutput, files: dict[str, bytes]) -> None:
     """Fill the cache (the same key the page's uploads and the S3 trigger use): a repeat of these bytes, here or
     from the page, is then a hit. Storage trouble loses the entry, never the answer."""
-    result = out.result
     try:
-        cache.keep(digest, files, {"model": result.model.kind, "width": result.width, "height": result.height,
-                                       "person_count": len(result.persons),
-                                       "elapsed_ms": round(1000 * out.timings.get("total", 0.0), 1)})
+        runner.keep(digest, out, files)
     except (ClientError, BotoCoreError):
         log.warning("could not store the result in the cache", exc_info=True)
 
