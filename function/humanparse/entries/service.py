@@ -22,7 +22,6 @@ from humanparse.entries.api import create_app
 from humanparse.entries.events import is_backfill_batch, is_s3_event
 from humanparse.entries.trigger import S3Trigger
 from humanparse.jobs.cache import ResultCache
-from humanparse.jobs.runner import JobRunner
 from humanparse.jobs.store import JobStore
 from humanparse.observability import invocation, logger, model_loaded
 from humanparse.runtime import configure_threads
@@ -119,6 +118,6 @@ def build_service(settings: Settings, parser: Parser, s3: Any, *, max_concurrent
     app = create_app(settings, parser, s3, max_concurrent_parses=max_concurrent_parses)
     # one result cache for both entries (its fingerprint reads the model folder once)
     app.state.cache = ResultCache(app.state.store, parser, settings)
-    app.state.runner = JobRunner(parser, app.state.store, app.state.cache, settings)  # one for both entries too
-    trigger = S3Trigger(parser, s3, settings, store=app.state.store, cache=app.state.cache, runner=app.state.runner)
+    trigger = S3Trigger(parser, s3, settings, store=app.state.store, cache=app.state.cache)
+    app.state.runner = trigger.runner  # one job runner for both entries too
     return Service(settings, parser, app, trigger, Mangum(app, lifespan="off"))

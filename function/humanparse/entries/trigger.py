@@ -24,9 +24,9 @@ from humanparse.entries.events import S3ObjectRecord, is_backfill_batch, parse_b
 from humanparse.jobs.cache import ResultCache
 from humanparse.jobs.runner import JobRequest, JobRunner
 from humanparse.jobs.status import JobSource
-from humanparse.jobs.store import JobStore, StoredObject
+from humanparse.jobs.store import JobStore
 from humanparse.observability import log_keys
-from humanparse.video.job import FanOut, VideoJobs, is_video_message, is_video_upload
+from humanparse.video.job import FanOut, VideoJobs, is_video_message
 
 log = logging.getLogger("humanparse.s3")
 
@@ -41,14 +41,13 @@ class RecordOutcome:
 
 class S3Trigger:
     def __init__(self, parser: Parser, s3: Any, settings: Settings, store: JobStore | None = None,
-                 video_fan_out: FanOut | None = None, cache: ResultCache | None = None,
-                 runner: JobRunner | None = None) -> None:
+                 video_fan_out: FanOut | None = None, cache: ResultCache | None = None) -> None:
         self.parser, self.s3, self.settings = parser, s3, settings
         self.store = store or JobStore(s3, settings)
         self.layout = self.store.layout
         self.video = VideoJobs(parser, self.store, settings, video_fan_out)
         self.cache = cache or ResultCache(self.store, parser, settings)  # build_service passes the API's
-        self.runner = runner or JobRunner(parser, self.store, self.cache, settings)
+        self.runner = JobRunner(parser, self.store, self.cache, settings, video=self.video)
 
     # ------------------------------------------------------------------------------------------ records
     def handle_event(self, event: Any) -> dict[str, Any]:
@@ -76,15 +75,6 @@ class S3Trigger:
         prior, skip = self.runner.check(request)
         if skip:
             return RecordOutcome(rec.key, job_id, "skipped", skip)
-        if self._is_video(rec, stored):
-            # "done", "failed", or "running" (a long clip, handed to the fan-out)
-            return RecordOutcome(rec.key, job_id, self.video.start(job_id, request.source, stored, prior))
-        status = self.runner.run(request)
+        # "done", "failed", or for a long clip handed to the fan-out "running"
+        status = self.runner.run(request, prior)
         return RecordOutcome(rec.key, job_id, status.status, "cached" if status.cached else status.detail or "")
-
-    def _is_video(self, rec: S3ObjectRecord, stored: StoredObject | None) -> bool:
-        """Video by stored type or suffix; an untyped object (a bulk copy) by its leading bytes."""
-        ct = (stored.content_type or "") if stored else ""
-        if ct.startswith("image/") or stored is None:
-            return is_video_upload(rec.key, stored)
-        return is_video_upload(rec.key, stored, self.store.read_head(rec.bucket, rec.key, 16))

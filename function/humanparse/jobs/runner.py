@@ -1,7 +1,8 @@
 """One photo job's lifecycle, whichever entry brought it: the S3 trigger (an upload's notification, a backfill
 batch, the local runner's queue, which delivers the same events) and ``POST /parse`` (a result worth keeping).
 
-An entry translates what it received into a ``JobRequest`` and calls ``JobRunner.run``; the runner owns the rest:
+An entry translates what it received into a ``JobRequest`` and calls ``JobRunner.run`` (``POST /parse``, which
+answers at once: ``parse_now``); the runner owns the rest:
 
 - skip rules (``check``): a job already ``done``/``failed`` for the object as stored is not run again
   (at-least-once delivery is harmless), an older write's event never replaces a newer one's result, and an event
@@ -17,19 +18,26 @@ An entry translates what it received into a ``JobRequest`` and calls ``JobRunner
   bytes would fail every retry), become a ``failed`` status, written and returned; a transient error (storage,
   network: ``exceptions.is_transient``) is raised, for the entry's retry (Lambda's, then the dead-letter queue).
 
-A new entry is a module that builds ``JobRequest``s. Video uploads are started by ``video.job.VideoJobs`` (after
-the same ``check``), whose chunks run under their own messages.
+A video upload (by its stored type, key suffix or leading bytes) passes the same skip rules and is then handed
+to the video flow (``video.job.VideoJobs.start``: probe, split or run whole), whose chunks run under their own
+messages. A new entry is a module that builds ``JobRequest``s.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from humanparse.config import Settings
 from humanparse.engine.types import Parser
 from humanparse.exceptions import (
+    Busy,
     ChecksumMismatch,
     HumanParseError,
     ImageTooLarge,
@@ -100,21 +108,33 @@ def verified_sha256(data: bytes, stored: StoredObject | None) -> str:
     return digest
 
 
-class JobRunner:
-    """Photo jobs over one parser, job store and result cache (one per process, shared by every entry)."""
+class VideoStart(Protocol):
+    """The video flow's start (``video.job.VideoJobs``): "done", "failed" or "running" (a split clip)."""
 
-    def __init__(self, parser: Parser, store: JobStore, cache: ResultCache, settings: Settings) -> None:
+    def start(self, job_id: str, identity: JobSource, stored: StoredObject | None, prior: JobStatus | None) -> str: ...
+
+
+class JobRunner:
+    """Jobs over one parser, job store and result cache (one per process, shared by every entry); video uploads
+    go to ``video`` when one is given."""
+
+    def __init__(self, parser: Parser, store: JobStore, cache: ResultCache, settings: Settings,
+                 video: VideoStart | None = None) -> None:
         self.parser, self.store, self.cache, self.settings = parser, store, cache, settings
         self.options = ParseOptions.from_settings(settings)
+        self.video = video
 
     def check(self, request: JobRequest) -> tuple[JobStatus | None, str | None]:
         """The job's status so far, and why ``request`` must not run (None: run it)."""
         prior = self.store.read_job(request.job_id)
         return prior, skip_reason(request, prior)
 
-    def run(self, request: JobRequest) -> JobStatus:
-        """The job from its bytes to its final status (``done``, possibly ``cached``, or ``failed``), written and
-        returned. Raises only transient errors. Call after ``check``."""
+    def run(self, request: JobRequest, prior: JobStatus | None = None) -> JobStatus:
+        """The job from its bytes to its status (``done``, possibly ``cached``, or ``failed``; a split video
+        ``running``), written and returned. Raises only transient errors. Call after ``check`` (``prior``: what it
+        read)."""
+        if self.video is not None and self.is_video(request):
+            return self._run_video(request, prior)
         t0 = time.perf_counter()
         job_id = request.job_id
         try:
@@ -133,6 +153,48 @@ class JobRunner:
         status = self.publish(job_id, request.source, out, files, digest, elapsed_ms)
         record_parse(out, elapsed_ms=elapsed_ms, job_id=job_id)
         return status
+
+    def is_video(self, request: JobRequest) -> bool:
+        """Video by stored type or key suffix; an untyped object (a bulk copy) by its leading bytes."""
+        from humanparse.video.job import is_video_upload  # jobs/ needs video/ only here, and only at run time
+
+        stored, src = request.stored, request.source
+        key = src.key or ""
+        ct = (stored.content_type or "") if stored else ""
+        if ct.startswith("image/") or stored is None or not src.bucket:
+            return is_video_upload(key, stored)
+        return is_video_upload(key, stored, self.store.read_head(src.bucket, key, 16))
+
+    def _run_video(self, request: JobRequest, prior: JobStatus | None) -> JobStatus:
+        """The video flow's start; the job's status as it left it (re-read: the flow writes several)."""
+        assert self.video is not None
+        prior = prior if prior is not None else self.store.read_job(request.job_id)  # a split job resumes
+        state = self.video.start(request.job_id, request.source, request.stored, prior)
+        now = self.store.read_job(request.job_id)
+        return now or JobStatus.model_validate({"status": state, "kind": "video", "job_id": request.job_id})
+
+    def parse_now(self, data: bytes, digest: str, gate: threading.BoundedSemaphore,
+                  files_of: Callable[[ParseOutput], dict[str, bytes]]) -> tuple[ParseOutput, dict[str, bytes]]:
+        """A parse answered at once (``POST /parse``): within ``gate`` (none free: ``busy`` at once, no queue),
+        with a job's options and metrics, its result kept as a done job of its own (``keep``). ``files_of``: the
+        files a job of these bytes stores. Bad input raises (the entry answers it), counted in ``Failures``;
+        storage trouble loses the kept copy, never the answer."""
+        if not gate.acquire(blocking=False):
+            raise Busy()
+        try:
+            out = parse_image(data, self.parser, self.options)
+            files = files_of(out)  # inside the gate: beside M2FP the keypoints run a pose network
+        except InputError as exc:
+            record_failure(exc.code)  # the same Failures metric as the trigger's refused uploads
+            raise
+        finally:
+            gate.release()
+        record_parse(out)  # log line + ParseTime / ImagesParsed / PersonsFound
+        try:
+            self.keep(digest, out, files)
+        except (ClientError, BotoCoreError):
+            log.warning("could not store the result in the cache", exc_info=True)
+        return out, files
 
     def keep(self, digest: str, out: ParseOutput, files: dict[str, bytes]) -> str | None:
         """A result computed outside any job (``POST /parse``) stored as a done job of its own and indexed, so the

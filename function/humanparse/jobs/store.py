@@ -1,5 +1,5 @@
 """Where a job's state lives: one ``JobStore`` over one S3 client for creating uploads, reading and writing
-``status.json``, writing result files and signing result URLs. Key names come from ``jobs.Layout``; the one
+``status.json`` (a ``JobStatus``, parsed on every read), writing result files and signing result URLs. Key names come from ``jobs.Layout``; the one
 rule for "this object is not there" is ``is_missing``. Used by the HTTP app, the S3 trigger and the local runner."""
 
 from __future__ import annotations

@@ -28,17 +28,13 @@ from humanparse.entries.api.deps import CacheDep, GateDep, ParserDep, RunnerDep,
 from humanparse.entries.api.limits import read_capped
 from humanparse.exceptions import (
     BadOutput,
-    Busy,
     ImageTooLarge,
-    InputError,
     InvalidRequest,
     ResponseTooLarge,
     UnknownCategory,
     UnknownPerson,
 )
 from humanparse.jobs.cache import ResultCache, sha256_hex
-from humanparse.jobs.runner import JobRunner
-from humanparse.observability import record_failure, record_parse
 from humanparse.pipeline.rendering import artifact_named, content_type
 from humanparse.pipeline.tryon import CATEGORIES
 from humanparse.pipeline.tryon_files import (
@@ -51,7 +47,7 @@ from humanparse.pipeline.tryon_files import (
     pose_estimator,
     tryon_name,
 )
-from humanparse.pipeline.usecase import ParseOptions, ParseOutput, parse_image
+from humanparse.pipeline.usecase import ParseOptions, ParseOutput
 
 router = APIRouter()
 log = logging.getLogger("humanparse.entries.api")
@@ -119,19 +115,9 @@ async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep,
                                          [n.split(".")[3] for n in names if n.startswith("tryon.")])
     if cached is not None:
         return _answer(output, cached, cached=True, names=names)
-    if not gate.acquire(blocking=False):
-        raise Busy()
-    try:
-        out = await run_in_threadpool(parse_image, data, parser, ParseOptions.from_settings(settings))
-        # inside the gate: beside M2FP the keypoints run a pose network
-        files = await run_in_threadpool(_job_files, out, parser, settings)
-    except InputError as exc:
-        record_failure(exc.code)  # the same Failures metric as the S3 trigger's refused uploads
-        raise
-    finally:
-        gate.release()
-    record_parse(out)  # log line + ParseTime / ImagesParsed / PersonsFound
-    await run_in_threadpool(_keep, runner, digest, out, files)
+    # the gate, the parse, metrics and keeping the result as a job: the job runner's
+    out, files = await run_in_threadpool(runner.parse_now, data, digest, gate,
+                                         lambda parsed: _job_files(parsed, parser, settings))
     if category is not None and names[-1] not in files:  # raises no_person, unknown_person, nothing_to_mask
         files = {**files, **await run_in_threadpool(_tryon_files, out, parser, settings, category, person)}
     return _answer(output, files, cached=False, names=names)
@@ -190,15 +176,6 @@ def _from_stored_parse(cache: ResultCache, digest: str, data: bytes, category: s
         return None
     drawn = outputs_of(data, stored, category, person, options=ParseOptions.from_settings(settings), images=images)
     return None if drawn is None else {**stored, **drawn}
-
-
-def _keep(runner: JobRunner, digest: str, out: ParseOutput, files: dict[str, bytes]) -> None:
-    """Fill the cache (the same key the page's uploads and the S3 trigger use): a repeat of these bytes, here or
-    from the page, is then a hit. Storage trouble loses the entry, never the answer."""
-    try:
-        runner.keep(digest, out, files)
-    except (ClientError, BotoCoreError):
-        log.warning("could not store the result in the cache", exc_info=True)
 
 
 def _cached_files(cache: ResultCache, digest: str, names: list[str]) -> dict[str, bytes] | None:
