@@ -39,7 +39,7 @@ def test_older_documents_still_parse() -> None:
     old = JobStatus.model_validate({"status": "failed", "error": "not_an_image", "reason": "old words",
                                     "written_by": "a version that is gone"})
     assert (old.status, old.error, old.detail, old.kind) == ("failed", "not_an_image", "old words", "image")
-    assert old.dump() == {"status": "failed", "error": "not_an_image", "detail": "old words"}
+    assert old.dump() == {"status": "failed", "error": "not_an_image", "reason": "old words", "detail": "old words"}
 
 
 def test_a_status_without_a_state_is_refused() -> None:

@@ -30,9 +30,9 @@ export function friendly(code, detail) {
   return ["too_large", "too_small", "video_too_long", "video_too_large"].includes(code) && detail ? `${plain[code]} (${detail})` : plain[code];
 }
 
-/** A failed job's message (the server answers an older status's `reason` as `detail`). */
+/** A failed job's message: `detail` (current servers) or `reason` (results written by older versions). */
 export function jobFailure(job) {
-  const detail = typeof job.detail === "string" ? job.detail : "";
+  const detail = typeof job.detail === "string" ? job.detail : typeof job.reason === "string" ? job.reason : "";
   return friendly(job.error, detail) || "Parsing failed.";
 }
 

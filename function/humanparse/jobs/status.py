@@ -4,7 +4,8 @@ Every writer (the S3 trigger, the result cache, video jobs, an overdue job's rea
 stores ``dump()``; every reader (the job store's answer, the try-on route, the cache, the local runner's resume)
 parses one with ``JobStatus.model_validate``. The document keeps exactly the fields a writer set
 (``exclude_unset``), so the JSON is what it was before the model existed, and a document written by an older
-version still parses (its ``reason`` reads as ``detail``; fields it does not know are ignored).
+version still parses (its ``reason`` reads as ``detail``, and the page still reads ``reason`` from an older
+server's answer; fields it does not know are ignored).
 
 One model for both kinds of job: a photo job has no ``kind`` in its document (it reads as ``"image"``), a video
 job says ``"video"`` and carries its progress (``frames_total``/``frames_done``; a split job ``chunks``/``plan``).
@@ -64,6 +65,8 @@ class JobStatus(BaseModel):
     kind: Literal["image", "video"] = Field(default="image", description="absent for a photo job")
     error: str | None = Field(default=None, description="failed: the error code (as in every error answer)")
     detail: str | None = Field(default=None, description="failed: what went wrong, in plain words")
+    reason: str | None = Field(default=None, deprecated=True,
+                               description="failed, from older versions: what `detail` says now (read as `detail`)")
     results: dict[str, str] | None = Field(default=None, description="done: signed GET URL by result file name")
     model: str | None = Field(default=None, description="done: the model kind that parsed it")
     width: int | None = Field(default=None, description="done: the input's width in pixels")
