@@ -14,7 +14,6 @@ Artefacts are written first and ``status.json`` last: a reader that sees ``done`
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +27,6 @@ from humanparse.jobs.store import JobStore
 from humanparse.observability import log_keys
 from humanparse.video.job import FanOut, VideoJobs, is_video_message
 
-log = logging.getLogger("humanparse.s3")
-
 
 @dataclass
 class RecordOutcome:
@@ -40,6 +37,8 @@ class RecordOutcome:
 
 
 class S3Trigger:
+    """S3 records and backfill batches → ``JobRequest``s for the job runner; video messages → the video flow."""
+
     def __init__(self, parser: Parser, s3: Any, settings: Settings, store: JobStore | None = None,
                  video_fan_out: FanOut | None = None, cache: ResultCache | None = None) -> None:
         self.parser, self.s3, self.settings = parser, s3, settings
