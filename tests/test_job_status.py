@@ -79,6 +79,9 @@ def test_openapi_names_the_job_status_schema(openapi: dict[str, Any]) -> None:
         assert schema["properties"]["status"]["enum"] == ["pending", "running", "done", "failed"]
     upload = _schema_of(openapi, "/uploads", "post", "201")
     assert upload["name"] == "UploadCreated" and {"job_id", "upload", "status_url"} <= set(upload["properties"])
+    link = _schema_of(openapi, "/jobs/{job_id}/tryon", "get", "200")
+    assert link["name"] == "TryonLink" and set(link["properties"]) == {"name", "url", "bytes"}
+    assert "image/png" in openapi["paths"]["/jobs/{job_id}/tryon"]["get"]["responses"]["200"]["content"]
 
 
 # ---------------------------------------------------------------------------------------- the page
@@ -118,12 +121,13 @@ def unknown_fields(sources: dict[str, str], allowed: dict[str, set[str]]) -> lis
 
 def page_contract() -> dict[str, set[str]]:
     """What each variable name that holds a server document in the page's modules may read: a job status (the
-    committed schema, less the fields only status.json holds) and ``POST /uploads``' answer."""
+    committed schema, less the fields only status.json holds), ``POST /uploads``' answer and the try-on link."""
+    from humanparse.entries.api.routes.tryon import TryonLink
     from humanparse.entries.api.routes.uploads import UploadCreated
 
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     answer = {n for n, p in schema["properties"].items() if not p.get("x-stored-only")}
-    return {"job": answer, "status": answer, "up": set(UploadCreated.model_fields)}
+    return {"job": answer, "status": answer, "up": set(UploadCreated.model_fields), "link": set(TryonLink.model_fields)}
 
 
 def test_the_page_reads_only_fields_the_job_status_schema_has() -> None:
@@ -131,7 +135,7 @@ def test_the_page_reads_only_fields_the_job_status_schema_has() -> None:
     contract = page_contract()
     read = {f for src in sources.values() for f in fields_read(src, tuple(contract))}
     # the scan sees the page's reading at all (else an empty scan would pass)
-    assert {("job", "status"), ("job", "results"), ("job", "frames_total"), ("up", "job_id")} <= read, read
+    assert {("job", "status"), ("job", "results"), ("job", "frames_total"), ("up", "job_id"), ("link", "url")} <= read
     assert unknown_fields(sources, contract) == []
 
 
