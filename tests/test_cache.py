@@ -229,7 +229,7 @@ def test_concurrent_uploads_of_the_same_bytes_leave_a_whole_index(
     assert all(r["status"] == "done" for r in recs)
     entry = svc.trigger.cache.lookup(sha(PHOTO_B))
     assert entry is not None and entry.job_id in {r["job_id"] for r in recs}
-    assert set(results(aws, entry.job_id)) == set(entry.status["files"])
+    assert set(results(aws, entry.job_id)) == set(entry.status.files or [])
     for r in recs:  # every done status names files that exist
         st = svc.store.read_status(r["job_id"])
         assert st is not None and set(results(aws, r["job_id"])) == set(st["files"])

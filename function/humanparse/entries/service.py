@@ -119,4 +119,5 @@ def build_service(settings: Settings, parser: Parser, s3: Any, *, max_concurrent
     # one result cache for both entries (its fingerprint reads the model folder once)
     app.state.cache = ResultCache(app.state.store, parser, settings)
     trigger = S3Trigger(parser, s3, settings, store=app.state.store, cache=app.state.cache)
+    app.state.runner = trigger.runner  # one job runner for both entries too
     return Service(settings, parser, app, trigger, Mangum(app, lifespan="off"))

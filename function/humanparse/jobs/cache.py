@@ -28,7 +28,7 @@ from typing import Any
 
 from humanparse.config import Settings
 from humanparse.engine.types import Parser
-from humanparse.jobs.keys import new_job_id
+from humanparse.jobs.status import JobSource, JobStatus
 from humanparse.jobs.store import JobStore
 from humanparse.observability import record_cache_hit
 from humanparse.pipeline.outputs import format_version
@@ -76,7 +76,7 @@ def answer_identity(parser: Parser, settings: Settings) -> dict[str, Any]:
 class CacheEntry:
     key: str
     job_id: str  # the done job whose files are reused
-    status: dict[str, Any]  # that job's status.json
+    status: JobStatus  # that job's status.json
 
 
 class ResultCache:
@@ -109,30 +109,29 @@ class ResultCache:
         job_id = index.get("job_id") if index else None
         if not isinstance(job_id, str):
             return None
-        status = self.store.read_status(job_id)
-        if not status or status.get("status") != "done" or not status.get("files"):
+        status = self.store.read_job(job_id)
+        if not status or status.status != "done" or not status.files:
             return None
-        if status.get("sha256") != content_sha256:
+        if status.sha256 != content_sha256:
             # the job was re-parsed from other bytes since (a bulk-copied key keeps its job id): stale entry
             return None
         # its files are not HEADed here: the copy (``reuse``) or the read (``read``) fails on a missing one,
         # which is then a miss — one request per file instead of two
         return CacheEntry(key, job_id, status)
 
-    def reuse(self, content_sha256: str, job_id: str, source: dict[str, Any]) -> dict[str, Any] | None:
+    def reuse(self, content_sha256: str, job_id: str, source: JobSource) -> JobStatus | None:
         """Make ``job_id`` a done job with the cached files (server-side copies, then ``status.json`` last).
         None on a miss — nothing was written for ``job_id`` except, at worst, copies a later parse overwrites."""
         t0 = time.perf_counter()
         entry = self.lookup(content_sha256)
         if entry is None or entry.job_id == job_id:
             return None
-        files = list(entry.status["files"])
+        files = list(entry.status.files or [])
         if not self.store.copy_results(entry.job_id, job_id, files):
             return None
-        keep = ("model", "width", "height", "person_count")
-        status = {"status": "done", "job_id": job_id, "source": source, "files": files,
-                  **{k: entry.status[k] for k in keep if k in entry.status}, "cached": True,
-                  "sha256": content_sha256, "elapsed_ms": round(1000 * (time.perf_counter() - t0), 1)}
+        status = JobStatus(status="done", job_id=job_id, source=source, files=files,
+                           **entry.status.set_fields(("model", "width", "height", "person_count")), cached=True,
+                           sha256=content_sha256, elapsed_ms=round(1000 * (time.perf_counter() - t0), 1))
         self.store.write_status(job_id, status)
         record_cache_hit()
         # point the entry at the newest copy: it lives as long as the newest use, not the first one
@@ -144,19 +143,6 @@ class ResultCache:
         if self.enabled:
             self.store.put_json(self.store.cache_key_name(self.key(content_sha256)),
                                 {"job_id": job_id, "files": files, "format": format_version()})
-
-    def keep(self, content_sha256: str, files: dict[str, bytes], summary: dict[str, Any]) -> str | None:
-        """Store a result computed outside any job (``POST /parse``) as a done job of its own and index it, so
-        the same bytes sent again, or uploaded from the page, are a hit. ``summary``: model, width, height,
-        person_count, elapsed_ms. The new job id, or None with the cache off."""
-        if not self.enabled:
-            return None
-        job_id = new_job_id()
-        self.store.write_results(job_id, files)  # files first, done last, index after: as the trigger does
-        self.store.write_status(job_id, {"status": "done", "job_id": job_id, "source": {"api": "POST /parse"},
-                                         "files": list(files), **summary, "sha256": content_sha256})
-        self.record(content_sha256, job_id, list(files))
-        return job_id
 
     def read(self, content_sha256: str, names: list[str]) -> dict[str, bytes] | None:
         """The cached files ``names`` for these bytes (POST /parse), or None on a miss or if any is gone."""

@@ -1,5 +1,5 @@
 """Where a job's state lives: one ``JobStore`` over one S3 client for creating uploads, reading and writing
-``status.json``, writing result files and signing result URLs. Key names come from ``jobs.Layout``; the one
+``status.json`` (a ``JobStatus``, parsed on every read), writing result files and signing result URLs. Key names come from ``jobs.Layout``; the one
 rule for "this object is not there" is ``is_missing``. Used by the HTTP app, the S3 trigger and the local runner."""
 
 from __future__ import annotations
@@ -15,13 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
 from humanparse.config import Settings
 from humanparse.exceptions import JobTimedOut, StorageUnavailable
 from humanparse.jobs.keys import Layout, is_video_type, new_job_id
+from humanparse.jobs.status import JobStatus
 from humanparse.pipeline.outputs import content_type
 
 log = logging.getLogger("humanparse.jobs.store")
+
+# What a done job's answer carries from its status.json besides its result URLs.
+VIEW_DONE = ("model", "width", "height", "person_count", "elapsed_ms", "cached")
 
 # S3 says NoSuchKey for GET, 404/NotFound for HEAD (no body to carry a code), NoSuchVersion for a gone version.
 MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
@@ -176,10 +181,26 @@ class JobStore:
         return url
 
     # ---------------------------------------------------------------------------------------------- status
-    def read_status(self, job_id: str) -> dict[str, Any] | None:
-        return self.read_json(self.layout.status_key(job_id))
+    def read_job(self, job_id: str) -> JobStatus | None:
+        """The job's stored status, parsed; None when there is none — or when the document is not a status at
+        all (then the job reads as not started: its next event parses it again, nothing stays stuck)."""
+        doc = self.read_json(self.layout.status_key(job_id))
+        if doc is None:
+            return None
+        try:
+            return JobStatus.model_validate(doc)
+        except ValidationError:
+            log.warning("job %s: status.json is not a job status; treated as absent", job_id)
+            return None
 
-    def write_status(self, job_id: str, doc: dict[str, Any]) -> None:
+    def read_status(self, job_id: str) -> dict[str, Any] | None:
+        """``read_job`` as its JSON document (an older document reads as a current one)."""
+        status = self.read_job(job_id)
+        return None if status is None else status.dump()
+
+    def write_status(self, job_id: str, status: JobStatus | dict[str, Any]) -> None:
+        """Store ``status.json``; a dict is parsed as a ``JobStatus`` first, so nothing else is ever stored."""
+        doc = (status if isinstance(status, JobStatus) else JobStatus.model_validate(status)).dump()
         self.s3.put_object(Bucket=self.settings.output_bucket, Key=self.layout.status_key(job_id),
                            Body=json.dumps(doc, ensure_ascii=False).encode("utf-8"),
                            ContentType="application/json", CacheControl="no-store")
@@ -196,61 +217,60 @@ class JobStore:
             ExpiresIn=self.settings.result_url_expires_s)
         return url
 
-    def expire_overdue(self, job_id: str, status: dict[str, Any] | None) -> dict[str, Any] | None:
+    def expire_overdue(self, job_id: str, status: JobStatus | None) -> JobStatus | None:
         """A ``running`` status past its ``deadline`` (epoch seconds: its worker died, its message went to the
         dead-letter queue) becomes ``failed`` (``job_timeout``), written back when this role may write it, so
         no job shows ``running`` forever. Anything else is returned as it is."""
-        deadline = (status or {}).get("deadline")
-        if status is None or status.get("status") != "running" or not isinstance(deadline, (int, float)) \
-                or time.time() <= deadline:
+        if status is None or status.status != "running" or status.deadline is None or time.time() <= status.deadline:
             return status
-        over = JobTimedOut(f"the job was still running {time.time() - deadline:.0f} s past its deadline; "
+        over = JobTimedOut(f"the job was still running {time.time() - status.deadline:.0f} s past its deadline; "
                            "it was stopped. Upload the file again to retry.")
-        failed: dict[str, Any] = {k: status[k] for k in ("kind", "job_id", "source") if k in status}
-        failed.update(status="failed", **over.to_dict())
+        failed = JobStatus.failure(over, **status.set_fields(("kind", "job_id", "source")))
         try:
             self.write_status(job_id, failed)
         except (ClientError, BotoCoreError):
             log.warning("job %s is overdue; its failed status could not be written", job_id)
         return failed
 
-    def job_view(self, job_id: str) -> dict[str, Any] | None:
-        """The public answer for a job: pending / done (with signed result URLs) / failed (``error`` +
-        ``detail``; results written by old versions said ``reason``). None when neither status nor upload exist."""
+    def view(self, job_id: str) -> JobStatus | None:
+        """The public answer for a job: pending / running (a video, with progress) / done (with signed result
+        URLs) / failed (``error`` + ``detail``). None when neither status nor upload exist."""
         try:
-            status = self.expire_overdue(job_id, self.read_status(job_id))
+            status = self.expire_overdue(job_id, self.read_job(job_id))
             if status is None:
-                return {"job_id": job_id, "status": "pending"} if self.upload_arrived(job_id) else None
-            out: dict[str, Any] = {"job_id": job_id, "status": status.get("status")}
-            if status.get("kind") == "video":
+                return JobStatus(job_id=job_id, status="pending") if self.upload_arrived(job_id) else None
+            out: dict[str, Any] = {"job_id": job_id, "status": status.status}
+            if status.is_video:
                 out.update(self._video_view(job_id, status))
-            if status.get("status") == "failed":
-                out.update(error=status.get("error"), detail=status.get("detail", status.get("reason")))
-                return out
-            if status.get("status") != "done":
-                return out
-            out["results"] = {name: self.result_url(job_id, name) for name in status.get("files", [])}
+            if status.status == "failed":
+                return JobStatus(**out, error=status.error, detail=status.detail)
+            if status.status != "done":
+                return JobStatus(**out)
+            out["results"] = {name: self.result_url(job_id, name) for name in status.files or []}
         except (ClientError, BotoCoreError) as exc:
             raise StorageUnavailable(str(exc)) from exc
-        out.update({k: status[k] for k in ("model", "width", "height", "person_count", "elapsed_ms", "cached")
-                    if k in status})
-        return out
+        return JobStatus(**out, **status.set_fields(VIEW_DONE))
 
-    def _video_view(self, job_id: str, status: dict[str, Any]) -> dict[str, Any]:
+    def job_view(self, job_id: str) -> dict[str, Any] | None:
+        """``view`` as its JSON answer."""
+        view = self.view(job_id)
+        return None if view is None else view.dump()
+
+    def _video_view(self, job_id: str, status: JobStatus) -> dict[str, Any]:
         """A video job's extra answer: kind, progress (a split job sums its chunks' progress objects) and the
         original upload's URL (the page's "Original" view)."""
-        out: dict[str, Any] = {"kind": "video", "frames_total": status.get("frames_total"),
-                               "frames_done": status.get("frames_done", 0)}
-        if status.get("status") == "running" and int(status.get("chunks", 1)) > 1:
+        out: dict[str, Any] = {"kind": "video", "frames_total": status.frames_total,
+                               "frames_done": status.frames_done or 0}
+        if status.status == "running" and (status.chunks or 1) > 1:
             done = 0
             for key in self.list_keys(self.layout.work_prefix(job_id)):
                 if key.endswith(".progress"):
                     obj = self.s3.get_object(Bucket=self.settings.output_bucket, Key=key)
                     done += int(obj["Body"].read() or b"0")
             out["frames_done"] = done
-        src = status.get("source", {})
-        if src.get("bucket") and src.get("key"):
-            out["original"] = self.upload_url(src["bucket"], src["key"])
+        src = status.source
+        if src is not None and src.bucket and src.key:
+            out["original"] = self.upload_url(src.bucket, src.key)
         return out
 
     # ------------------------------------------------------------------------ result cache

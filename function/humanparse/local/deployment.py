@@ -12,7 +12,6 @@ that has no final status.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -25,9 +24,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from pydantic import ValidationError
+
 from humanparse.config import Settings
 from humanparse.engine.types import Parser
 from humanparse.jobs.keys import Layout
+from humanparse.jobs.status import JobStatus
 from humanparse.local.durable import DataDirError, DiskStore
 from humanparse.local.s3local import EmbeddedS3, LocalAws, send_notification
 from humanparse.local.worker import Worker
@@ -189,18 +191,27 @@ class LocalDeployment:
             if not self.layout.in_uploads(key.name):
                 continue
             job = self.layout.job_id_for_key(key.name)
-            status_obj = outputs.get(self.layout.status_key(job))
-            status = json.loads(status_obj.value) if status_obj is not None else {}
-            if status.get("status") == "failed":
+            status = self._stored_status(outputs.get(self.layout.status_key(job)))
+            if status is not None and status.status == "failed":
                 continue
-            if status.get("status") == "done":
-                if all(self.layout.result_key(job, f) in outputs for f in status.get("files", [])):
+            if status is not None and status.status == "done":
+                if all(self.layout.result_key(job, f) in outputs for f in status.files or []):
                     continue
                 log.warning("job %s: a result file is missing; parsing again", job)
                 s3.delete_object(Bucket=base.output_bucket, Key=self.layout.status_key(job))
             send_notification(S3NotificationEvent.OBJECT_CREATED_PUT_EVENT, bucket, key)
             n += 1
         return n
+
+    @staticmethod
+    def _stored_status(obj: Any) -> JobStatus | None:
+        """A restored ``status.json`` object parsed; None when absent or not a job status (then: parse again)."""
+        if obj is None:
+            return None
+        try:
+            return JobStatus.model_validate_json(obj.value)
+        except ValidationError:
+            return None
 
     def _start_web(self, api_app: Any) -> None:
         import uvicorn

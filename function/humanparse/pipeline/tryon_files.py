@@ -30,6 +30,7 @@ from humanparse.pipeline.tryon import CATEGORIES, IMAGES
 if TYPE_CHECKING:
     from humanparse.config import Settings
     from humanparse.entries.library import Parsed, PoseFn
+    from humanparse.jobs.status import JobStatus
     from humanparse.jobs.store import JobStore
     from humanparse.pipeline.usecase import ParseOutput
 
@@ -220,7 +221,7 @@ def job_tryon(store: JobStore, job_id: str, category: str, person: int, image: s
 
     status = _finished(store, job_id)
     name = tryon_name(category, person, image)
-    if name in status.get("files", []):
+    if name in (status.files or []):
         body = store.read_result(job_id, name)
         if body is not None:
             return JobTryOn(name, body, stored=True)
@@ -228,13 +229,13 @@ def job_tryon(store: JobStore, job_id: str, category: str, person: int, image: s
     missing = sorted(n for n, body in parsed.items() if body is None and n != KEYPOINTS_FILE)
     if missing:
         raise JobNotFound(f"the job's results are no longer stored ({', '.join(missing)}); upload the photo again")
-    src = status.get("source") or {}
-    if not src.get("bucket") or not src.get("key"):  # a POST /parse cache entry: the photo was never stored
+    src = status.source
+    if src is None or not src.bucket or not src.key:  # a POST /parse cache entry: the photo was never stored
         raise InvalidRequest("this job kept no photo to draw from; upload the photo with POST /uploads")
-    data = store.read_upload(src["bucket"], src["key"], store.settings.max_upload_bytes, src.get("version_id"))
+    data = store.read_upload(src.bucket, src.key, store.settings.max_upload_bytes, src.version_id)
     if data is None:
         raise UploadMissing("the job's photo is no longer stored (expired or deleted); upload it again")
-    if status.get("sha256") and sha256_hex(data) != status["sha256"]:
+    if status.sha256 and sha256_hex(data) != status.sha256:
         raise JobNotDone("the photo was replaced since this parse; ask again when its new parse is done")
     drawn = outputs_of(data, {n: b for n, b in parsed.items() if b is not None}, category, person,
                        options=ParseOptions.from_settings(store.settings), images=[image])
@@ -243,20 +244,19 @@ def job_tryon(store: JobStore, job_id: str, category: str, person: int, image: s
     return JobTryOn(name, drawn[name], stored=False)
 
 
-def _finished(store: JobStore, job_id: str) -> dict[str, Any]:
+def _finished(store: JobStore, job_id: str) -> JobStatus:
     """The ``status.json`` of a finished photo job, else the error that says why not."""
     from humanparse.exceptions import InvalidRequest, JobNotDone, JobNotFound
 
-    status = store.expire_overdue(job_id, store.read_status(job_id))
+    status = store.expire_overdue(job_id, store.read_job(job_id))
     if status is None:
         if store.upload_arrived(job_id):
             raise JobNotDone("the job is pending: its photo arrived and is being parsed")
         raise JobNotFound()
-    if status.get("kind") == "video":
+    if status.is_video:
         raise InvalidRequest("try-on images are drawn for photo jobs; this job is a video")
-    if status.get("status") == "failed":
-        raise JobNotDone(f"the job failed ({status.get('error')}: {status.get('detail', status.get('reason'))}); "
-                         "there is no parse to draw from")
-    if status.get("status") != "done":
-        raise JobNotDone(f"the job is {status.get('status')}; ask again when its status is done")
+    if status.status == "failed":
+        raise JobNotDone(f"the job failed ({status.error}: {status.detail}); there is no parse to draw from")
+    if status.status != "done":
+        raise JobNotDone(f"the job is {status.status}; ask again when its status is done")
     return status

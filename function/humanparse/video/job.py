@@ -40,6 +40,7 @@ from humanparse.exceptions import (
     is_transient,
 )
 from humanparse.jobs.keys import is_job_id, is_video_key, is_video_type
+from humanparse.jobs.status import JobSource, JobStatus
 from humanparse.jobs.store import JobStore, StoredObject
 from humanparse.observability import record_failure, record_frames
 from humanparse.video.chunks import OUTPUTS, check_join_budget, join_chunks, plan_chunks, process_chunk, process_video
@@ -153,12 +154,12 @@ class VideoJobs:
 
     # ------------------------------------------------------------------------------------------- status
     def _status(self, job_id: str, source: dict[str, Any], status: str, **extra: Any) -> None:
-        self.store.write_status(job_id, {"status": status, "kind": "video", "job_id": job_id, "source": source,
-                                         **extra})
+        self.store.write_status(job_id, JobStatus.model_validate(
+            {"status": status, "kind": "video", "job_id": job_id, "source": source, **extra}))
 
     def _fail(self, job_id: str, source: dict[str, Any], exc: InputError | VideoChunkFailed) -> str:
         self._forget_attempts(job_id)
-        self._status(job_id, source, "failed", **exc.to_dict())
+        self._status(job_id, source, "failed", error=exc.code, detail=exc.detail)
         log.warning("job failed", extra={"job_id": job_id, "kind": "video", "error": exc.code, "detail": str(exc)})
         record_failure(exc.code)
         return "failed"
@@ -170,19 +171,19 @@ class VideoJobs:
         return path
 
     # -------------------------------------------------------------------------------------------- start
-    def start(self, job_id: str, source: dict[str, Any], stored: StoredObject | None,
-              prior: dict[str, Any] | None) -> str:
+    def start(self, job_id: str, identity: JobSource, stored: StoredObject | None, prior: JobStatus | None) -> str:
         """A new (or redelivered, or resumed) video upload. Returns "done", "failed" or "running"."""
         t0 = time.perf_counter()
+        source = identity.dump()  # as chunk and join messages carry it
         try:
             if stored is None:
                 raise UploadMissing()
             if stored.size > self.settings.video_max_bytes:
                 raise VideoTooLarge(f"video is {stored.size / 2**20:.1f} MiB; the limit is "
                                     f"{self.settings.video_max_bytes / 2**20:.0f} MiB")
-            if (prior and prior.get("status") == "running" and prior.get("plan")
-                    and prior.get("source", {}).get("etag") == source.get("etag") and self.fan_out is not None):
-                self._resume_split(job_id, prior["source"], prior["plan"])  # redelivered or restarted: go on
+            if (prior and prior.status == "running" and prior.plan and prior.source is not None
+                    and prior.source.etag == identity.etag and self.fan_out is not None):
+                self._resume_split(job_id, prior.source.dump(), prior.plan)  # redelivered or restarted: go on
                 return "running"
             if self._attempts(job_id, "start") > MAX_ATTEMPTS:
                 raise ProcessingFailed(f"the clip was started {MAX_ATTEMPTS} times without finishing "
@@ -278,10 +279,10 @@ class VideoJobs:
             log.warning("video message ignored: %s", refusal,
                         extra={"step": kind, "job_id": job_id[:80], "s3_key": str(source.get("key"))[:300]})
             return {"job_id": None, "step": kind, "status": "ignored", "reason": refusal}
-        prior = self.store.read_status(job_id)
-        if prior and prior.get("status") in ("done", "failed"):
+        prior = self.store.read_job(job_id)
+        if prior and prior.is_final:
             return {"job_id": job_id, "step": kind, "status": "skipped", "reason": "job already finished"}
-        if prior and prior.get("source", {}).get("etag") != source.get("etag"):
+        if prior and (prior.source or JobSource()).etag != source.get("etag"):
             return {"job_id": job_id, "step": kind, "status": "skipped", "reason": "the upload was replaced"}
         if kind == "fail":
             err = msg.get("error") or {}
@@ -291,7 +292,7 @@ class VideoJobs:
         step = f"chunk-{int(msg['index']):04d}" if kind == "chunk" else "join"
         try:
             status = self._chunk(job_id, source, msg) if kind == "chunk" else \
-                self._join(job_id, source, msg, float((prior or {}).get("started") or time.time()))
+                self._join(job_id, source, msg, (prior.started if prior else None) or time.time())
         except InputError as exc:
             status = self._fail(job_id, source, exc)
         except Exception as exc:

@@ -1,4 +1,4 @@
-"""What routes receive through ``Depends``: the settings, the parser, the job store and the /parse gate,
+"""What routes receive through ``Depends``: the settings, the parser, the job store, cache and runner, the /parse gate,
 all set on ``app.state`` once by ``create_app``; and ``require_token``, the bearer-token check every router
 but /healthz carries."""
 
@@ -14,6 +14,7 @@ from humanparse.config import Settings
 from humanparse.engine.types import Parser
 from humanparse.exceptions import Unauthorized
 from humanparse.jobs.cache import ResultCache
+from humanparse.jobs.runner import JobRunner
 from humanparse.jobs.store import JobStore
 
 
@@ -74,3 +75,16 @@ AuthDep = Depends(require_token)
 
 
 CacheDep = Annotated[ResultCache, Depends(get_cache)]
+
+
+def get_runner(request: Request) -> JobRunner:
+    """The job runner over the app's parser, store and cache, built once per app (``build_service`` shares one
+    with the S3 trigger)."""
+    state = request.app.state
+    if getattr(state, "runner", None) is None:
+        state.runner = JobRunner(state.parser, state.store, get_cache(request), state.settings)
+    runner: JobRunner = state.runner
+    return runner
+
+
+RunnerDep = Annotated[JobRunner, Depends(get_runner)]

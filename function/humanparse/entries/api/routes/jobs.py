@@ -5,27 +5,28 @@ all its owner needs."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Query
 
 from humanparse.entries.api.deps import SettingsDep, StoreDep
 from humanparse.exceptions import BadJobId, InvalidRequest, JobNotFound, StorageUnavailable
 from humanparse.jobs.keys import is_job_id
+from humanparse.jobs.status import JobStatus
 
 router = APIRouter()
 
 
-@router.get("/jobs")
+# response_model_exclude_unset: only the fields the job has (a photo job's answer has no video fields, a pending
+# one no results), as the answer was before it had a model
+@router.get("/jobs", response_model=JobStatus, response_model_exclude_unset=True)
 def get_job_by_key(store: StoreDep, settings: SettingsDep,
                    key: str = Query(description="the object's key in the upload bucket, as stored (URL-encode it "
                                                 "in the query string), e.g. uploads/shoot 1/IMG_0001.jpg")
-                   ) -> dict[str, Any]:
+                   ) -> JobStatus:
     if not store.layout.in_uploads(key):
         raise InvalidRequest(f"keys start with {settings.upload_prefix!r} (and have no '.' or '..' segments)")
     job_id = store.layout.job_id_for_key(key)
-    view = store.job_view(job_id)
+    view = store.view(job_id)
     if view is None:
         try:
             arrived = store.upload_exists(key)
@@ -33,15 +34,15 @@ def get_job_by_key(store: StoreDep, settings: SettingsDep,
             raise StorageUnavailable(str(exc)) from exc
         if not arrived:
             raise JobNotFound(f"nothing stored under {key!r}")
-        view = {"job_id": job_id, "status": "pending"}
-    return {**view, "key": key}
+        view = JobStatus(job_id=job_id, status="pending")
+    return JobStatus.model_validate({**view.dump(), "key": key})
 
 
-@router.get("/jobs/{job_id}")
-def get_job(job_id: str, store: StoreDep) -> dict[str, Any]:
+@router.get("/jobs/{job_id}", response_model=JobStatus, response_model_exclude_unset=True)
+def get_job(job_id: str, store: StoreDep) -> JobStatus:
     if not is_job_id(job_id):
         raise BadJobId()
-    view = store.job_view(job_id)
+    view = store.view(job_id)
     if view is None:
         raise JobNotFound()
     return view

@@ -25,20 +25,17 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from humanparse.config import Settings
 from humanparse.engine.types import Parser
-from humanparse.entries.api.deps import CacheDep, GateDep, ParserDep, SettingsDep
+from humanparse.entries.api.deps import CacheDep, GateDep, ParserDep, RunnerDep, SettingsDep
 from humanparse.entries.api.limits import read_capped
 from humanparse.exceptions import (
     BadOutput,
-    Busy,
     ImageTooLarge,
-    InputError,
     InvalidRequest,
     ResponseTooLarge,
     UnknownCategory,
     UnknownPerson,
 )
 from humanparse.jobs.cache import ResultCache, sha256_hex
-from humanparse.observability import record_failure, record_parse
 from humanparse.pipeline.outputs import by_query, content_type, queries
 from humanparse.pipeline.tryon import CATEGORIES
 from humanparse.pipeline.tryon_files import (
@@ -51,7 +48,7 @@ from humanparse.pipeline.tryon_files import (
     pose_estimator,
     tryon_name,
 )
-from humanparse.pipeline.usecase import ParseOptions, ParseOutput, parse_image
+from humanparse.pipeline.usecase import ParseOptions, ParseOutput
 
 router = APIRouter()
 log = logging.getLogger("humanparse.entries.api")
@@ -99,6 +96,7 @@ async def read_image(request: Request, limit: int) -> bytes:
                                              "a try-on image when ?output=tryon (PNG), OpenPose JSON when "
                                              "?output=keypoints, an ATR / LIP palette PNG when ?output=atr|lip"}})
 async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep, gate: GateDep, cache: CacheDep,
+                     runner: RunnerDep,
                      output: Annotated[str, Query(description=", ".join(queries()))] = "json",
                      category: Annotated[str | None, Query(description="try-on category: upper_body, lower_body, "
                                                            "dresses, full_body (output=tryon, or json)")] = None,
@@ -117,19 +115,9 @@ async def parse_sync(request: Request, settings: SettingsDep, parser: ParserDep,
                                          [n.split(".")[3] for n in names if n.startswith("tryon.")])
     if cached is not None:
         return _answer(output, cached, cached=True, names=names)
-    if not gate.acquire(blocking=False):
-        raise Busy()
-    try:
-        out = await run_in_threadpool(parse_image, data, parser, ParseOptions.from_settings(settings))
-        # inside the gate: beside M2FP the keypoints run a pose network
-        files = await run_in_threadpool(_job_files, out, parser, settings)
-    except InputError as exc:
-        record_failure(exc.code)  # the same Failures metric as the S3 trigger's refused uploads
-        raise
-    finally:
-        gate.release()
-    record_parse(out)  # log line + ParseTime / ImagesParsed / PersonsFound
-    await run_in_threadpool(_keep, cache, digest, out, files)
+    # the gate, the parse, metrics and keeping the result as a job: the job runner's
+    out, files = await run_in_threadpool(runner.parse_now, data, digest, gate,
+                                         lambda parsed: _job_files(parsed, parser, settings))
     if category is not None and names[-1] not in files:  # raises no_person, unknown_person, nothing_to_mask
         files = {**files, **await run_in_threadpool(_tryon_files, out, parser, settings, category, person)}
     return _answer(output, files, cached=False, names=names)
@@ -188,18 +176,6 @@ def _from_stored_parse(cache: ResultCache, digest: str, data: bytes, category: s
         return None
     drawn = outputs_of(data, stored, category, person, options=ParseOptions.from_settings(settings), images=images)
     return None if drawn is None else {**stored, **drawn}
-
-
-def _keep(cache: ResultCache, digest: str, out: ParseOutput, files: dict[str, bytes]) -> None:
-    """Fill the cache (the same key the page's uploads and the S3 trigger use): a repeat of these bytes, here or
-    from the page, is then a hit. Storage trouble loses the entry, never the answer."""
-    result = out.result
-    try:
-        cache.keep(digest, files, {"model": result.model.kind, "width": result.width, "height": result.height,
-                                       "person_count": len(result.persons),
-                                       "elapsed_ms": round(1000 * out.timings.get("total", 0.0), 1)})
-    except (ClientError, BotoCoreError):
-        log.warning("could not store the result in the cache", exc_info=True)
 
 
 def _cached_files(cache: ResultCache, digest: str, names: list[str]) -> dict[str, bytes] | None:

@@ -14,6 +14,7 @@ from typing import Annotated, ParamSpec, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from humanparse.entries.api.deps import StoreDep
@@ -30,9 +31,18 @@ T = TypeVar("T")
 LARGE = ("redirect", "url")
 
 
+class TryonLink(BaseModel):
+    """A try-on PNG over the response cap, with ``large=url``: where to fetch it."""
+
+    name: str = Field(description="the file's name among the job's results, e.g. tryon.upper_body.p1.agnostic.png")
+    url: str = Field(description="presigned GET of the stored file")
+    bytes: int = Field(description="the PNG's size")
+
+
 @router.get("/jobs/{job_id}/tryon",
             responses={200: {"description": "the try-on PNG (or, with large=url and a PNG over the response cap, "
-                                            "JSON {name, url, bytes})", "content": {"image/png": {}}},
+                                            "JSON {name, url, bytes})", "content": {"image/png": {}},
+                            "model": TryonLink},
                        303: {"description": "a PNG over the response cap: a presigned GET of the stored file"},
                        404: {"description": "no such job, or its results expired"},
                        409: {"description": "job_not_done: pending, running or failed"},
@@ -57,7 +67,7 @@ async def get_job_tryon(job_id: str, store: StoreDep,
         return Response(got.body, media_type=content_type(got.name), headers=headers)
     url = await run_in_threadpool(_guarded, _link, store, job_id, got)
     if large == "url":
-        return JSONResponse({"name": got.name, "url": url, "bytes": len(got.body)}, headers=headers)
+        return JSONResponse(TryonLink(name=got.name, url=url, bytes=len(got.body)).model_dump(), headers=headers)
     return RedirectResponse(url, status_code=303, headers=headers)
 
 

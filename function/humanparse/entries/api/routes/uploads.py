@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Request
@@ -13,6 +13,7 @@ from humanparse.entries.api.deps import CacheDep, SettingsDep, StoreDep
 from humanparse.entries.api.limits import JsonCappedRoute
 from humanparse.exceptions import EmptyInput, ImageTooLarge, UnsupportedFormat, VideoTooLarge
 from humanparse.jobs.keys import is_video_type, new_job_id
+from humanparse.jobs.status import JobSource
 
 router = APIRouter(route_class=JsonCappedRoute)
 log = logging.getLogger("humanparse.entries.api")
@@ -28,9 +29,28 @@ class UploadRequest(BaseModel):
                                            "(no upload); otherwise the upload must be exactly these bytes")
 
 
-@router.post("/uploads", status_code=201)
+class PresignedPost(BaseModel):
+    url: str = Field(description="where to POST the form")
+    fields: dict[str, str] = Field(description="form fields to send before the file field")
+
+
+class UploadCreated(BaseModel):
+    """A new job: a presigned POST to send the file with, or (a photo the cache knows) a job already done."""
+
+    job_id: str
+    status_url: str = Field(description="GET it for the job's status (a JobStatus)")
+    upload: PresignedPost | None = Field(default=None, description="absent when the job is done already")
+    expires_in: int | None = Field(default=None, description="seconds the presigned POST stays valid")
+    max_bytes: int | None = Field(default=None, description="the largest file the storage accepts")
+    kind: Literal["image", "video"] | None = None
+    status: Literal["done"] | None = Field(default=None, description="done already: answered from the cache")
+    cached: bool | None = Field(default=None, description="true when answered from the cache (no upload)")
+
+
+# response_model_exclude_unset: each of the two answers has only its own fields, as before the model
+@router.post("/uploads", status_code=201, response_model=UploadCreated, response_model_exclude_unset=True)
 def create_upload(req: UploadRequest, request: Request, settings: SettingsDep, store: StoreDep,
-                  cache: CacheDep) -> dict[str, Any]:
+                  cache: CacheDep) -> UploadCreated:
     ct = req.content_type.split(";")[0].strip().lower()
     # the API's own prefix (the local runner mounts it at /api, Lambda serves it at the root), so the URL works
     # as given
@@ -49,13 +69,14 @@ def create_upload(req: UploadRequest, request: Request, settings: SettingsDep, s
     if sha256 and cache.enabled:
         job_id = new_job_id()
         try:
-            hit = cache.reuse(sha256, job_id, {"via": "POST /uploads"})
+            hit = cache.reuse(sha256, job_id, JobSource(via="POST /uploads"))
         except (ClientError, BotoCoreError):  # the cache only saves work: a storage hiccup means "upload it"
             log.warning("cache look-up failed; uploading instead", exc_info=True)
             hit = None
         if hit is not None:
             # the photo never leaves the browser: the job is done already, no presigned POST
-            return {"job_id": job_id, "status": "done", "cached": True, "status_url": f"{jobs}/{job_id}"}
+            return UploadCreated(job_id=job_id, status="done", cached=True, status_url=f"{jobs}/{job_id}")
     job_id, upload = store.create_upload(ct, req.filename, sha256)
-    return {"job_id": job_id, "upload": upload, "expires_in": settings.presign_expires_s,
-            "max_bytes": max_bytes, "status_url": f"{jobs}/{job_id}", "kind": "video" if video else "image"}
+    return UploadCreated(job_id=job_id, upload=PresignedPost.model_validate(upload),
+                         expires_in=settings.presign_expires_s, max_bytes=max_bytes, status_url=f"{jobs}/{job_id}",
+                         kind="video" if video else "image")
