@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from humanparse import __version__
+from humanparse.engine.registry import lookup, model_kinds
 from humanparse.entries.api.deps import AuthDep, ParserDep, SettingsDep
 from humanparse.pipeline.colormap import full_legend
 from humanparse.pipeline.labels import PERSON_PALETTE, hex_color
@@ -20,7 +21,10 @@ def healthz(parser: ParserDep) -> dict[str, Any]:
     return {"status": "ok", "version": __version__,
             "model": {"kind": info.kind, "id": info.model_id, "notes": info.notes,
                       "precision": info.precision, "precision_reason": info.precision_reason,
-                      "kernels": dict(info.kernels), "kernels_reason": info.kernels_reason}}
+                      "kernels": dict(info.kernels), "kernels_reason": info.kernels_reason,
+                      # what its kind says of itself (engine/registry.py); none for a parser of no registered kind
+                      "facts": kind.facts() if (kind := lookup(info.kind)) else None},
+            "kinds": [k.name for k in model_kinds()]}
 
 
 @router.get("/config", dependencies=[AuthDep])
@@ -30,4 +34,5 @@ def api_config(settings: SettingsDep, parser: ParserDep) -> dict[str, Any]:
             "sync_max_bytes": settings.sync_max_bytes, "labels": full_legend(),
             "video_max_bytes": settings.video_max_bytes, "video_max_seconds": settings.video_max_seconds,
             "supported_labels": list(parser.info.supported_labels), "model": parser.info.kind,
-            "person_colors": [hex_color(c) for c in PERSON_PALETTE]}
+            "person_colors": [hex_color(c) for c in PERSON_PALETTE],
+            "model_kinds": {k.name: k.facts() for k in model_kinds()}}  # the page names the model by its title
