@@ -183,3 +183,11 @@ def test_cache_key_follows_the_kind_and_its_fingerprint(aws: dict[str, Any], dum
     assert ResultCache(store, lite_parser, settings).key(content) != dummy_key  # another kind, another key
     (dummy / WEIGHTS).write_text("v2")  # new weights of the same kind: another key
     assert ResultCache(store, parser, settings).key(content) != dummy_key
+
+
+def test_builtin_kinds_name_their_engines_files() -> None:
+    """The registry spells M2FP's file names without importing torch; they are the engine's own."""
+    from humanparse.engine.m2fp.predictor import CONFIG_FILE, WEIGHTS_FILE
+
+    assert MODEL_KINDS["m2fp"].files == (CONFIG_FILE, WEIGHTS_FILE)
+    assert [k for k, v in MODEL_KINDS.items() if v.in_auto] == ["m2fp", "lite"]  # "auto": M2FP, else lite

@@ -65,6 +65,7 @@ class ModelKind:
     labels: tuple[int, ...] = ALL_LABELS  # CIHP ids it can produce
     precisions: tuple[str, ...] = ("fp32",)  # arithmetic it can run in
     seconds_per_frame: float = 2.0  # one sampled video frame (decode + parse + PNGs), for chunk budgets
+    pose_head: bool = False  # fills ParseResult.poses itself; else the lite tier's pose network runs beside it
     fast_path: bool = False  # measures its kernels at load (the verdict shared through S3: kernel_share)
     in_auto: bool = False  # "auto" takes the first kind, in table order, whose folder is found
     dir_setting: str | None = "model_dir"  # the Settings field naming its own folder (first place tried)
@@ -104,7 +105,7 @@ class ModelKind:
         """JSON-ready: what ``/healthz`` and ``/config`` say of this kind."""
         return {"name": self.name, "title": self.title, "files": list(self.files),
                 "labels": [CIHP_LABELS[i] for i in self.labels], "precisions": list(self.precisions),
-                "seconds_per_frame": self.seconds_per_frame, "fast_path": self.fast_path, "in_auto": self.in_auto,
+                "seconds_per_frame": self.seconds_per_frame, "pose_head": self.pose_head, "fast_path": self.fast_path, "in_auto": self.in_auto,
                 "env": f"HUMANPARSE_{self.dir_setting.upper()}" if self.dir_setting else None}
 
 
@@ -129,6 +130,12 @@ def kind_names() -> list[str]:
 
 def lookup(name: str) -> ModelKind | None:
     return MODEL_KINDS.get(name)
+
+
+def has_pose_head(name: str) -> bool:
+    """The kind named ``name`` finds poses with its parse (lite); unknown kinds are taken to have none."""
+    kind = MODEL_KINDS.get(name)
+    return kind is not None and kind.pose_head
 
 
 def get_kind(name: str) -> ModelKind:
@@ -238,7 +245,7 @@ LITE = register(ModelKind(
     fingerprint=lambda folder: ",".join(f"{k}={v}" for k, v in sorted(LITE_SHA256.items())),
     labels=SUPPORTED,  # no Hat, Glove, Sunglasses, Dress, Coat, Socks, Scarf, Skirt
     # ~0.2 s per frame at 640x360 on 2 shared cores (bench/video.py), with headroom
-    seconds_per_frame=0.25, in_auto=True, dir_setting="lite_model_dir", packaged=packaged_lite_dir,
+    seconds_per_frame=0.25, pose_head=True, in_auto=True, dir_setting="lite_model_dir", packaged=packaged_lite_dir,
     cache_dirs=lambda model_id: ("lite",),
     describe=lambda folder, p: f"serving the LITE model (BodyPix + PAN from {folder})"))
 

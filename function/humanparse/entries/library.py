@@ -32,7 +32,7 @@ from PIL import Image, ImageOps
 
 from humanparse.config import Settings
 from humanparse.engine.loader import load_parser
-from humanparse.engine.registry import folder_kind
+from humanparse.engine.registry import folder_kind, has_pose_head
 from humanparse.engine.types import ModelInfo, Parser, ParseResult
 from humanparse.exceptions import FileUnreadable, HumanParseError, ImageTooLarge, ImageTooSmall, NotAnImage
 from humanparse.pipeline.colormap import colorize, overlay
@@ -192,7 +192,7 @@ class Parsed:
             from humanparse.pipeline.keypoints import person_keypoints
 
             poses = self._result.poses
-            if not poses and self.model.kind != "lite" and self._poser is not None and self.people:
+            if not poses and not has_pose_head(self.model.kind) and self._poser is not None and self.people:
                 poses = self._poser(self.image)
             self._keypoints = person_keypoints(poses, self.persons, len(self.people))
         return self._keypoints
