@@ -54,8 +54,8 @@ class ModelSpec:
 @dataclass(frozen=True)
 class ModelKind:
     """One kind of parser. ``build(folder, spec)`` → a ``Parser`` from a folder holding ``files`` (reads, never
-    downloads); ``fingerprint(folder)`` → a string that changes whenever the weights do (the cache key's and the
-    kernel verdict's identity of the model; cheap: read at start)."""
+    downloads); ``fingerprint(folder)`` → a string that changes whenever the weights do (the result cache's
+    identity of the model; cheap: read at start). Whether its kernel verdict is shared: ``fast_path``."""
 
     name: str  # what --model, HUMANPARSE_MODEL_KIND, ModelInfo.kind and results say
     title: str  # what the page and the notices call it
@@ -105,7 +105,8 @@ class ModelKind:
         """JSON-ready: what ``/healthz`` and ``/config`` say of this kind."""
         return {"name": self.name, "title": self.title, "files": list(self.files),
                 "labels": [CIHP_LABELS[i] for i in self.labels], "precisions": list(self.precisions),
-                "seconds_per_frame": self.seconds_per_frame, "pose_head": self.pose_head, "fast_path": self.fast_path, "in_auto": self.in_auto,
+                "seconds_per_frame": self.seconds_per_frame, "pose_head": self.pose_head,
+                "fast_path": self.fast_path, "in_auto": self.in_auto,
                 "env": f"HUMANPARSE_{self.dir_setting.upper()}" if self.dir_setting else None}
 
 
