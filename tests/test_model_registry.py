@@ -191,3 +191,36 @@ def test_builtin_kinds_name_their_engines_files() -> None:
 
     assert MODEL_KINDS["m2fp"].files == (CONFIG_FILE, WEIGHTS_FILE)
     assert [k for k, v in MODEL_KINDS.items() if v.in_auto] == ["m2fp", "lite"]  # "auto": M2FP, else lite
+
+
+def test_page_names_the_model_by_the_servers_registry(dummy_svc: Any, browser: Any) -> None:
+    """The page's "Model: …" line is the serving kind's title from ``/config`` (the page lists no kinds)."""
+    from urllib.parse import urlparse
+
+    from conftest import ROOT
+    from fastapi.testclient import TestClient
+
+    config = TestClient(dummy_svc.app).get("/config")
+    assert config.status_code == 200
+    origin, page_dir = "http://hp.test", ROOT / "frontend"
+
+    def handle(route: Any) -> None:
+        path = urlparse(route.request.url).path
+        if path == "/api/config":
+            return route.fulfill(body=config.content, content_type="application/json")
+        if path == "/config.js":
+            return route.fulfill(body='window.HUMANPARSE_CONFIG = {"apiBase": "/api"};', content_type="text/javascript")
+        f = page_dir / (path.lstrip("/") or "index.html")
+        if not f.is_file():
+            return route.fulfill(status=404, body="not found")
+        return route.fulfill(body=f.read_bytes(), content_type="text/javascript" if f.suffix == ".js" else
+                             "text/css" if f.suffix == ".css" else "text/html")
+
+    page = browser.new_page()
+    try:
+        page.route(origin + "/**", handle)
+        page.goto(origin + "/")
+        page.wait_for_function("() => document.querySelector('#model-line').textContent.includes('Model')")
+        assert page.locator("#model-line").inner_text() == "Model: Dummy (all background)"
+    finally:
+        page.close()
