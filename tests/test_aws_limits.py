@@ -142,8 +142,9 @@ def test_video_execution_input_fits_for_the_longest_clip(rendered: dict[str, Any
     """The execution input the parser function sends (every chunk message) for the longest accepted clip at the
     template's chunk budget, with the longest key; chunk outputs are discarded, so the Map's result is small."""
     from humanparse.config import Settings
+    from humanparse.engine.registry import model_kinds
     from humanparse.video.chunks import plan_chunks
-    from humanparse.video.job import SECONDS_PER_FRAME, StepFunctionsFanOut
+    from humanparse.video.job import StepFunctionsFanOut
 
     class Recorder:
         class exceptions:  # noqa: N801 - boto3's shape
@@ -160,7 +161,7 @@ def test_video_execution_input_fits_for_the_longest_clip(rendered: dict[str, Any
                                 ["Environment"]["Variables"].items() if isinstance(v, str)}}
     budget = float(env["HUMANPARSE_VIDEO_TIMEOUT_S"])
     settings = Settings()
-    plan = [list(r) for r in plan_chunks(settings.video_max_frames, max(SECONDS_PER_FRAME.values()), timeout_s=budget)]
+    plan = [list(r) for r in plan_chunks(settings.video_max_frames, max(k.seconds_per_frame for k in model_kinds()), timeout_s=budget)]
     sfn = Recorder()
     source = {"bucket": f"hp-test-uploads-{ACCOUNT}", "key": MAX_KEY, "etag": "f" * 32, "version_id": "v" * 1024,
               "sequencer": "0" * 32}

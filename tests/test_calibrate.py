@@ -88,7 +88,7 @@ def test_parser_and_result_say_which_precision_ran_and_why(calibrated: tuple[Pat
     root, _ = calibrated
     (root / VERDICT_FILE).unlink()
     monkeypatch.setattr(cpu, "host_has_amx", lambda: True)
-    parser = load_parser(ModelSpec(kind="m2fp", m2fp_dirs=(root,), precision="auto")).parser
+    parser = load_parser(ModelSpec(kind="m2fp", places={"m2fp": (root,)}, precision="auto")).parser
     assert parser.precision == "fp32" and "no calibration verdict" in parser.precision_reason  # type: ignore[attr-defined]
     model = parser.parse(np.zeros((64, 48, 3), np.uint8)).summary()["model"]
     assert model["precision"] == "fp32" and model["precision_reason"] == parser.precision_reason  # type: ignore[attr-defined]

@@ -137,7 +137,7 @@ def test_model_id_under_damo_and_iic(tmp_path: Path) -> None:
     name = "cv_resnet101_image-multiple-human-parsing"
     for asked in (f"damo/{name}", f"iic/{name}"):
         spec = Settings(model_id=asked, model_cache_dir=tmp_path).model_spec(2)
-        assert [p.name for p in spec.m2fp_dirs] == [asked.replace("/", "--"),
+        assert [p.name for p in spec.dirs("m2fp")] == [asked.replace("/", "--"),
                                                     ("iic/" if asked.startswith("damo") else "damo/").replace("/", "--")
                                                     + name]
 

@@ -427,7 +427,7 @@ def test_lite_runs_where_torch_is_not_installed(tmp_path: Path) -> None:
         from humanparse.engine.loader import ModelSpec, load_parser
         from humanparse.exceptions import ModelError
         from humanparse.models import packaged_lite_dir
-        folders = dict(m2fp_dirs=(Path(sys.argv[1]),), lite_dirs=(packaged_lite_dir(),), threads=1)
+        folders = dict(places={"m2fp": (Path(sys.argv[1]),), "lite": (packaged_lite_dir(),)}, threads=1)
         loaded = load_parser(ModelSpec(kind="auto", **folders))
         result = loaded.parser.parse(np.full((64, 48, 3), 128, np.uint8))
         print(loaded.notice)

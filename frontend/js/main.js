@@ -53,7 +53,8 @@ async function loadConfig() {
     $("#video-max-mb").textContent = Math.round(state.config.video_max_bytes / 1048576);
     $("#video-max-s").textContent = Math.round(state.config.video_max_seconds);
   }
-  line.textContent = state.config.model === "m2fp" ? "Model: M2FP (ResNet-101)" : "Model: lite (BodyPix + PAN)";
+  const kind = (state.config.model_kinds || {})[state.config.model];  // the server's model registry
+  line.textContent = `Model: ${kind ? kind.title : state.config.model}`;
 }
 
 wireDrop();

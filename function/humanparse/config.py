@@ -7,10 +7,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from humanparse.engine.loader import ModelSpec, m2fp_cache_candidates
+from humanparse.engine.registry import DEFAULT_M2FP_ID, ModelKind, ModelSpec, kind_names, model_kinds
 from humanparse.jobs.keys import EXTENSIONS
 from humanparse.pipeline.imageio import MAX_DECODE_MEGABYTES, MAX_JPEG_SCANS, MAX_OUTPUT_MEGAPIXELS
 
@@ -23,9 +23,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HUMANPARSE_", extra="ignore", protected_namespaces=())
 
     # --- model
-    model_kind: Literal["auto", "m2fp", "lite"] = "auto"
-    model_dir: Path | None = None  # an M2FP folder (configuration.json + pytorch_model.pt)
-    model_id: str = "damo/cv_resnet101_image-multiple-human-parsing"
+    model_kind: str = "auto"  # "auto" or a kind of engine/registry.py (m2fp, lite, ...)
+    model_dir: Path | None = None  # a folder of model_kind (M2FP: configuration.json + pytorch_model.pt)
+    model_id: str = DEFAULT_M2FP_ID
     model_cache_dir: Path = Field(default_factory=default_cache_dir)
     lite_model_dir: Path | None = None
     threads: int | None = None  # None: from the container's CPU quota
@@ -103,24 +103,31 @@ class Settings(BaseSettings):
     # here at start, for `aws s3 cp` into its bucket; unset: the key stays in the process only
     local_aws_config: Path | None = None
 
+    @field_validator("model_kind")
+    @classmethod
+    def _known_model_kind(cls, kind: str) -> str:
+        if kind != "auto" and kind not in kind_names():
+            raise ValueError(f"unknown model kind {kind!r}: one of auto, {', '.join(kind_names())}")
+        return kind
+
     @property
     def output_bucket(self) -> str:
         return self.results_bucket or self.upload_bucket
 
     def model_spec(self, threads: int | None = None) -> ModelSpec:
-        """The engine's view of these settings. Places in order: M2FP — ``model_dir``, then the cache (under
-        the id's damo/ and iic/ names); lite — ``lite_model_dir`` (``--lite-dir`` / ``HUMANPARSE_LITE_MODEL_DIR``),
-        the files shipped in the package, then the cache (``download lite``)."""
-        from humanparse.models import packaged_lite_dir
-
-        m2fp = ([self.model_dir] if self.model_dir else []) + m2fp_cache_candidates(self.model_cache_dir,
-                                                                                  self.model_id)
-        lite = ([self.lite_model_dir] if self.lite_model_dir else []) + [packaged_lite_dir(),
-                                                                          self.model_cache_dir / "lite"]
-        return ModelSpec(kind=self.model_kind, m2fp_dirs=tuple(m2fp), lite_dirs=tuple(lite),
+        """The engine's view of these settings: every registered kind's places (``model_places``)."""
+        return ModelSpec(kind=self.model_kind, places={k.name: self.model_places(k) for k in model_kinds()},
                          threads=threads or self.threads or 2, precision=self.precision, model_id=self.model_id,
                          person_score_thr=self.person_score_thr, kernels=self.kernels,
                          kernel_cache_dir=self.kernel_cache_dir)
+
+    def model_places(self, kind: ModelKind) -> tuple[Path, ...]:
+        """Where ``kind`` is looked for, in order: the folder its own setting names (M2FP: ``model_dir``; lite:
+        ``lite_model_dir``, ``--lite-dir``), the folder shipped in the package (lite), then the model cache
+        (M2FP: under the id's damo/ and iic/ names; lite: ``download lite``)."""
+        own = getattr(self, kind.dir_setting, None) if kind.dir_setting else None
+        return tuple(([Path(own)] if own else []) + ([kind.packaged()] if kind.packaged else [])
+                     + [self.model_cache_dir / sub for sub in kind.cache_subdirs(self.model_id)])
 
 
 @lru_cache(maxsize=1)

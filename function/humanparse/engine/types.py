@@ -15,7 +15,7 @@ from humanparse.pipeline.labels import CIHP_LABELS
 
 @dataclass(frozen=True)
 class ModelInfo:
-    kind: str  # "m2fp" or "lite"
+    kind: str  # a model kind's name (engine/registry.py): "m2fp", "lite", ...
     model_id: str  # hub id or folder name
     supported_labels: tuple[int, ...]  # CIHP ids this model can produce
     notes: str = ""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from humanparse.config import Settings
+from humanparse.engine.registry import folder_kind, model_kinds
 from humanparse.exceptions import HumanParseError, ModelError, StorageUnavailable
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     kw: dict[str, Any] = {}
     if getattr(args, "model_dir", None):
         kw["model_dir"] = Path(args.model_dir)
-        kw["model_kind"] = "m2fp"
+        kw["model_kind"] = folder_kind()  # a bare --model-dir insists on that kind (M2FP), as if --model said so
     if getattr(args, "model", None) and args.model != "auto":
         kw["model_kind"] = args.model
     if getattr(args, "lite_dir", None):
@@ -174,7 +175,7 @@ def _summary(parsed: int, failures: list[tuple[str, HumanParseError]], skipped: 
 
 # --------------------------------------------------------------------------------------------- download
 def cmd_download(args: argparse.Namespace) -> int:
-    from humanparse.engine.loader import m2fp_cache_path
+    from humanparse.engine.registry import m2fp_cache_path
     from humanparse.models.download import download_lite, download_m2fp
 
     settings = _settings(args)
@@ -282,9 +283,12 @@ def build_parser(prog: str = "local_runner.py") -> argparse.ArgumentParser:
 
 
 def _model_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", choices=["auto", "m2fp", "lite"], default="auto",
-                   help="auto: M2FP if its folder is found, else the lite model (ships with the package)")
-    p.add_argument("--model-dir", help="an M2FP folder (configuration.json + pytorch_model.pt)")
+    kinds = model_kinds()  # engine/registry.py: every registered kind is a choice
+    p.add_argument("--model", choices=["auto", *(k.name for k in kinds)], default="auto",
+                   help="auto: the first of " + ", ".join(k.name for k in kinds if k.in_auto) + " whose folder is "
+                        "found (the lite model ships with the package); "
+                        + "; ".join(f"{k.name}: {k.title}" for k in kinds))
+    p.add_argument("--model-dir", help="a folder of the --model kind (M2FP: configuration.json + pytorch_model.pt)")
     p.add_argument("--lite-dir", help="folder holding the two lite ONNX models (default: the packaged ones)")
     p.add_argument("--cache-dir", help="model cache (default ~/.cache/humanparse)")
     p.add_argument("--threads", type=int, help="CPU threads (default: the CPU quota)")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from humanparse.config import Settings
-from humanparse.engine.loader import find_m2fp_dir
+from humanparse.engine.registry import choose
 
 log = logging.getLogger("humanparse.kernels")
 
@@ -55,11 +55,13 @@ class SharedVerdict:
 
 
 def wanted(settings: Settings) -> bool:
-    """Sharing applies: on, kernels measured (``auto``), and an M2FP folder to load (the lite model has none)."""
+    """Sharing applies: on, kernels measured (``auto``), and the kind about to load has a fast path whose
+    kernels are measured (M2FP; the lite model has none) and its folder is found."""
     if not settings.share_kernel_verdict or settings.kernels.strip() not in ("", "auto"):
         return False
     spec = settings.model_spec()
-    return spec.kind != "lite" and find_m2fp_dir(spec.m2fp_dirs) is not None
+    choice = choose(spec.kind, spec.places)
+    return choice.kind.fast_path and choice.folder is not None
 
 
 def local_dir(settings: Settings) -> Path:

@@ -32,6 +32,7 @@ from PIL import Image, ImageOps
 
 from humanparse.config import Settings
 from humanparse.engine.loader import load_parser
+from humanparse.engine.registry import folder_kind, has_pose_head
 from humanparse.engine.types import ModelInfo, Parser, ParseResult
 from humanparse.exceptions import FileUnreadable, HumanParseError, ImageTooLarge, ImageTooSmall, NotAnImage
 from humanparse.pipeline.colormap import colorize, overlay
@@ -191,7 +192,7 @@ class Parsed:
             from humanparse.pipeline.keypoints import person_keypoints
 
             poses = self._result.poses
-            if not poses and self.model.kind != "lite" and self._poser is not None and self.people:
+            if not poses and not has_pose_head(self.model.kind) and self._poser is not None and self.people:
                 poses = self._poser(self.image)
             self._keypoints = person_keypoints(poses, self.persons, len(self.people))
         return self._keypoints
@@ -389,7 +390,7 @@ class HumanParser:
         with self._lock:
             if self._pose_net is None:
                 spec = self.settings.model_spec(self.settings.threads)
-                self._pose_net = PoseNetwork.from_lite_dirs(list(spec.lite_dirs), threads=spec.threads)
+                self._pose_net = PoseNetwork.from_lite_dirs(list(spec.dirs("lite")), threads=spec.threads)
             poses: list[npt.NDArray[np.float32]] = self._pose_net.estimate(rgb)
         return poses
 
@@ -414,13 +415,14 @@ def check_rgb(arr: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(arr)
 
 
-def load(model: Literal["auto", "m2fp", "lite"] = "auto", model_dir: str | os.PathLike[str] | None = None,
+def load(model: str = "auto", model_dir: str | os.PathLike[str] | None = None,
          threads: int | None = None, precision: Literal["auto", "fp32", "bf16"] = "auto", *,
          lite_dir: str | os.PathLike[str] | None = None, settings: Settings | None = None) -> HumanParser:
     """Load a model once (seconds); parse many images with the returned ``HumanParser``.
 
     ``model``: ``"auto"`` takes M2FP when its folder is found (``model_dir``, else the cache that ``humanparse
-    download m2fp`` fills), else the lite model that ships with the package; ``"m2fp"`` / ``"lite"`` insist.
+    download m2fp`` fills), else the lite model that ships with the package; ``"m2fp"`` / ``"lite"`` (or any
+    kind of ``engine/registry.py``) insist, and a ``model_dir`` alone insists on M2FP.
     ``threads``: CPU threads per parse (default: the CPU quota). ``precision``: M2FP arithmetic (``"auto"``:
     bf16 only where a calibration verdict allows it, on AMX CPUs). Everything else (cache folder, limits, overlay
     opacity) comes from ``settings``, by default the ``HUMANPARSE_*`` environment as for every other entry.
@@ -429,7 +431,7 @@ def load(model: Literal["auto", "m2fp", "lite"] = "auto", model_dir: str | os.Pa
 
     kw: dict[str, Any] = {}
     if model_dir is not None:
-        kw.update(model_dir=Path(model_dir), model_kind="m2fp" if model == "auto" else model)
+        kw.update(model_dir=Path(model_dir), model_kind=folder_kind() if model == "auto" else model)
     if model != "auto":
         kw["model_kind"] = model
     if lite_dir is not None:

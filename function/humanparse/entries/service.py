@@ -1,5 +1,5 @@
 """Wiring shared by the Lambda module and the local runner: one parser, one S3 client, the HTTP app and
-the S3 trigger, and the single ``handler(event, context)`` that dispatches between them."""
+the S3 trigger, and the single ``handler(event, context)`` that dispatches between them by ``EVENT_KINDS``."""
 
 from __future__ import annotations
 
@@ -50,10 +50,28 @@ class Service:
             return self.http_handler(event, context)
 
     def handler(self, event: dict[str, Any], context: Any = None) -> Any:
-        """The Lambda entry: S3 notifications → trigger; API Gateway / Function URL events → Mangum."""
-        if is_s3_event(event) or is_backfill_batch(event) or is_video_message(event):
-            return self.s3_handler(event, context)
-        return self.api_handler(event, context)
+        """The Lambda entry: the first of ``EVENT_KINDS`` that matches the event takes it."""
+        kind = next(k for k in EVENT_KINDS if k.matches(event))
+        return kind.handle(self, event, context)
+
+
+@dataclass(frozen=True)
+class EventKind:
+    """One kind of event the single handler takes: ``matches`` reads the event's shape (as Mangum infers its
+    handler), ``handle`` is the Service entry it goes to. A new entry is one more row of ``EVENT_KINDS``."""
+
+    name: str
+    matches: Callable[[Any], bool]
+    handle: Callable[[Service, dict[str, Any], Any], Any]
+
+
+EVENT_KINDS: tuple[EventKind, ...] = (
+    EventKind("S3 notification", is_s3_event, Service.s3_handler),
+    EventKind("backfill batch", is_backfill_batch, Service.s3_handler),  # Step Functions Distributed Map
+    EventKind("video message", is_video_message, Service.s3_handler),  # a split video's chunk / join / fail
+    # last, and takes the rest: API Gateway / Function URL events, through Mangum (which refuses what it cannot read)
+    EventKind("HTTP request", lambda event: True, Service.api_handler),
+)
 
 
 def load_configured_parser(settings: Settings, verdict_s3: Any = None) -> LoadedParser:

@@ -2,11 +2,12 @@
 
 The cache is the results bucket itself. A cache key is the SHA-256 of the uploaded bytes together with a
 fingerprint of everything that changes the answer (``answer_identity``): model kind and id, the weights'
-identity (M2FP: size + mtime of ``pytorch_model.pt``, read once at start; lite: the pinned sha256s the files
-are checked against at load), the precision the network actually runs in, the result format (a hash of the
-output table, ``outputs.format_version``) and the settings that alter outputs. The index is one small object per
-key, ``<results prefix>cache/<key>.json`` = ``{"job_id", "files", "format"}``, written with one PUT only after that
-job's ``status.json`` says ``done`` — so an index never points at a job whose files are still being written.
+identity (the kind's ``fingerprint`` in ``engine/registry.py``: M2FP size + mtime of ``pytorch_model.pt``, read
+once at start; lite the pinned sha256s the files are checked against at load), the precision the network actually
+runs in, the result format (a hash of the output table, ``outputs.format_version``) and the settings that alter
+outputs. The index is one small object per key, ``<results prefix>cache/<key>.json`` = ``{"job_id", "files",
+"format"}``, written with one PUT only after that job's ``status.json`` says ``done`` — so an index never points at
+a job whose files are still being written.
 
 Reading trusts nothing: an entry is used only if its job is ``done`` and every file it lists can still be
 copied or read (lifecycle may have removed them: that is a miss, not an error), and the copy to the new job runs before the
@@ -27,6 +28,7 @@ from functools import cached_property
 from typing import Any
 
 from humanparse.config import Settings
+from humanparse.engine.registry import lookup
 from humanparse.engine.types import Parser
 from humanparse.jobs.status import JobSource, JobStatus
 from humanparse.jobs.store import JobStore
@@ -39,22 +41,13 @@ def sha256_hex(data: bytes) -> str:
 
 
 def weights_identity(parser: Parser, settings: Settings) -> str:
-    """What identifies the loaded weights, cheaply: M2FP — path, size and mtime of ``pytorch_model.pt`` in the
-    folder the loader picks from these settings (hashing 250 MB at every start would cost seconds); lite — the
-    pinned sha256s (the loader refuses files that do not match them); anything else — its model id."""
-    kind = parser.info.kind
-    if kind == "m2fp":
-        from humanparse.engine.loader import find_m2fp_dir
-
-        folder = find_m2fp_dir(settings.model_spec().m2fp_dirs)
-        if folder is not None:
-            st = (folder / "pytorch_model.pt").stat()
-            return f"{folder.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-    if kind == "lite":
-        from humanparse.models import LITE_SHA256
-
-        return ",".join(f"{k}={v}" for k, v in sorted(LITE_SHA256.items()))
-    return parser.info.model_id
+    """What identifies the loaded weights, cheaply: the fingerprint its kind (``engine/registry.py``) takes of
+    the folder the loader picks from these settings — M2FP: path, size and mtime of ``pytorch_model.pt``
+    (hashing 250 MB at every start would cost seconds); lite: the pinned sha256s (the loader refuses files that
+    do not match them); a kind not registered, or no folder found: its model id."""
+    kind = lookup(parser.info.kind)
+    folder = kind.find(settings.model_places(kind)) if kind is not None else None
+    return kind.fingerprint(folder) if kind is not None and folder is not None else parser.info.model_id
 
 
 def answer_identity(parser: Parser, settings: Settings) -> dict[str, Any]:

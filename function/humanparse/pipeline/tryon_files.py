@@ -183,10 +183,10 @@ def pose_estimator(settings: Settings) -> PoseFn:
         from humanparse.engine.pose import PoseNetwork
 
         spec = settings.model_spec(settings.threads)
-        key = tuple(str(d) for d in spec.lite_dirs)
+        key = tuple(str(d) for d in spec.dirs("lite"))
         with _POSE_LOCK:
             if key not in _POSE_NETS:
-                _POSE_NETS[key] = PoseNetwork.from_lite_dirs(list(spec.lite_dirs), threads=spec.threads)
+                _POSE_NETS[key] = PoseNetwork.from_lite_dirs(list(spec.dirs("lite")), threads=spec.threads)
             net = _POSE_NETS[key]
         poses: list[npt.NDArray[np.float32]] = net.estimate(rgb)
         return poses

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from humanparse.config import Settings
+from humanparse.engine.registry import lookup
 from humanparse.engine.types import Parser
 from humanparse.exceptions import (
     InputError,
@@ -50,9 +51,9 @@ log = logging.getLogger("humanparse.video")
 
 MESSAGE_KEY = "humanparse_video"
 MAX_ATTEMPTS = 3
-# Seconds to parse one sampled frame (decode + parse + PNGs), by model kind, when Settings gives none:
-# lite measured ~0.2 s/frame at 640x360 on 2 shared cores (bench/video.py); M2FP ~2 s on 6 vCPU.
-SECONDS_PER_FRAME = {"lite": 0.25, "m2fp": 2.0}
+# Seconds per sampled frame of a parser of no registered kind (a stub), when Settings gives none: M2FP's figure.
+# A registered kind says its own (``ModelKind.seconds_per_frame``, engine/registry.py).
+UNREGISTERED_SECONDS_PER_FRAME = 2.0
 
 
 def is_video_message(event: Any) -> bool:
@@ -150,7 +151,9 @@ class VideoJobs:
 
     @property
     def seconds_per_frame(self) -> float:
-        return self.settings.video_seconds_per_frame or SECONDS_PER_FRAME.get(self.parser.info.kind, 2.0)
+        kind = lookup(self.parser.info.kind)
+        return self.settings.video_seconds_per_frame or (kind.seconds_per_frame if kind is not None
+                                                         else UNREGISTERED_SECONDS_PER_FRAME)
 
     # ------------------------------------------------------------------------------------------- status
     def _status(self, job_id: str, source: dict[str, Any], status: str, **extra: Any) -> None:

@@ -23,12 +23,11 @@ from humanparse.engine.m2fp.autotune import REFERENCE, KernelChoice, choose_kern
 from humanparse.engine.m2fp.fast import make_fast
 from humanparse.engine.m2fp.modeling import M2FPNet
 from humanparse.engine.m2fp.postprocess import m2fp_postprocess
-from humanparse.engine.m2fp.precision import PrecisionChoice, choose_precision
+from humanparse.engine.m2fp.precision import WEIGHTS_FILE, PrecisionChoice, choose_precision
 from humanparse.engine.types import ModelInfo, ParseResult, check_deadline, persons_from_box_masks, upscale_persons
 from humanparse.exceptions import ModelError, ModelNotFound
 
 CONFIG_FILE = "configuration.json"
-WEIGHTS_FILE = "pytorch_model.pt"
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
 SIZE_DIVISIBILITY = 32

@@ -1,6 +1,6 @@
 """``GET /config``: what the page needs to know, built from one source each — the limits and accepted types
 (``Settings``), the labels and person colours (``labels.py``), the model, and the outputs with the page's download
-lists (the output table, ``pipeline/outputs.py``). ``config.js`` says only where the API lives (and whether it
+lists (the output table, ``pipeline/outputs.py``), the model kinds (``engine/registry.py``). ``config.js`` says only where the API lives (and whether it
 wants a token); everything else the page reads here. A new section is one more entry of ``SECTIONS``."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from humanparse.config import Settings
+from humanparse.engine.registry import model_kinds
 from humanparse.engine.types import Parser
 from humanparse.entries.api.deps import ParserDep, SettingsDep
 from humanparse.pipeline.colormap import full_legend
@@ -32,7 +33,8 @@ def labels(settings: Settings, parser: Parser) -> dict[str, Any]:
 
 
 def model(settings: Settings, parser: Parser) -> dict[str, Any]:
-    return {"model": parser.info.kind}
+    # the page names the model by its kind's title (engine/registry.py)
+    return {"model": parser.info.kind, "model_kinds": {k.name: k.facts() for k in model_kinds()}}
 
 
 def outputs(settings: Settings, parser: Parser) -> dict[str, Any]:

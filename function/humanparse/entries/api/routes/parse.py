@@ -24,6 +24,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from humanparse.config import Settings
+from humanparse.engine.registry import has_pose_head
 from humanparse.engine.types import Parser
 from humanparse.entries.api.deps import CacheDep, GateDep, ParserDep, RunnerDep, SettingsDep
 from humanparse.entries.api.limits import read_capped
@@ -152,7 +153,7 @@ def _parsed(out: ParseOutput, parser: Parser, settings: Settings) -> Any:
     from humanparse.entries.library import Parsed
 
     # a model without a pose head (M2FP) gets the lite tier's pose network for the keypoints
-    poser = None if parser.info.kind == "lite" else pose_estimator(settings)
+    poser = None if has_pose_head(parser.info.kind) else pose_estimator(settings)
     return Parsed.from_output(out, alpha=settings.overlay_alpha, poser=poser)
 
 
