@@ -224,11 +224,13 @@ def measure(args: argparse.Namespace, model_dir: Path | None, tmp: Path) -> dict
         for rnd in range(args.rounds + 1):
             photos = {}
             for name, wh in PHOTOS.items():
+                if name not in args.photos:
+                    continue
                 photos[name] = tmp / f"{name.replace(' ', '')}-{rnd}.jpg"
                 photos[name].write_bytes(photo_bytes(wh, seed=rnd))
             order = workers[rnd % len(workers):] + workers[:rnd % len(workers)]
             for w in order:
-                names = list(PHOTOS) if rnd % 2 == 0 else list(PHOTOS)[::-1]
+                names = list(photos) if rnd % 2 == 0 else list(photos)[::-1]
                 replies = {n: w.ask(photos[n]) for n in names}
                 raw[f"{w.engine}/{w.threads}"]["rounds"].append(replies)
                 print(f"round {rnd} {w.engine} {w.threads} thr:",
@@ -289,7 +291,7 @@ def cost_per_1000(mb: int, seconds: float, arch: str) -> float:
 def medians(rounds: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Per photo: median wall, parse, rest; quartiles of wall; largest request peak RSS."""
     out = {}
-    for name in PHOTOS:
+    for name in [n for n in PHOTOS if n in rounds[0]]:
         walls = [r[name]["wall_s"] for r in rounds]
         q1, med, q3 = quartiles(walls)
         parse = statistics.median(r[name]["parse_s"] for r in rounds)
@@ -380,6 +382,8 @@ def report(args: argparse.Namespace, raw: dict[str, Any], load: tuple[float, flo
                     f"request peak {x['request_peak_mib']:.0f} MiB, {x['bytes_in'] / 1e6:.1f} MB in)"
                     for n, x in m.items()) + f"; init {v['info']['init_s']:.1f} s; first request "
                     + ", ".join(f"{n} {x['wall_s']:.2f} s" for n, x in v["rounds"][0].items()), flush=True)
+        if any(n not in v["rounds"][-1] for k, v in raw.items() for n in PHOTOS if k.startswith(engine + "/")):
+            continue  # one photo only (a split run): its figures above; the table needs both (--from-json)
         table = rows(engine, raw, args.amortise)
         pk = ", ".join(f"{n} thread(s) {p:.0f} MiB" for n, p in sorted(peaks(engine, raw).items()))
         print(f"\n{markdown(engine, table, args.amortise)}\nprocess peak RSS: {pk}")
@@ -392,12 +396,28 @@ def report(args: argparse.Namespace, raw: dict[str, Any], load: tuple[float, flo
         args.json.write_text(json.dumps(result, indent=1, default=str))
 
 
+def merge(raws: list[dict[str, Any]]) -> dict[str, Any]:
+    """Runs of the same workers with different photos, round by round (the first run's init kept)."""
+    out: dict[str, Any] = {}
+    for raw in raws:
+        for k, v in raw.items():
+            if k not in out:
+                out[k] = {"info": v["info"], "rounds": [dict(r) for r in v["rounds"]]}
+            else:
+                for mine, theirs in zip(out[k]["rounds"], v["rounds"], strict=False):
+                    mine.update(theirs)
+                out[k]["rounds"] = out[k]["rounds"][:len(v["rounds"])]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--engines", default="m2fp,lite")
     ap.add_argument("--threads", default="1,2", help="thread counts to measure (this machine's cores at most)")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--photos", default=",".join(PHOTOS), help="which photos: 1024x768, 12 MP (a run each on a "
+                    "busy machine; --from-json merges them round by round)")
     ap.add_argument("--model-dir", type=Path, default=None, help="M2FP folder (default: random weights)")
     ap.add_argument("--amortise", type=int, default=100, help="requests per execution environment for + init")
     ap.add_argument("--json", type=Path, default=None, help="write raw replies and tables here")
@@ -409,11 +429,10 @@ def main() -> None:
         return
     args.engines = [e for e in args.engines.split(",") if e]
     args.threads = [int(t) for t in args.threads.split(",") if t]
+    args.photos = [p.strip() for p in args.photos.split(",") if p.strip() in PHOTOS]
     if args.from_json:
-        raw: dict[str, Any] = {}
-        for f in str(args.from_json).split(","):
-            raw.update(json.loads(Path(f).read_text())["raw"])
-        report(args, raw, json.loads(Path(str(args.from_json).split(",")[0]).read_text())["load"])
+        runs = [json.loads(Path(f).read_text()) for f in str(args.from_json).split(",")]
+        report(args, merge([r["raw"] for r in runs]), (max(r["load"][0] for r in runs), max(r["load"][1] for r in runs)))
         return
     model_dir = args.model_dir
     if model_dir is None and "m2fp" in args.engines:
