@@ -216,7 +216,7 @@ def measure(args: argparse.Namespace, model_dir: Path | None, tmp: Path) -> dict
         for e in args.engines:
             for n in args.threads:
                 w = Worker(e, n, worker_env(e, n, s3srv.endpoint, model_dir, tmp))
-                if "measured" in w.info["kernels"]:  # the first start at a count measures: time one that shares
+                if args.init == "shared" and "measured" in w.info["kernels"]:  # time a start that shares them
                     w.close()
                     w = Worker(e, n, worker_env(e, n, s3srv.endpoint, model_dir, tmp))
                 workers.append(w)
@@ -419,6 +419,8 @@ def main() -> None:
     ap.add_argument("--photos", default=",".join(PHOTOS), help="which photos: 1024x768, 12 MP (a run each on a "
                     "busy machine; --from-json merges them round by round)")
     ap.add_argument("--model-dir", type=Path, default=None, help="M2FP folder (default: random weights)")
+    ap.add_argument("--init", choices=("shared", "any"), default="shared", help="shared: a worker whose start "
+                    "measured the kernels is replaced by one that fetches the verdict (as most cold starts do)")
     ap.add_argument("--amortise", type=int, default=100, help="requests per execution environment for + init")
     ap.add_argument("--json", type=Path, default=None, help="write raw replies and tables here")
     ap.add_argument("--from-json", type=Path, default=None, help="print the tables of an earlier --json run(s), "
