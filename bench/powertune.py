@@ -48,6 +48,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,19 @@ def _hwm_mib() -> float:
     return 0.0
 
 
+def _thread_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of this process, by native id."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            f = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(tid)] = (int(f[11]) + int(f[12])) / tick
+    return out
+
+
 def worker(threads: int) -> None:
     """One Lambda execution environment on ``threads`` cores: init, then one request per stdin line (a photo
     file), one JSON line per answer on stdout."""
@@ -116,33 +130,53 @@ def worker(threads: int) -> None:
     from humanparse import handler
 
     init_s = time.perf_counter() - t0
-    parse_s = [0.0]
+    init_cpu_s = time.thread_time()  # the main thread loads the model (and leads the kernel measurement's team)
+    parse_s = [0.0, 0.0]
     inner = handler.parser.parse
 
+    def lite_cpu() -> float:  # the lite engine's workers (its caller waits while they run side by side)
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        return sum(c for tid, c in _thread_cpu().items() if names.get(tid, "").startswith("lite"))
+
     def timed_parse(rgb: Any, **kw: Any) -> Any:  # the parse's own share of the request (the model's work)
-        t = time.perf_counter()
+        t, c, lc = time.perf_counter(), time.thread_time(), lite_cpu()  # this thread leads torch's OpenMP team
         try:
             return inner(rgb, **kw)
         finally:
             parse_s[0] += time.perf_counter() - t
+            parse_s[1] += time.thread_time() - c + (lite_cpu() - lc) / threads
 
     handler.parser.parse = timed_parse  # type: ignore[method-assign]
     import torch
 
     info = handler.parser.info
-    print(json.dumps({"init_s": init_s, "torch_threads": torch.get_num_threads(), "cores": len(os.sched_getaffinity(0)),
+    print(json.dumps({"init_s": init_s, "init_cpu_s": init_cpu_s, "torch_threads": torch.get_num_threads(), "cores": len(os.sched_getaffinity(0)),
                       "model": info.kind, "precision": getattr(info, "precision", ""),
                       "kernels": (getattr(info, "kernels_reason", "") or "")[:80]}), flush=True)
     for line in sys.stdin:
         body = Path(line.strip()).read_bytes()
         event = parse_event(body)
         Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS: this request's own peak follows
-        parse_s[0] = 0.0
+        parse_s[0] = parse_s[1] = 0.0
+        python_threads = {t.native_id: t.name for t in threading.enumerate()}
+        cpu0, r0 = _thread_cpu(), resource.getrusage(resource.RUSAGE_SELF)
         t = time.perf_counter()
         out = handler.http_handler(event, None)
         wall = time.perf_counter() - t
+        cpu1, r1 = _thread_cpu(), resource.getrusage(resource.RUSAGE_SELF)
+        python_threads.update({t.native_id: t.name for t in threading.enumerate()})
+        # the pool threads (torch's OpenMP team, the lite engine's "lite" workers) live on; the event loop's worker
+        # threads that ran the parse may have ended, so theirs is the process's total less the pools'. OpenMP's
+        # master is the parse's own thread (its CPU holds its share of each parallel region); the lite engine's
+        # caller waits while its workers run side by side, so their CPU counts divided by the thread count
+        pool = sum(c - cpu0.get(tid, 0.0) for tid, c in cpu1.items() if tid not in python_threads)
+        lite = sum(c - cpu0.get(tid, 0.0) for tid, c in cpu1.items()
+                   if python_threads.get(tid, "").startswith("lite"))
+        total = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime - pool - lite
         cache = {k.lower(): v for k, v in out.get("headers", {}).items()}.get("x-humanparse-cache")
         print(json.dumps({"status": out["statusCode"], "cache": cache, "wall_s": wall, "parse_s": parse_s[0],
+                          "cpu_s": total + lite / threads, "pool_cpu_s": pool + lite,
+                          "parse_cpu_s": parse_s[1],
                           "request_peak_mib": _hwm_mib(), "bytes_in": len(body), "bytes_out": len(out["body"]),
                           "process_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
               flush=True)
@@ -288,14 +322,18 @@ def cost_per_1000(mb: int, seconds: float, arch: str) -> float:
     return 1000 * (mb / 1024 * billed * PRICE_GB_S[arch] + PRICE_REQUEST)
 
 
-def medians(rounds: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Per photo: median wall, parse, rest; quartiles of wall; largest request peak RSS."""
+def medians(rounds: list[dict[str, Any]], info: dict[str, Any], basis: str) -> dict[str, dict[str, float]]:
+    """Per photo: median seconds of the request (``basis`` wall, or cpu: its Python threads' CPU time), of the
+    parse and the rest; quartiles; the wall time; largest request peak RSS."""
     out = {}
+    total, part = ("wall_s", "parse_s") if basis == "wall" else ("cpu_s", "parse_cpu_s")
     for name in [n for n in PHOTOS if n in rounds[0]]:
-        walls = [r[name]["wall_s"] for r in rounds]
-        q1, med, q3 = quartiles(walls)
-        parse = statistics.median(r[name]["parse_s"] for r in rounds)
-        out[name] = {"wall": med, "q1": q1, "q3": q3, "parse": parse, "rest": med - parse, "init": info["init_s"],
+        q1, med, q3 = quartiles([r[name][total] for r in rounds])
+        parse = statistics.median(r[name][part] for r in rounds)
+        out[name] = {"wall": med, "q1": q1, "q3": q3, "parse": parse, "rest": med - parse,
+                     "init": info["init_s" if basis == "wall" else "init_cpu_s"],
+                     "wall_s": statistics.median(r[name]["wall_s"] for r in rounds),
+                     "pool_cpu_s": statistics.median(r[name]["pool_cpu_s"] for r in rounds),
                      "request_peak_mib": max(r[name]["request_peak_mib"] for r in rounds),
                      "bytes_in": statistics.median(r[name]["bytes_in"] for r in rounds)}
     return out
@@ -319,9 +357,9 @@ def sizes(pk: dict[int, float]) -> list[int]:
     return sorted(set(SIZES_MB) | {mb for mb, n in fits.items() if mb <= MAX_MB and math.ceil(mb / MB_PER_VCPU) == n})
 
 
-def rows(engine: str, raw: dict[str, Any], amortise: int) -> list[dict[str, Any]]:
+def rows(engine: str, raw: dict[str, Any], amortise: int, basis: str) -> list[dict[str, Any]]:
     """The table's rows for one engine."""
-    meds = {int(k.split("/")[1]): medians(v["rounds"][1:], v["info"]) for k, v in raw.items()
+    meds = {int(k.split("/")[1]): medians(v["rounds"][1:], v["info"], basis) for k, v in raw.items()
             if k.startswith(engine + "/")}
     pk = peaks(engine, raw)
     out = []
@@ -376,15 +414,16 @@ def report(args: argparse.Namespace, raw: dict[str, Any], load: tuple[float, flo
     for engine in args.engines:
         for k, v in raw.items():
             if k.startswith(engine + "/"):
-                m = medians(v["rounds"][1:], v["info"])
+                m = medians(v["rounds"][1:], v["info"], args.basis)
                 print(f"{k} threads: " + "; ".join(
-                    f"{n} {x['wall']:.2f} s (q {x['q1']:.2f}-{x['q3']:.2f}, parse {x['parse']:.2f}, "
+                    f"{n} {x['wall']:.2f} s {args.basis} (q {x['q1']:.2f}-{x['q3']:.2f}, parse {x['parse']:.2f}, wall "
+                    f"{x['wall_s']:.2f}, pool threads' CPU {x['pool_cpu_s']:.2f}, "
                     f"request peak {x['request_peak_mib']:.0f} MiB, {x['bytes_in'] / 1e6:.1f} MB in)"
-                    for n, x in m.items()) + f"; init {v['info']['init_s']:.1f} s; first request "
+                    for n, x in m.items()) + f"; init {next(iter(m.values()))['init']:.1f} s ({v['info']['init_s']:.1f} s wall); first request "
                     + ", ".join(f"{n} {x['wall_s']:.2f} s" for n, x in v["rounds"][0].items()), flush=True)
         if any(n not in v["rounds"][-1] for k, v in raw.items() for n in PHOTOS if k.startswith(engine + "/")):
             continue  # one photo only (a split run): its figures above; the table needs both (--from-json)
-        table = rows(engine, raw, args.amortise)
+        table = rows(engine, raw, args.amortise, args.basis)
         pk = ", ".join(f"{n} thread(s) {p:.0f} MiB" for n, p in sorted(peaks(engine, raw).items()))
         print(f"\n{markdown(engine, table, args.amortise)}\nprocess peak RSS: {pk}")
         new, raised = pick(table, 3008), pick(table, MAX_MB)
@@ -421,6 +460,9 @@ def main() -> None:
     ap.add_argument("--model-dir", type=Path, default=None, help="M2FP folder (default: random weights)")
     ap.add_argument("--init", choices=("shared", "any"), default="shared", help="shared: a worker whose start "
                     "measured the kernels is replaced by one that fetches the verdict (as most cold starts do)")
+    ap.add_argument("--basis", choices=("cpu", "wall"), default="cpu", help="seconds of a request in the table: "
+                    "cpu = the CPU time of its Python threads (what it takes on cores of its own; on a shared "
+                    "machine the wall time measures the share), wall = wall time")
     ap.add_argument("--amortise", type=int, default=100, help="requests per execution environment for + init")
     ap.add_argument("--json", type=Path, default=None, help="write raw replies and tables here")
     ap.add_argument("--from-json", type=Path, default=None, help="print the tables of an earlier --json run(s), "
