@@ -2,7 +2,9 @@
 answers (``POST /parse`` through ``humanparse.handler.http_handler``), M2FP and the lite tier, 1024x768 and 12 MP.
 
     flock /tmp/bench.lock python bench/powertune.py [--engines m2fp,lite] [--threads 1,2] [--rounds 5]
-                                                    [--model-dir DIR] [--amortise 100] [--json OUT]
+                                                    [--photos 1024x768,"12 MP"] [--model-dir DIR] [--init shared]
+                                                    [--amortise 100] [--basis wall] [--json OUT]
+    python bench/powertune.py --from-json a.json,b.json   # the tables of split runs (each ≤ 6 min on a busy host)
 
 Lambda gives CPU in proportion to memory: 1 vCPU per 1,769 MB, up to 6 at 10,240 MB, and the function sizes
 its thread pool from that (``runtime.configure_threads``; ``HUMANPARSE_THREADS`` here). Each (engine, threads)
@@ -19,6 +21,10 @@ on a shared CPU hits all alike; round 0 is the first request of each worker (rep
 
 Per request: wall time of the handler call, the parse's own share (``parser.parse``, decode excluded) and the
 peak RSS of that request (``/proc/self/clear_refs`` 5 resets VmHWM before it); per worker the process's peak RSS.
+Also the CPU time of the request's own threads (``--basis cpu`` puts it in the table instead of the wall time):
+where every session gets a fair share of a busy CPU whatever its nice value, the wall time measures the share.
+It is exact at 1 thread; at more, torch's OpenMP team belongs to the thread that ran the parse, and when that
+thread ends with the event (Mangum runs a loop per event) the team's CPU is counted too, so it is an upper bound.
 
 The table, per memory size (vCPU = MB / 1,769, threads = ceil(vCPU), as ``cpu_quota`` reads the quota):
 - ``measured``: 1,769 MB (1 thread) and 3,538 MB (2 threads), medians over rounds, spread = quartiles;
