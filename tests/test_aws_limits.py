@@ -71,6 +71,16 @@ def test_defaults_fit_a_new_account(rendered: dict[str, Any]) -> None:
     assert f'${{backfill:-{d["BackfillConcurrency"]}}}' in script and f'${{video:-{d["VideoConcurrency"]}}}' in script
 
 
+def test_memory_default_is_the_power_tuning_pick() -> None:
+    """The default memory is the size docs/performance.md's power-tuning table picks (bench/powertune.py): the
+    smallest that holds a 12 MP photo's peak RSS, which is also the least a deployment may set."""
+    p = load_template()["Parameters"]["MemorySize"]
+    assert int(p["Default"]) == int(p["MinValue"]) <= NEW_ACCOUNT_MEMORY_MB
+    doc = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## Lambda memory size and cost"):]
+    assert f"**{int(p['Default']):,} MB**" in section and f"| {int(p['Default']):,} |" in section
+
+
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
 def test_architecture_parameter_sets_both_functions(arch: str) -> None:
     t = render(Architecture=arch)
