@@ -134,7 +134,8 @@ class StubParser:
         self.calls = 0
 
     def parse(self, rgb: np.ndarray, *, deadline: float | None = None) -> Any:
-        from humanparse.engine.types import ParseResult, persons_from_masks
+        from humanparse.engine.persons import persons_from_masks
+        from humanparse.engine.types import ParseResult
 
         self.calls += 1
         h, w = rgb.shape[:2]

@@ -19,7 +19,8 @@ import av
 import cv2
 import numpy as np
 import pytest
-from humanparse.engine.types import ModelInfo, ParseResult, persons_from_masks
+from humanparse.engine.persons import persons_from_masks
+from humanparse.engine.types import ModelInfo, ParseResult
 from humanparse.exceptions import (
     AudioOnly,
     CorruptVideo,

@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from humanparse.engine.persons import persons_from_masks, upscale_persons
 from humanparse.engine.posenet import Pose, assign_to_poses, decode_poses, pixel_keypoint_votes, poses_to_image, sigmoid
-from humanparse.engine.types import ModelInfo, ParseResult, check_deadline, persons_from_masks, upscale_persons
+from humanparse.engine.types import ModelInfo, ParseResult, check_deadline
 from humanparse.exceptions import ModelError, ModelNotFound
 from humanparse.models import LITE_SHA256, sha256_file
 

@@ -290,7 +290,7 @@ def _input_doc(parsed: Parsed) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- parser
-class _Keep:
+class _RememberingParser:
     """A ``Parser`` that remembers the pixels it was given: the decoded image, for ``overlay(alpha)``."""
 
     def __init__(self, parser: Parser) -> None:
@@ -356,7 +356,7 @@ class HumanParser:
                 yield exc
 
     def _parse_bytes(self, data: bytes, source: str | None = None) -> Parsed:
-        keep = _Keep(self.parser)
+        keep = _RememberingParser(self.parser)
         with self._lock:
             out = parse_image(data, keep, self.options, extra={"source": source} if source else None)
         assert keep.rgb is not None  # parse_image hands the decoded pixels to the parser before it returns

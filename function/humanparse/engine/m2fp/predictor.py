@@ -24,7 +24,8 @@ from humanparse.engine.m2fp.fast import make_fast
 from humanparse.engine.m2fp.modeling import M2FPNet
 from humanparse.engine.m2fp.postprocess import m2fp_postprocess
 from humanparse.engine.m2fp.precision import WEIGHTS_FILE, PrecisionChoice, choose_precision
-from humanparse.engine.types import ModelInfo, ParseResult, check_deadline, persons_from_box_masks, upscale_persons
+from humanparse.engine.persons import persons_from_box_masks, upscale_persons
+from humanparse.engine.types import ModelInfo, ParseResult, check_deadline
 from humanparse.exceptions import ModelError, ModelNotFound
 
 CONFIG_FILE = "configuration.json"
