@@ -95,7 +95,6 @@ def main() -> None:
 
     configure_threads(int(threads))
     from fastapi.testclient import TestClient
-
     from humanparse.config import Settings
     from humanparse.engine.loader import load_parser
     from humanparse.entries.api import create_app
