@@ -152,13 +152,12 @@ def _fast_jpeg(img: Image.Image, data: bytes, orientation: int, max_pixels: floa
 
     rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10: libjpeg-turbo writes RGB directly
     flags = (cv2.IMREAD_COLOR if rgb_flag is None else rgb_flag) | cv2.IMREAD_IGNORE_ORIENTATION
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    if arr is None or arr.shape != (h, w, 3):
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if decoded is None or decoded.shape != (h, w, 3):
         return None
-    if rgb_flag is None:
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    arr = np.asarray(decoded if rgb_flag is not None else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), dtype=np.uint8)
     turn = _ORIENT.get(orientation)
-    return np.asarray(arr if turn is None else np.ascontiguousarray(turn(arr)), dtype=np.uint8)
+    return arr if turn is None else np.ascontiguousarray(turn(arr))
 
 
 def decode_image(data: bytes, *, max_megapixels: float = 100.0,
