@@ -112,6 +112,8 @@ def bench_engine(engine: str, sizes: list[float], photos: dict[float, Path], mod
             runs[k].append(apps[k].run())
         print(engine, f"round {rnd + 1}/{rounds}", {f"{v} {s}": round(runs[v, s][-1]["wall"], 2) for v, s in apps},
               flush=True)
+        for v, s in apps:  # the stages of this round too: a run cut short still shows where the time went
+            print(f"  {v} {s}:", {k: round(runs[v, s][-1]["stages"].get(k, 0.0), 3) for k in STAGES}, flush=True)
     result: dict[str, Any] = {}
     for v, s in apps:
         ratios = sorted(r["wall"] / b["wall"] for r, b in zip(runs[v, s], runs[v, sizes[0]], strict=True))
