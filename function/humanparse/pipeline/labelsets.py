@@ -51,6 +51,14 @@ def _lut(table: tuple[int, ...]) -> npt.NDArray[np.uint8]:
     return lut
 
 
+def _apply(table: tuple[int, ...], label_map: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """``table`` looked up at every pixel of (H, W) uint8 ``label_map``, a new array: ``cv2.LUT`` (numpy's gather
+    ``lut[label_map]`` took several times as long at 12 MP)."""
+    import cv2
+
+    return np.asarray(cv2.LUT(np.ascontiguousarray(label_map, dtype=np.uint8), _lut(table)), dtype=np.uint8)
+
+
 def check_label_set(name: str) -> LabelSet:
     """``name`` (any case) if it is a label set we write; ``UnknownLabelSet`` naming the valid ones otherwise."""
     key = str(name).lower()
@@ -68,9 +76,8 @@ def convert(label_map: npt.NDArray[np.uint8], to: str,
     if target == "cihp":
         return label_map.copy()
     if target == "lip":
-        out: npt.NDArray[np.uint8] = _lut(CIHP_TO_LIP)[label_map]
-        return out
-    out = _lut(CIHP_TO_ATR)[label_map]
+        return _apply(CIHP_TO_LIP, label_map)
+    out = _apply(CIHP_TO_ATR, label_map)
     for cihp_id, (left, right, side_ids) in ATR_SIDED.items():
         where = label_map == cihp_id
         if where.any():
@@ -120,5 +127,4 @@ def to_cihp(label_map: npt.NDArray[np.uint8], source: str) -> npt.NDArray[np.uin
     src = check_label_set(source)
     if src == "cihp":
         return label_map.copy()
-    out: npt.NDArray[np.uint8] = _lut(LIP_TO_CIHP if src == "lip" else ATR_TO_CIHP)[label_map]
-    return out
+    return _apply(LIP_TO_CIHP if src == "lip" else ATR_TO_CIHP, label_map)
