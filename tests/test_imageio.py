@@ -203,3 +203,55 @@ def test_messages_and_docs_name_the_accepted_formats() -> None:
         assert error.message.endswith("(JPEG, PNG, WebP)"), error.message
     docs = (Path(__file__).resolve().parents[1] / "docs" / "python.md").read_text(encoding="utf-8")
     assert "PNG and WebP; GIF, BMP and TIFF are refused" in docs
+
+
+def _photo_jpegs() -> list[tuple[str, bytes]]:
+    """The shipped photo (and a CIHP one when present) as JPEGs a phone or a browser writes: 4:2:0 / 4:2:2 /
+    4:4:4, progressive, an odd width, with every EXIF orientation."""
+    from conftest import CIHP, PEOPLE_PHOTO
+
+    photos = [Image.open(PEOPLE_PHOTO).convert("RGB")]
+    photos += [Image.open(p).convert("RGB") for p in sorted((CIHP / "images").glob("*.jpg"))[:1]]
+    out = [("shipped", PEOPLE_PHOTO.read_bytes())]
+    for i, im in enumerate(photos):
+        im = im.crop((0, 0, im.width - 1, im.height))  # an odd width: chroma blocks cut at the edge
+        for sub in (0, 1, 2):
+            out.append((f"{i}-sub{sub}", _save(im, "JPEG", quality=90, subsampling=sub)))
+        out.append((f"{i}-progressive", _save(im, "JPEG", quality=80, progressive=True)))
+        for orientation in range(1, 9):
+            exif = Image.Exif()
+            exif[0x0112] = orientation
+            out.append((f"{i}-orientation{orientation}", _save(im, "JPEG", quality=85, exif=exif)))
+    return out
+
+
+def test_fast_jpeg_decode_gives_pillows_pixels() -> None:
+    """Plain JPEGs decode through OpenCV's libjpeg-turbo (faster at 12 MP); the pixels, the orientation and what
+    the result says about it equal Pillow's own decode of the same bytes."""
+    from humanparse.pipeline import imageio
+
+    for name, data in _photo_jpegs():
+        img = Image.open(io.BytesIO(data))
+        orientation = img.getexif().get(0x0112, 1)
+        fast = imageio._fast_jpeg(img, data, orientation, 12.5e6)
+        assert fast is not None, name
+        slow, slow_orientation = imageio._pillow_decode(Image.open(io.BytesIO(data)), "JPEG", 0, 1, 12.5e6)
+        assert slow_orientation == orientation
+        assert fast.shape == slow.shape and np.array_equal(fast, slow), name
+        assert np.array_equal(decode_image(data).rgb, slow), name
+        assert decode_image(data).exif_rotated == (orientation != 1)
+
+
+def test_fast_jpeg_decode_leaves_the_rest_to_pillow() -> None:
+    """A JPEG without its end marker (cut short), a grey or CMYK one, or one larger than the output size is not
+    decoded by OpenCV (which would fill a cut JPEG in): Pillow decodes it, or refuses it, as before."""
+    from humanparse.pipeline import imageio
+
+    whole = _save(Image.fromarray(_img(64, 64)), "JPEG", quality=90)
+    cut = whole[: len(whole) * 2 // 3]
+    grey = _save(Image.fromarray(_img(64, 64)).convert("L"), "JPEG")
+    cmyk = _save(Image.fromarray(_img(64, 64)).convert("CMYK"), "JPEG")
+    for data, pixels in ((cut, 64 * 64), (grey, 64 * 64), (cmyk, 64 * 64), (whole, 64 * 63)):
+        assert imageio._fast_jpeg(Image.open(io.BytesIO(data)), data, 1, pixels) is None
+    with pytest.raises((E.TruncatedImage, E.NotAnImage)):
+        decode_image(cut)

@@ -84,3 +84,72 @@ def test_label_set_sizes_and_unknown_set() -> None:
         convert(np.zeros((2, 2), np.uint8), "pascal")
     assert e.value.code == "unknown_label_set" and "atr" in str(e.value)
     assert convert(np.zeros((2, 2), np.uint8), "ATR").dtype == np.uint8  # any case
+
+
+def _nearest_side_whole_image(label_map: np.ndarray, person_map: np.ndarray, where: np.ndarray,
+                              side_ids: tuple[int, int], out_ids: tuple[int, int]) -> np.ndarray:
+    """The previous formulation: one feature transform of the whole image per owner."""
+    from scipy import ndimage
+
+    result = np.full(int(where.sum()), out_ids[0], dtype=np.uint8)
+    ys, xs = np.nonzero(where)
+    owners = person_map[ys, xs]
+    for owner in np.unique(owners):
+        sided = np.isin(label_map, side_ids)
+        if owner:
+            sided &= person_map == owner
+        if not sided.any():
+            continue
+        _, (iy, ix) = ndimage.distance_transform_edt(~sided, return_indices=True)
+        sel = owners == owner
+        near = label_map[iy[ys[sel], xs[sel]], ix[ys[sel], xs[sel]]]
+        result[sel] = np.where(near == side_ids[0], out_ids[0], out_ids[1])
+    return result
+
+
+def _sided_maps() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Label and person maps with gloves and socks: the lite parse of the shipped photo (two people side by side)
+    with its lower legs relabelled socks and its forearms gloves (some of them nobody's), and random small maps
+    (ties between equally near left and right pixels everywhere)."""
+    from conftest import PEOPLE_PHOTO
+    from humanparse.engine.lite import LiteParser, find_lite_models
+    from humanparse.models import packaged_lite_dir
+    from PIL import Image
+
+    im = Image.open(PEOPLE_PHOTO).convert("RGB")
+    pair = Image.new("RGB", (2 * im.width, im.height))
+    pair.paste(im, (0, 0))
+    pair.paste(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (im.width, 0))
+    res = LiteParser(*find_lite_models([packaged_lite_dir()]), threads=1).parse(np.asarray(pair))
+    label, persons = res.label_map.copy(), res.person_map.copy()
+    h = label.shape[0]
+    rows = np.arange(h)[:, None]
+    label[np.isin(label, (16, 17)) & (rows > h * 0.8)] = 8
+    label[np.isin(label, (14, 15)) & (rows > h * 0.6)] = 3
+    persons[:, : label.shape[1] // 8] = 0
+    maps = [(label, persons)]
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        shape = tuple(int(v) for v in rng.integers(8, 60, 2))
+        label = rng.choice(np.array([0, 3, 8, 14, 15, 16, 17, 5], np.uint8), shape,
+                           p=[0.5, 0.05, 0.05, 0.02, 0.02, 0.02, 0.02, 0.32])
+        maps.append((label, rng.integers(0, 3, shape).astype(np.uint8)))
+    return maps
+
+
+def test_sides_decided_in_boxes_equal_the_whole_image_transform() -> None:
+    """Gloves and socks get the same side as the previous formulation's whole-image feature transform, ties
+    included, on a parsed photo and on random maps."""
+    from humanparse.pipeline.labelsets import ATR_SIDED, _nearest_side
+
+    checked = 0
+    for label, persons in _sided_maps():
+        for cihp_id, (left, right, side_ids) in ATR_SIDED.items():
+            where = label == cihp_id
+            if not where.any():
+                continue
+            got = _nearest_side(label, persons, where, side_ids, (left, right))
+            want = _nearest_side_whole_image(label, persons, where, side_ids, (left, right))
+            assert np.array_equal(got, want)
+            checked += 1
+    assert checked >= 60

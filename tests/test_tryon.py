@@ -291,6 +291,60 @@ def test_outfit_names_garments_area_and_colour() -> None:
     assert len(COLOR_PALETTE) <= 16
 
 
+def _outfit_previous(rgb: np.ndarray, label_map: np.ndarray, person_map: np.ndarray, n: int) -> list:
+    """The previous formulation of ``outfit``: numpy's bincount, gather and 2-D nonzero."""
+    import cv2
+    from humanparse.pipeline.outfit import _GARMENT_OF, GARMENTS, MAX_SAMPLES, MIN_CORE_PIXELS, _bbox, dominant_color
+
+    def pixels(m: np.ndarray, pix: np.ndarray) -> np.ndarray:
+        x0, y0, x1, y1 = _bbox(m)
+        h, w = m.shape
+        y0, x0, y1, x1 = max(0, y0 - 1), max(0, x0 - 1), min(h, y1 + 1), min(w, x1 + 1)
+        m, pix = m[y0:y1, x0:x1], pix[y0:y1, x0:x1]
+        core = cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        ys, xs = np.nonzero(core if int(core.sum()) >= MIN_CORE_PIXELS else m)
+        step = max(1, -(-len(ys) // MAX_SAMPLES))
+        return pix[ys[::step], xs[::step]]
+
+    out = []
+    for k in range(1, n + 1):
+        x0, y0, x1, y1 = _bbox(person_map == k)
+        own, labels, pix = person_map[y0:y1, x0:x1] == k, label_map[y0:y1, x0:x1], rgb[y0:y1, x0:x1]
+        counts = np.bincount(labels[own], minlength=256)
+        area = int(counts.sum())
+        garment = _GARMENT_OF[labels]
+        garment[~own] = 0
+        items = []
+        for g, (name, ids) in enumerate(GARMENTS.items(), start=1):
+            c = int(counts[list(ids)].sum())
+            if c:
+                items.append({"name": name, "labels": list(ids), "pixels": c, "share": round(c / max(area, 1), 4),
+                              "color": dominant_color(pixels(garment == g, pix))})
+        out.append({"person": k, "garments": items})
+    return out
+
+
+def test_outfit_equals_the_previous_formulation_on_a_photo() -> None:
+    """Histogram, table look-up and flat indices give the same summary as the numpy formulation before them, on
+    a parsed photo of two people enlarged past MAX_SAMPLES pixels a garment, plus a person with no pixels."""
+    from conftest import PEOPLE_PHOTO
+    from humanparse.engine.lite import LiteParser, find_lite_models
+    from humanparse.models import packaged_lite_dir
+    from humanparse.pipeline.outfit import outfit
+
+    im = Image.open(PEOPLE_PHOTO).convert("RGB")
+    pair = Image.new("RGB", (2 * im.width, im.height))
+    pair.paste(im, (0, 0))
+    pair.paste(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (im.width, 0))
+    pair = pair.resize((pair.width * 3, pair.height * 3), Image.Resampling.BICUBIC)
+    res = LiteParser(*find_lite_models([packaged_lite_dir()]), threads=1).parse(np.asarray(pair))
+    rgb, n = np.asarray(pair), len(res.persons)
+    assert n >= 1
+    want = _outfit_previous(rgb, res.label_map, res.person_map, n + 1)
+    assert outfit(rgb, res.label_map, res.person_map, n + 1) == want
+    assert any(g["pixels"] > 4 * 4096 for p in want for g in p["garments"])
+
+
 def test_growth_of_a_large_person_is_a_disk() -> None:
     """Beyond a 16 px radius the growth is a distance transform (its cost does not rise with the radius): the
     same region as OpenCV's ellipse dilation but for a thin rim."""

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 # glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 
 
 def cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> int:
@@ -55,6 +55,11 @@ def keep_freed_memory() -> bool:
     # blocks up to 32 MB from the heap (a parse's planes and most activations); larger ones (a 12 MP photo's
     # planes, decode buffers) stay mapped and go back when freed: with 1 GB a 48 MP parse peaked at 1.51 GB, 1.32-1.38
     mapped = mallopt(_M_MMAP_THRESHOLD, 32 << 20) == 1
+    # one arena, not 8 per core: the HTTP app runs a request's decode, parse, render and extras on whichever thread
+    # of its pool is free, and every thread's arena kept its own freed 12 MP planes: POST /parse of a 12 MP photo
+    # peaked at 2.4 GB (1.8 GB with two arenas, 1.46 GB with one; the same work on one thread 1.31 GB), and one
+    # arena ran as fast as two (bench/e2e.py, 2 rounds: 1.01x at 1024x768, 0.98x (0.87-1.08) at 12 MP)
+    mallopt(_M_ARENA_MAX, 1)
     return bool(mapped and mallopt(_M_TRIM_THRESHOLD, 256 << 20) == 1)
 
 

@@ -57,8 +57,7 @@ def person_stats(label_map: npt.NDArray[np.uint8], person_map: npt.NDArray[np.ui
     """Fill each person's area, bbox and parts from the maps (one bincount over the image); persons left
     without pixels are dropped and the rest renumbered 1..N in order (``person_map`` is rewritten to match)."""
     n = len(CIHP_LABELS)
-    joint = np.bincount((person_map.astype(np.int32) * n + label_map).ravel(), minlength=(len(persons) + 1) * n)
-    joint = joint.reshape(-1, n)
+    joint = _joint_counts(label_map, person_map, max([len(persons)] + [p.id for p in persons]), n)
     kept: list[Person] = []
     remap = np.zeros(256, dtype=np.uint8)
     for p in persons:
@@ -81,6 +80,20 @@ def person_stats(label_map: npt.NDArray[np.uint8], person_map: npt.NDArray[np.ui
     return kept
 
 
+def _joint_counts(label_map: npt.NDArray[np.uint8], person_map: npt.NDArray[np.uint8], n_persons: int,
+                  n: int) -> npt.NDArray[np.int64]:
+    """(n_persons + 1, n) int64 (or more rows): pixels of each (person id, label id) pair. While person * n + label fits a byte,
+    one uint8 map and Pillow's histogram (12 MP: ~0.04 s where numpy's int32 map and bincount took ~0.2 s)."""
+    if (n_persons + 1) * n > 256 or int(person_map.max(initial=0)) > n_persons or int(label_map.max(initial=0)) >= n:
+        joint = np.bincount((person_map.astype(np.int32) * n + label_map).ravel(), minlength=(n_persons + 1) * n)
+        return joint.reshape(-1, n)
+    from PIL import Image
+
+    ids = np.ascontiguousarray(np.multiply(person_map, n, dtype=np.uint8) + label_map, dtype=np.uint8)
+    counts = Image.frombuffer("L", (ids.shape[1], ids.shape[0]), ids, "raw", "L", 0, 1).histogram()
+    return np.array(counts[: (n_persons + 1) * n], dtype=np.int64).reshape(-1, n)
+
+
 def upscale_persons(label_map: npt.NDArray[np.uint8], work_person_map: npt.NDArray[np.uint8], persons: list[Person],
                     part_scores: dict[int, float] | None = None) -> tuple[npt.NDArray[np.uint8], list[Person]]:
     """The person map decided at the working size, brought to ``label_map``'s (photo) size once: nearest-neighbour,
@@ -91,5 +104,5 @@ def upscale_persons(label_map: npt.NDArray[np.uint8], work_person_map: npt.NDArr
     if work_person_map.shape == (h, w):
         return work_person_map, persons
     pm = np.asarray(cv2.resize(work_person_map, (w, h), interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
-    pm[label_map == 0] = 0
+    np.multiply(pm, label_map != 0, out=pm)  # cleared on the background (a product: boolean assignment was 2x)
     return pm, person_stats(label_map, pm, persons, part_scores)

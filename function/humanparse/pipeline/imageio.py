@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,6 +131,35 @@ def _fit(img: Image.Image, max_pixels: float) -> Image.Image:
     return img.resize((max(1, int(w * s)), max(1, int(h * s))), Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
+# EXIF orientation → the numpy view that shows the photo upright (what ``ImageOps.exif_transpose`` does)
+_ORIENT: dict[int, Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]]] = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2), 6: lambda a: a[::-1].transpose(1, 0, 2),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: a[:, ::-1].transpose(1, 0, 2),
+}
+
+
+def _fast_jpeg(img: Image.Image, data: bytes, orientation: int, max_pixels: float) -> npt.NDArray[np.uint8] | None:
+    """The pixels of a plain colour JPEG (YCbCr or RGB, one frame, kept at its size, ending in its EOI marker) by
+    OpenCV's libjpeg-turbo straight into an RGB array: the same pixels as Pillow (``tests/test_imageio.py``)
+    in 0.06–0.08 s at 12 MP where Pillow's decode and its copy out of 4-byte pixels took 0.17–0.19 s. None for
+    anything else (Pillow decodes it): a truncated JPEG (no EOI), which libjpeg would fill in with a warning
+    where Pillow refuses it, or one libjpeg cannot read (Pillow then says why)."""
+    w, h = img.size
+    if img.format != "JPEG" or img.mode != "RGB" or w * h > max_pixels or not data.endswith(b"\xff\xd9"):
+        return None
+    import cv2
+
+    rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10: libjpeg-turbo writes RGB directly
+    flags = (cv2.IMREAD_COLOR if rgb_flag is None else rgb_flag) | cv2.IMREAD_IGNORE_ORIENTATION
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if decoded is None or decoded.shape != (h, w, 3):
+        return None
+    arr = np.asarray(decoded if rgb_flag is not None else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+    turn = _ORIENT.get(orientation)
+    return arr if turn is None else np.ascontiguousarray(turn(arr))
+
+
 def decode_image(data: bytes, *, max_megapixels: float = 100.0,
                  max_output_megapixels: float = MAX_OUTPUT_MEGAPIXELS,
                  max_decode_megabytes: float = MAX_DECODE_MEGABYTES,
@@ -156,15 +186,12 @@ def decode_image(data: bytes, *, max_megapixels: float = 100.0,
     frames -= first
     original_mode = img.mode
     try:
-        if frames > 1 or first:
-            img.seek(first)
-        if fmt in ("JPEG", "MPO"):
-            _jpeg_draft(img, max_out)
-        img.load()
-        orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
-        rotated: Image.Image = ImageOps.exif_transpose(img) or img
-        rgb = _fit(_to_rgb(rotated), max_out)
-        arr = np.asarray(rgb, dtype=np.uint8)
+        fast = None
+        if fmt == "JPEG" and frames == 1:  # a JPEG's EXIF is in its header: readable before any pixel
+            orientation = img.getexif().get(0x0112, 1)
+            fast = _fast_jpeg(img, data, orientation, max_out)
+        arr, orientation = (fast, orientation) if fast is not None else _pillow_decode(img, fmt, first, frames,
+                                                                                       max_out)
     except (OSError, SyntaxError, ValueError) as exc:
         raise TruncatedImage(f"the image data is truncated or corrupt ({exc})") from exc
     if arr.ndim != 3 or arr.shape[2] != 3:
@@ -177,6 +204,19 @@ def decode_image(data: bytes, *, max_megapixels: float = 100.0,
         exif_rotated=orientation not in (1, None),
         source_size=(source_size[1], source_size[0]) if orientation in (5, 6, 7, 8) else source_size,
     )
+
+
+def _pillow_decode(img: Image.Image, fmt: str, first: int, frames: int,
+                   max_out: float) -> tuple[npt.NDArray[np.uint8], int]:
+    """(H, W, 3) uint8 RGB by Pillow (any accepted format, DCT-scaled JPEGs) and the EXIF orientation applied."""
+    if frames > 1 or first:
+        img.seek(first)
+    if fmt in ("JPEG", "MPO"):
+        _jpeg_draft(img, max_out)
+    img.load()
+    orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
+    rotated: Image.Image = ImageOps.exif_transpose(img) or img
+    return np.asarray(_fit(_to_rgb(rotated), max_out), dtype=np.uint8), orientation
 
 
 def load_image_file(path: str, *, max_megapixels: float = 100.0, max_bytes: int | None = None,

@@ -70,14 +70,18 @@ def outfit(rgb: npt.NDArray[np.uint8], label_map: npt.NDArray[np.uint8], person_
            n_persons: int) -> list[dict[str, Any]]:
     """Per person 1..n_persons: ``{"person", "garments": [{"name", "labels", "pixels", "share", "color"}]}``,
     garments in ``GARMENTS`` order; ``share`` is of the person's pixels. rgb (H, W, 3) uint8; maps (H, W) uint8."""
+    import cv2
+
     out = []
     for k in range(1, n_persons + 1):
         x0, y0, x1, y1 = _bbox(person_map == k)
-        own, labels, pix = person_map[y0:y1, x0:x1] == k, label_map[y0:y1, x0:x1], rgb[y0:y1, x0:x1]
-        counts = np.bincount(labels[own], minlength=256)
+        own = (person_map[y0:y1, x0:x1] == k).view(np.uint8)  # 0/1
+        labels, pix = np.ascontiguousarray(label_map[y0:y1, x0:x1]), rgb[y0:y1, x0:x1]
+        counts = np.array(_counts(labels, own), dtype=np.int64)
         area = int(counts.sum())
-        garment = _GARMENT_OF[labels]  # (h, w) uint8: 1 + the GARMENTS index of each pixel's label, 0 for none
-        garment[~own] = 0
+        # (h, w) uint8: 1 + the GARMENTS index of each pixel's label, 0 for none or another person's pixel
+        # (cv2.LUT and a product: numpy's gather and boolean assignment took ~0.15 s at 12 MP)
+        garment = np.multiply(cv2.LUT(labels, _GARMENT_OF), own)
         items = []
         for g, (name, ids) in enumerate(GARMENTS.items(), start=1):
             n = int(counts[list(ids)].sum())
@@ -87,6 +91,19 @@ def outfit(rgb: npt.NDArray[np.uint8], label_map: npt.NDArray[np.uint8], person_
                           "color": dominant_color(_garment_pixels(garment == g, pix))})
         out.append({"person": k, "garments": items})
     return out
+
+
+def _counts(labels: npt.NDArray[np.uint8], own: npt.NDArray[np.uint8]) -> list[int]:
+    """Pixels of each id 0..255 in ``labels`` where ``own`` (same shape, uint8, non-zero = counted): Pillow's
+    masked histogram on the arrays' own memory (``np.bincount(labels[own])`` copied and widened to int64)."""
+    from PIL import Image
+
+    h, w = labels.shape
+    if h == 0 or w == 0:
+        return [0] * 256
+    img = Image.frombuffer("L", (w, h), labels, "raw", "L", 0, 1)
+    counts: list[int] = img.histogram(Image.frombuffer("L", (w, h), np.ascontiguousarray(own), "raw", "L", 0, 1))
+    return counts
 
 
 _GARMENT_OF = np.zeros(256, np.uint8)
@@ -105,11 +122,13 @@ def _garment_pixels(m: npt.NDArray[np.bool_], pix: npt.NDArray[np.uint8]) -> npt
     x0, y0, x1, y1 = _bbox(m)
     h, w = m.shape
     y0, x0, y1, x1 = max(0, y0 - 1), max(0, x0 - 1), min(h, y1 + 1), min(w, x1 + 1)
-    m, pix = m[y0:y1, x0:x1], pix[y0:y1, x0:x1]
-    core = cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    ys, xs = np.nonzero(core if int(core.sum()) >= MIN_CORE_PIXELS else m)
-    step = max(1, -(-len(ys) // MAX_SAMPLES))
-    return pix[ys[::step], xs[::step]]
+    mu, pix = m[y0:y1, x0:x1].astype(np.uint8), pix[y0:y1, x0:x1]
+    core = cv2.erode(mu, np.ones((3, 3), np.uint8))
+    # flat indices, row-major as np.nonzero's pairs (whose 2-D form took ~0.2 s at 12 MP), divided only where kept
+    idx = np.flatnonzero(core if cv2.countNonZero(core) >= MIN_CORE_PIXELS else mu)
+    step = max(1, -(-len(idx) // MAX_SAMPLES))
+    ys, xs = np.divmod(idx[::step], mu.shape[1])
+    return pix[ys, xs]
 
 
 def _bbox(mask: npt.NDArray[np.bool_]) -> tuple[int, int, int, int]:

@@ -410,9 +410,11 @@ def refine_band(work_label: npt.NDArray[np.uint8], cands: list[Candidate], up: B
     full = np.asarray(cv2.resize(work_label, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_NEAREST), np.uint8)
     band = np.asarray(cv2.resize(edge_band(work_label).astype(np.uint8), (out_hw[1], out_hw[0]),
                                  interpolation=cv2.INTER_NEAREST), dtype=bool)
-    ys_np, xs_np = np.nonzero(band)  # row-major: ys non-decreasing, so are their source rows
-    if ys_np.size == 0:
+    # row-major: ys non-decreasing, so are their source rows (flat indices: numpy's 2-D nonzero took 5x as long)
+    flat_idx = np.flatnonzero(band)
+    if flat_idx.size == 0:
         return full
+    ys_np, xs_np = np.divmod(flat_idx, out_hw[1])
     taps = _band_taps(ys_np, xs_np, (h, w), out_hw)
     plane = torch.full((h, w), _FLOOR, dtype=torch.float32)
     best = torch.zeros(ys_np.size, dtype=torch.float32)
@@ -425,7 +427,7 @@ def refine_band(work_label: npt.NDArray[np.uint8], cands: list[Candidate], up: B
         acc = _band_paste(pasting, up, taps, plane)
         lab.addcmul_(_indicator(acc - best), cls - lab)
         best = torch.maximum(best, acc)
-    full[ys_np, xs_np] = lab.to(torch.uint8).numpy()
+    full.reshape(-1)[flat_idx] = lab.to(torch.uint8).numpy()
     return full
 
 

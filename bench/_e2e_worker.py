@@ -1,0 +1,155 @@
+"""One HTTP app in a fresh process, answering ``POST /parse`` for bench/e2e.py, timed stage by stage.
+
+argv: engine (m2fp | lite) model_dir s3_endpoint upload_bucket results_bucket photo threads [code_dir] (the
+``function`` folder whose package runs: bench/e2e.py's ``--baseline-rev`` hands an older revision's). Prints ``ready``,
+then for each ``run`` line on stdin posts the photo (fresh bytes: a JPEG comment holding a counter, so the
+pixels are the same and the result cache misses) to the app in-process (Starlette's TestClient: the ASGI app as
+uvicorn or Mangum drive it, no socket) and prints one JSON line: the client's wall time and each stage's
+exclusive seconds. ``done`` prints the process's peak RSS (model load included) and ends it.
+
+The stages are the app's own functions wrapped here (bench only, the app is unchanged): a stage's time
+excludes the stages called inside it, so they add up to the wall time less ``other`` (routing, the gate, the
+test client)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "function"))
+
+STAGES: dict[str, float] = {}
+_stack: list[list[float]] = []  # [start, time spent in nested stages]
+
+
+def timed(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` with its exclusive time added to ``STAGES[stage]`` (works from the app's worker threads: one request
+    at a time, so one stack)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _stack.append([time.perf_counter(), 0.0])
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            start, nested = _stack.pop()
+            spent = time.perf_counter() - start
+            STAGES[stage] = STAGES.get(stage, 0.0) + spent - nested
+            if _stack:
+                _stack[-1][1] += spent
+
+    return wrapper
+
+
+def timed_async(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            STAGES[stage] = STAGES.get(stage, 0.0) + time.perf_counter() - t
+
+    return wrapper
+
+
+def instrument() -> None:
+    """Wrap the stages where the route and the use case look them up (module globals)."""
+    from humanparse.entries.api.routes import parse as route
+    from humanparse.pipeline import rendering, tryon_files, usecase
+
+    route.read_image = timed_async("receive", route.read_image)
+    route._cached_files = timed("cache", route._cached_files)
+    route._keep = timed("cache", route._keep)
+    route._job_files = timed("extras", route._job_files)  # keypoints (pose network), ATR / LIP maps
+    route._answer = timed("answer", route._answer)
+    usecase.decode_image = timed("decode", usecase.decode_image)
+    usecase.render_all = timed("render", usecase.render_all)
+    for mod in (rendering, tryon_files):
+        if hasattr(mod, "png_bytes"):
+            mod.png_bytes = timed("encode", mod.png_bytes)  # type: ignore[attr-defined]
+    rendering.jpeg_bytes = timed("encode", rendering.jpeg_bytes)
+    for name in ("encode_outputs", "encode_all"):  # a parallel encode step, where the code has one
+        if hasattr(rendering, name):
+            setattr(rendering, name, timed("encode", getattr(rendering, name)))
+
+
+def fresh(data: bytes, n: int) -> bytes:
+    """The JPEG with a COM segment after SOI holding ``n``: same pixels, new bytes (a cache miss)."""
+    body = f"bench round {n}".encode()
+    return data[:2] + b"\xff\xfe" + (len(body) + 2).to_bytes(2, "big") + body + data[2:]
+
+
+def main() -> None:
+    engine, model_dir, endpoint, up, out, photo, threads = sys.argv[1:8]
+    if len(sys.argv) > 8:
+        sys.path.insert(0, sys.argv[8])
+    from humanparse.runtime import configure_threads
+
+    configure_threads(int(threads))
+    from fastapi.testclient import TestClient
+    from humanparse.config import Settings
+    from humanparse.engine.loader import load_parser
+    from humanparse.entries.api import create_app
+    from humanparse.local.s3local import LocalAws
+
+    settings = Settings(model_kind=engine, model_dir=Path(model_dir) if engine == "m2fp" else None,
+                        upload_bucket=up, results_bucket=out, s3_endpoint_url=endpoint, region="us-east-1",
+                        threads=int(threads))
+    parser = load_parser(settings).parser
+    instrument()
+    split_parse(parser)
+    client = TestClient(create_app(settings, parser, LocalAws(endpoint, "us-east-1").client("s3")))
+    data = Path(photo).read_bytes()
+    n = 0
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        n += 1
+        body = fresh(data, n)
+        STAGES.clear()
+        t0 = time.perf_counter()
+        r = client.post("/parse", content=body, headers={"content-type": "image/jpeg"})
+        wall = time.perf_counter() - t0
+        if r.status_code != 200:
+            print(json.dumps({"error": f"{r.status_code} {r.text[:300]}"}), flush=True)
+            continue
+        doc = r.json()
+        assert r.headers["x-humanparse-cache"] == "miss", "the round's bytes hit the cache"
+        print(json.dumps({"wall": wall, "stages": dict(STAGES), "bytes_in": len(body),
+                          "bytes_out": len(r.content), "size": [doc.get("width"), doc.get("height")]}), flush=True)
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+
+
+def split_parse(parser: Any) -> None:
+    """``parser.parse`` timed as the stages ``resize`` (the photo to the network's input), ``forward`` and
+    ``post`` (masks to labels and people at the photo's size), from the engine's own timings: M2FP's
+    preprocess / forward / postprocess, lite's inference (resize included) / fusion."""
+    parse = parser.parse
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        res = parse(*args, **kwargs)
+        total = time.perf_counter() - t
+        tm = res.timings
+        fwd = float(tm.get("forward", tm.get("inference", 0.0)))
+        pre = float(tm.get("preprocess", 0.0))
+        for k, v in (("resize", pre), ("forward", fwd), ("post", total - pre - fwd)):
+            STAGES[k] = STAGES.get(k, 0.0) + v
+        if _stack:
+            _stack[-1][1] += total
+        return res
+
+    parser.parse = wrapped
+
+
+if __name__ == "__main__":
+    main()
