@@ -103,7 +103,8 @@ ISA_ENV: dict[str, dict[str, str]] = {
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
              "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"},
 }
-_ISA_PROBE = ("import torch; x = torch.ones(1, 8, 8, 8); torch.nn.functional.conv2d(x, torch.ones(8, 8, 3, 3)); "
+_ISA_PROBE = ("import torch; x = torch.ones(1, 64, 32, 32).contiguous(memory_format=torch.channels_last); "
+              "torch.nn.functional.conv2d(x, torch.ones(64, 64, 3, 3)); "
               "print('capability', torch.backends.cpu.get_cpu_capability())")
 
 
