@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from humanparse.engine import cpu
 from humanparse.engine.m2fp.fast import fold_batchnorm
 from humanparse.engine.m2fp.modeling import Conv2d, ms_deform_attn_core, ms_deform_attn_sparse
@@ -162,25 +161,15 @@ def test_fused_conv_relu_and_residual_match_unfused() -> None:
         assert torch.allclose(got, want, atol=1e-5) and torch.allclose(got_sum, want_sum, atol=1e-5)
 
 
-@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="oneDNN not built in")  # type: ignore[no-untyped-call]
-def test_packed_weight_gives_the_same_bits_and_the_same_weight() -> None:
-    """A fused convolution keeps oneDNN's blocked copy of its weight instead of reordering the plain one at
-    every call: the output is bit for bit the plain call's, the state dict still holds the weight, and a call
-    that is not fused gets the plain weight back, unchanged."""
-    torch.manual_seed(0)
-    for k, stride in ((1, 1), (3, 1), (1, 2)):
-        conv = Conv2d(16, 24, k, stride=stride, padding=k // 2, bias=True).eval()
-        conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
-        weight = conv.weight.detach().clone()
-        x = torch.randn(1, 16, 20, 26).contiguous(memory_format=torch.channels_last)
-        with torch.no_grad():
-            plain = torch.ops.mkldnn._convolution_pointwise(x, conv.weight, conv.bias, conv.padding, conv.stride,
-                                                            conv.dilation, 1, "relu", [], "")
-            conv.fuse = True
-            got = conv.conv_relu(x)
-            assert conv.packed is not None and conv.weight is None  # one copy of the weight, not two
-            assert torch.equal(got, plain) and torch.equal(conv.conv_relu(x), plain)
-            assert torch.equal(conv.state_dict()["weight"], weight)
-            conv.fuse = False
-            assert torch.equal(F.relu(conv(x)), F.relu(F.conv2d(x, weight, conv.bias, conv.stride, conv.padding)))
-            assert conv.packed is None and torch.equal(conv.weight, weight)
+def test_position_embedding_is_made_once_per_shape() -> None:
+    """The sine position embedding is a constant of the map's shape: made once (also when first asked for
+    inside inference mode, as a parse does), then the same tensor, with the values of a fresh computation."""
+    from humanparse.engine.m2fp.modeling import _sine_position_embedding, sine_position_embedding
+
+    cpu_dev = torch.device("cpu")
+    with torch.inference_mode():
+        first = sine_position_embedding(5, 7, 16, device=cpu_dev)
+    again = sine_position_embedding(5, 7, 16, device=cpu_dev)
+    assert again is first and not first.is_inference()
+    fresh = _sine_position_embedding.__wrapped__(5, 7, 16, cpu_dev, 10000.0)
+    assert torch.equal(first, fresh) and first.shape == (1, 32, 5, 7)

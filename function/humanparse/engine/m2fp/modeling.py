@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,56 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 HAS_MKLDNN = bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
-_PACKING = threading.Lock()  # a weight is packed or unpacked once, even when parses run concurrently
 
 
-class PackedWeight:
-    """A oneDNN convolution's weight kept in oneDNN's blocked layout (mixin for modules with ``weight``).
-
-    Given a plain weight, oneDNN reorders it into that layout at every call (a fifth of the backbone's
-    convolution time on an AVX-512 EPYC, a quarter with AVX2 only); kept once, the convolution is the same
-    primitive on the same values, so its output is bit for bit the same. The blocked copy replaces the plain
-    weight (the network's size stays): ``weight`` is None while ``packed`` is set, the state dict still holds
-    the plain weight, and a call that needs it (bf16 autocast, an unfused formulation) brings it back."""
-
-    weight: Any  # a Tensor, or None while packed
-    packed: Tensor | None = None
-    geometry: tuple[list[int], list[int], list[int], int]  # padding, stride, dilation, groups
-
-    def _packed_weight(self, x: Tensor) -> Tensor:
-        """The blocked weight for inputs shaped like ``x`` (made at the first call)."""
-        packed = self.packed
-        if packed is None:
-            with _PACKING:
-                if self.packed is None:
-                    assert self.weight is not None
-                    self.packed = torch.ops.mkldnn._reorder_convolution_weight(self.weight, *self.geometry,
-                                                                                list(x.shape))
-                    self.weight = None
-                packed = self.packed
-        assert packed is not None
-        return packed
-
-    def _plain_weight(self) -> Tensor:
-        """``weight``, brought back from the blocked copy if a call that is not fused needs it."""
-        if self.weight is None:
-            with _PACKING:
-                if self.weight is None:
-                    assert self.packed is not None
-                    dense = self.packed.to_dense().contiguous(memory_format=torch.channels_last)
-                    self.weight = nn.Parameter(dense, requires_grad=False)
-                    self.packed = None
-        weight: Tensor = self.weight
-        return weight
-
-    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
-        super()._save_to_state_dict(destination, prefix, keep_vars)  # type: ignore[misc]
-        packed = self.packed
-        if self.weight is None and packed is not None:
-            destination[prefix + "weight"] = packed.to_dense()
-
-
-class Conv2d(PackedWeight, nn.Conv2d):
+class Conv2d(nn.Conv2d):
     """Conv with an optional ``norm`` child and activation (Detectron2's layout: keys ``weight``, ``norm.*``)."""
 
     def __init__(self, *args: Any, norm: nn.Module | None = None,
@@ -87,14 +39,8 @@ class Conv2d(PackedWeight, nn.Conv2d):
     # rounding differs).
     fuse = False
 
-    @property
-    def geometry(self) -> tuple[list[int], list[int], list[int], int]:  # type: ignore[override]
-        return list(self.padding), list(self.stride), list(self.dilation), self.groups  # type: ignore[arg-type]
-
     def forward(self, x: Tensor) -> Tensor:
-        if self._fusable(x):  # the same oneDNN convolution F.conv2d runs here, on the kept blocked weight
-            return self._pointwise(x, "none")
-        x = F.conv2d(x, self._plain_weight(), self.bias, self.stride, self.padding, self.dilation, self.groups)
+        x = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         if self.norm is not None:
             x = self.norm(x)
         if self.activation is not None:
@@ -106,16 +52,13 @@ class Conv2d(PackedWeight, nn.Conv2d):
                 and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
                 and x.is_contiguous(memory_format=torch.channels_last) and HAS_MKLDNN)
 
-    def _pointwise(self, x: Tensor, attr: str) -> Tensor:
-        out: Tensor = torch.ops.mkldnn._convolution_pointwise(
-            x, self._packed_weight(x), self.bias, self.padding, self.stride, self.dilation, self.groups, attr, [], "")
-        return out
-
     def conv_relu(self, x: Tensor) -> Tensor:
         """relu(conv(x))."""
         if not self._fusable(x):
             return F.relu_(self(x))
-        return self._pointwise(x, "relu")
+        out: Tensor = torch.ops.mkldnn._convolution_pointwise(
+            x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups, "relu", [], "")
+        return out
 
     def conv_add_relu(self, x: Tensor, residual: Tensor) -> Tensor:
         """relu(conv(x) + residual); ``residual`` may be overwritten."""
@@ -123,7 +66,7 @@ class Conv2d(PackedWeight, nn.Conv2d):
                 and residual.is_contiguous(memory_format=torch.channels_last)):
             return F.relu_(self(x) + residual)
         out: Tensor = torch.ops.mkldnn._convolution_pointwise_.binary(
-            residual, x, self._packed_weight(x), self.bias, self.padding, self.stride, self.dilation, self.groups,
+            residual, x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups,
             "add", 1.0, "relu", [], "")
         return out
 
@@ -399,14 +342,12 @@ def linear_relu(linear: nn.Module, x: Tensor) -> Tensor:
     return out
 
 
-class OneDnnLinear(PackedWeight, nn.Module):
+class OneDnnLinear(nn.Module):
     """``nn.Linear`` computed as a 1x1 convolution: (..., in) tokens are viewed, without a copy, as a
     channels-last (1, in, N, 1) image, which oneDNN multiplies with its own kernels. Same weights, same
     result up to float rounding order. Called through oneDNN's own op: ``F.conv2d`` sends a 1x1 convolution
     to the im2col + MKL path when torch runs one thread. ``forward_relu`` fuses the ReLU that follows (one pass
     less over the output: 1 thread, 11340x1024: 124 ms vs 145 ms for MKL's GEMM + ReLU)."""
-
-    geometry = ([0, 0], [1, 1], [1, 1], 1)  # padding, stride, dilation, groups of a 1x1 convolution
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
@@ -421,10 +362,10 @@ class OneDnnLinear(PackedWeight, nn.Module):
         img = tokens.view(1, tokens.shape[0], 1, self.in_features).permute(0, 3, 1, 2)
         out: Tensor
         if HAS_MKLDNN and img.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"):
-            out = torch.ops.mkldnn._convolution_pointwise(img, self._packed_weight(img), self.bias, *self.geometry,
+            out = torch.ops.mkldnn._convolution_pointwise(img, self.weight, self.bias, [0, 0], [1, 1], [1, 1], 1,
                                                           attr, [], "")
         else:
-            out = F.conv2d(img, self._plain_weight(), self.bias)  # channels-last in → channels-last out
+            out = F.conv2d(img, self.weight, self.bias)  # channels-last in → channels-last out
             out = F.relu_(out) if attr == "relu" else out
         return out.permute(0, 2, 3, 1).reshape(*lead, self.out_features)
 
@@ -439,7 +380,7 @@ class OneDnnLinear(PackedWeight, nn.Module):
         """The same layer as an ``nn.Linear`` (MKL's GEMM), weights copied."""
         lin = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
         with torch.no_grad():
-            lin.weight.copy_(self._plain_weight().reshape(self.out_features, self.in_features))
+            lin.weight.copy_(self.weight.reshape(self.out_features, self.in_features))
             if self.bias is not None:
                 lin.bias.copy_(self.bias)
         return lin.requires_grad_(False)
