@@ -159,17 +159,3 @@ def test_fused_conv_relu_and_residual_match_unfused() -> None:
             got = conv.conv_relu(x)
             got_sum = conv.conv_add_relu(x, res.clone())
         assert torch.allclose(got, want, atol=1e-5) and torch.allclose(got_sum, want_sum, atol=1e-5)
-
-
-def test_position_embedding_is_made_once_per_shape() -> None:
-    """The sine position embedding is a constant of the map's shape: made once (also when first asked for
-    inside inference mode, as a parse does), then the same tensor, with the values of a fresh computation."""
-    from humanparse.engine.m2fp.modeling import _sine_position_embedding, sine_position_embedding
-
-    cpu_dev = torch.device("cpu")
-    with torch.inference_mode():
-        first = sine_position_embedding(5, 7, 16, device=cpu_dev)
-    again = sine_position_embedding(5, 7, 16, device=cpu_dev)
-    assert again is first and not first.is_inference()
-    fresh = _sine_position_embedding.__wrapped__(5, 7, 16, cpu_dev, 10000.0)
-    assert torch.equal(first, fresh) and first.shape == (1, 32, 5, 7)

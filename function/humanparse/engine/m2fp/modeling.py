@@ -163,16 +163,7 @@ class DeepLabResNet(nn.Module):
 # ------------------------------------------------------------------------------------ position encoding
 def sine_position_embedding(h: int, w: int, num_pos_feats: int, *, device: torch.device,
                             temperature: float = 10000.0) -> Tensor:
-    """DETR's normalised sine embedding for an unmasked (1, 2*num_pos_feats, h, w) map. A constant of the
-    map's shape, made once per shape (the six a forward needs took 0.27 s at 864x640 on 2 busy cores, mostly
-    ``sin``/``cos`` over strided views) and shared: callers must not write into it."""
-    with torch.inference_mode(False), torch.no_grad():  # a normal tensor, usable outside inference mode too
-        return _sine_position_embedding(h, w, num_pos_feats, device, temperature)
-
-
-@functools.lru_cache(maxsize=6)  # a forward's 3 levels for two canvas shapes (portrait, landscape): <= 36 MB
-def _sine_position_embedding(h: int, w: int, num_pos_feats: int, device: torch.device,
-                             temperature: float) -> Tensor:
+    """DETR's normalised sine embedding for an unmasked (1, 2*num_pos_feats, h, w) map."""
     eps, scale = 1e-6, 2 * math.pi
     y_embed = torch.arange(1, h + 1, dtype=torch.float32, device=device)[:, None].expand(h, w)
     x_embed = torch.arange(1, w + 1, dtype=torch.float32, device=device)[None, :].expand(h, w)
