@@ -18,9 +18,9 @@ each checked: torch's capability and oneDNN's ISA are printed per block), to sho
 an AVX-512 one; ``--isa native,avx2`` runs both blocks. Ratios are also paired: ModelScope's time over ours in
 each round (median and range printed), so a burst of load shows as spread, not as a shifted ratio.
 ``--baseline-rev REV``: our code as it was at that git revision (``function/`` and the worker, exported to a temp
-dir) runs in the same rounds, a third process; give it ``--runs 3`` (or 6): the order rotates by one a round, and
-with 2 rounds the two versions of our code sat in different places after ModelScope's parse (the same code
-then read 7-9 % apart). Last line: JSON (the first block's figures at top level, all of
+dir) runs in the same rounds, a third process; give it ``--runs 3`` (or 6): the order rotates by one a round, so
+only a multiple of 3 rounds puts each process in each place (right after ModelScope's parse, or not) equally
+often. Last line: JSON (the first block's figures at top level, all of
 them under ``sweep``).
 """
 
