@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "function"))
 
-from humanparse.local.cli import main  # noqa: E402
+from humanparse.entries.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

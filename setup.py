@@ -1,5 +1,5 @@
 """Only here to ship the page inside the package: a wheel gets ``frontend/`` as ``humanparse/frontend`` so an
-installed ``humanparse serve`` finds it (``local.cli.frontend_dir``). Everything else is in pyproject.toml."""
+installed ``humanparse serve`` finds it (``entries.cli.frontend_dir``). Everything else is in pyproject.toml."""
 
 import shutil
 from pathlib import Path

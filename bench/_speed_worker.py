@@ -27,7 +27,7 @@ def main() -> None:
 
     configure_threads(int(threads))  # the process set-up every entry uses (threads, allocator)
     from humanparse.engine.m2fp import build_m2fp
-    from humanparse.imageio import load_image_file
+    from humanparse.pipeline.imageio import load_image_file
 
     if mode == "eager":
         parser = build_m2fp(model_dir, fast=False)

@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT / "function"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _common import summary  # noqa: E402
-from humanparse.colormap import id_counts, legend_image, overlay  # noqa: E402
 from humanparse.engine.types import ParseResult  # noqa: E402
-from humanparse.labels import palette_array  # noqa: E402
-from humanparse.rendering import _person_palette, jpeg_bytes, png_bytes, render_all, result_document  # noqa: E402
+from humanparse.pipeline.colormap import id_counts, legend_image, overlay  # noqa: E402
+from humanparse.pipeline.labels import palette_array  # noqa: E402
+from humanparse.pipeline.rendering import _person_palette, jpeg_bytes, png_bytes, render_all, result_document  # noqa: E402
 from scale import SIDES, make_photo  # noqa: E402
 
 U8 = npt.NDArray[np.uint8]
@@ -185,7 +185,7 @@ def main() -> None:
     ap.add_argument("--mp", type=float, default=12)
     a = ap.parse_args()
     from humanparse.engine.lite import LiteParser, find_lite_models
-    from humanparse.imageio import decode_image
+    from humanparse.pipeline.imageio import decode_image
     from humanparse.runtime import configure_threads
 
     configure_threads(2)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "function"))
 
 from humanparse.engine.lite import SUPPORTED, LiteParser, _grid_to_image, find_lite_models  # noqa: E402
-from humanparse.labels import CIHP_LABELS  # noqa: E402
+from humanparse.pipeline.labels import CIHP_LABELS  # noqa: E402
 
 IGNORE = 255
 FOLD = np.arange(256, dtype=np.uint8)

@@ -36,7 +36,7 @@ def main() -> int:
 
     from _common import prepare
     from humanparse.engine.m2fp import build_m2fp
-    from humanparse.imageio import load_image_file
+    from humanparse.pipeline.imageio import load_image_file
 
     model_dir = prepare(args.venv, args.model_dir)
     images = args.images or sorted((ROOT.parent / "shared" / "data" / "cihp" / "images").glob("*.jpg"))

@@ -105,7 +105,7 @@ def main() -> None:
     args = ap.parse_args()
     from _common import model_folder
     from humanparse.engine.m2fp import build_m2fp
-    from humanparse.imageio import decode_image
+    from humanparse.pipeline.imageio import decode_image
     from humanparse.runtime import configure_threads
     from scale import make_photo
 

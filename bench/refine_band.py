@@ -33,7 +33,7 @@ def main() -> None:
     from humanparse.engine.m2fp import build_m2fp
     from humanparse.engine.m2fp import postprocess as pp
     from humanparse.engine.m2fp.predictor import preprocess
-    from humanparse.imageio import decode_image
+    from humanparse.pipeline.imageio import decode_image
     from humanparse.runtime import configure_threads
     from refine_band_v1 import refine_band_v1
     from scale import make_photo

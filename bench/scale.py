@@ -45,8 +45,8 @@ sys.path.insert(0, sys.argv[1] + "/function")
 engine, image, runs, model_dir, agreement = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6] == "1"
 from humanparse.runtime import configure_threads
 configure_threads(2)
-from humanparse.imageio import decode_image
-from humanparse.rendering import render_all
+from humanparse.pipeline.imageio import decode_image
+from humanparse.pipeline.rendering import render_all
 if engine == "m2fp":
     from humanparse.engine.m2fp import build_m2fp
     parser = build_m2fp(model_dir, precision="fp32")

@@ -50,7 +50,7 @@ def main() -> None:
     import torch
     from _common import model_folder
     from humanparse.engine.m2fp import build_m2fp
-    from humanparse.imageio import load_image_file
+    from humanparse.pipeline.imageio import load_image_file
     from humanparse.runtime import configure_threads
     from speed import bench_image
 

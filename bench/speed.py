@@ -44,7 +44,7 @@ def bench_image(dest: Path) -> Path:
 
 
 def ious(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
-    from humanparse.labels import CIHP_LABELS
+    from humanparse.pipeline.labels import CIHP_LABELS
 
     out = {}
     for c in np.union1d(np.unique(ref), np.unique(got)):

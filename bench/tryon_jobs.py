@@ -37,9 +37,9 @@ def main() -> None:
 
     import humanparse
     from humanparse.config import Settings
-    from humanparse.library import Parsed
-    from humanparse.outfit import outfit
-    from humanparse.tryon_files import extra_files, job_extras
+    from humanparse.entries.library import Parsed
+    from humanparse.pipeline.outfit import outfit
+    from humanparse.pipeline.tryon_files import extra_files, job_extras
 
     data = Path(args.image).read_bytes()
     hp = humanparse.load("lite")
@@ -48,7 +48,7 @@ def main() -> None:
     sizes: dict[str, int] = {}
     for _ in range(args.rounds):
         t0 = time.perf_counter()
-        out = humanparse.usecase.parse_image(data, hp.parser, hp.options)
+        out = humanparse.pipeline.usecase.parse_image(data, hp.parser, hp.options)
         times["parse"].append(time.perf_counter() - t0)
         for name, extras in (("job", plain), ("job+masks", masks)):
             parsed = Parsed.from_output(out)  # fresh caches: keypoints matched again

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from humanparse.engine.m2fp.modeling import M2FPNet
-from humanparse.labels import CIHP_LABELS
+from humanparse.pipeline.labels import CIHP_LABELS
 
 # ModelScope's configuration lists the 20 CIHP parts and then the person class
 CIHP_CLASSES = [*CIHP_LABELS, "Human"]

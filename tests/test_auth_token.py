@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import EVENTS, PEOPLE_PHOTO, encode_jpeg, find_chromium
-from humanparse.service import build_service
+from humanparse.entries.service import build_service
 from runner import Runner
 from test_lambda_s3 import settings_for
 

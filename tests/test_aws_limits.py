@@ -124,7 +124,7 @@ def test_backfill_results_go_to_s3_not_the_state(rendered: dict[str, Any]) -> No
 def test_backfill_payloads_fit_for_the_longest_keys(rendered: dict[str, Any]) -> None:
     """One child run's input (a batch of the longest keys as ListObjectsV2 items) and output (the handler's
     outcome per key, trimmed by ResultSelector) against the 256 KB state limit."""
-    from humanparse.s3_handler import RecordOutcome
+    from humanparse.entries.trigger import RecordOutcome
 
     backfill = definition(rendered, "BackfillStateMachine")["States"]["ParsePrefix"]
     n = backfill["ItemBatcher"]["MaxItemsPerBatch"]

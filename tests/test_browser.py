@@ -50,7 +50,7 @@ def shot(page: Any, name: str) -> None:
 
 # ------------------------------------------------------------------------------------- scripted site
 def png(arr: np.ndarray, palette: np.ndarray | None = None) -> bytes:
-    from humanparse.rendering import png_bytes
+    from humanparse.pipeline.rendering import png_bytes
 
     return png_bytes(np.ascontiguousarray(arr, dtype=np.uint8), palette=palette)
 
@@ -58,9 +58,9 @@ def png(arr: np.ndarray, palette: np.ndarray | None = None) -> bytes:
 def result_files(labels: np.ndarray, persons: np.ndarray, *, legend: list[dict[str, Any]] | None = None,
                  person_ids: list[int] | None = None) -> dict[str, bytes]:
     """label.png / persons.png exactly as the server writes them, and a result.json around them."""
-    from humanparse.colormap import legend_entries
-    from humanparse.labels import palette_array
-    from humanparse.rendering import _person_palette
+    from humanparse.pipeline.colormap import legend_entries
+    from humanparse.pipeline.labels import palette_array
+    from humanparse.pipeline.rendering import _person_palette
 
     ids = person_ids if person_ids is not None else sorted(int(i) for i in np.unique(persons) if i)
     doc = {"width": labels.shape[1], "height": labels.shape[0], "person_count": len(ids),
@@ -74,8 +74,8 @@ def result_files(labels: np.ndarray, persons: np.ndarray, *, legend: list[dict[s
 
 
 def server_config() -> dict[str, Any]:
-    from humanparse.colormap import full_legend
-    from humanparse.labels import PERSON_PALETTE, hex_color
+    from humanparse.pipeline.colormap import full_legend
+    from humanparse.pipeline.labels import PERSON_PALETTE, hex_color
 
     return {"max_upload_bytes": 15 * 1024 * 1024, "allowed_content_types": ["image/jpeg", "image/png", "image/webp"],
             "labels": full_legend(), "model": "lite", "person_colors": [hex_color(c) for c in PERSON_PALETTE]}
@@ -574,7 +574,7 @@ def test_png_decoder_reads_ids(new_page: Callable[..., Any]) -> None:
         assert got[:2] == [37, 13] and np.array_equal(np.array(got[2]).reshape(13, 37), ids), (depth, pal)
     # Pillow's own palette PNG, as the server writes it (person ids up to 255)
     big = rng.integers(0, 256, size=(31, 29)).astype(np.uint8)
-    from humanparse.rendering import _person_palette
+    from humanparse.pipeline.rendering import _person_palette
 
     got = page.evaluate("""async (b64) => {
         const { decodeIndexedPng } = await import('/js/png.js');
@@ -657,9 +657,9 @@ def test_reload_back_and_a_reopened_tab_keep_the_results(runner: Runner, browser
     shows_the_result(reopened)
     assert reopened.locator(".job").count() == 1
     # a job the server no longer has says so; Remove forgets it for good
-    reopened.evaluate("""() => { const l = JSON.parse(localStorage.getItem('humanparse.jobs'));
+    reopened.evaluate("""() => { const l = JSON.parse(localStorage.getItem('humanparse.jobs.keys'));
         l.push({jobId: 'ffffffffffffffffffffffffffffffff', name: 'old.jpg', type: 'image/jpeg'});
-        localStorage.setItem('humanparse.jobs', JSON.stringify(l)); }""")
+        localStorage.setItem('humanparse.jobs.keys', JSON.stringify(l)); }""")
     reopened.reload()
     gone = reopened.locator(".job[data-expired='true']")
     gone.wait_for(timeout=30_000)

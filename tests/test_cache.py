@@ -20,7 +20,7 @@ import requests
 from conftest import EVENTS, PEOPLE_PHOTO, StubParser, encode_jpeg
 from fastapi.testclient import TestClient
 from humanparse.config import Settings
-from humanparse.service import Service, build_service
+from humanparse.entries.service import Service, build_service
 
 PHOTO_A = encode_jpeg(np.full((64, 48, 3), 120, np.uint8))
 PHOTO_B = encode_jpeg(np.full((64, 48, 3), 30, np.uint8))
@@ -94,7 +94,7 @@ def svc(aws: dict[str, Any], stub_parser: StubParser) -> Service:
 # ------------------------------------------------------------------------------------------------ hits
 def test_api_and_trigger_share_one_cache(svc: Service) -> None:
     """One ResultCache per process: the trigger uses the object the HTTP routes get through ``Depends``."""
-    from humanparse.api.deps import get_cache
+    from humanparse.entries.api.deps import get_cache
 
     class _Req:
         app = svc.app

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from humanparse.local.batch import find_inputs, sniff_image
-from humanparse.local.cli import main
+from humanparse.entries.batch import find_inputs, sniff_image
+from humanparse.entries.cli import main
 from PIL import Image
 
 SUFFIXES = ("label.png", "color.png", "overlay.jpg", "persons.png", "legend.png", "json")

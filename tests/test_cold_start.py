@@ -1,5 +1,5 @@
 """Lambda cold start: bytecode compiled into the image, and the fast path's kernel verdict shared
-through S3 between execution environments (``humanparse.kernel_share``, against moto's real S3 server and the
+through S3 between execution environments (``humanparse.entries.kernel_share``, against moto's real S3 server and the
 random-weight M2FP folder). Also the CLI summary counting each file once. Nothing here is timed."""
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def test_verdict_measured_once_then_shared(aws: dict[str, Any], m2fp_dir: Path, 
     """First cold start (S3 has no verdict: NoSuchKey, ignored): measures and uploads. A second execution
     environment (empty local cache) against the same bucket reports the cached verdict and does not measure; a
     verdict whose values are wrong is ignored, measured again and replaced."""
-    from humanparse.service import load_configured_parser
+    from humanparse.entries.service import load_configured_parser
 
     first = load_configured_parser(_settings(aws, m2fp_dir, tmp_path / "env1"), verdict_s3=aws["s3"]).parser
     assert first.info.kernels_reason.startswith("measured"), first.info.kernels_reason
@@ -191,8 +191,8 @@ def test_verdict_measured_once_then_shared(aws: dict[str, Any], m2fp_dir: Path, 
 
 def test_sharing_off_and_lite_model_touch_no_s3(aws: dict[str, Any], m2fp_dir: Path, tmp_path: Path,
                                                 steady: None) -> None:
-    from humanparse import kernel_share
-    from humanparse.service import load_configured_parser
+    from humanparse.entries import kernel_share
+    from humanparse.entries.service import load_configured_parser
 
     loaded = load_configured_parser(_settings(aws, m2fp_dir, tmp_path / "off", share_kernel_verdict=False),
                                     verdict_s3=aws["s3"])
@@ -215,7 +215,7 @@ HOSTILE = {
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_shared_file_is_refused_before_the_engine_sees_it(aws: dict[str, Any], m2fp_dir: Path,
                                                                   tmp_path: Path, name: str) -> None:
-    from humanparse import kernel_share
+    from humanparse.entries import kernel_share
 
     settings = _settings(aws, m2fp_dir, tmp_path / "cache")
     aws["s3"].put_object(Bucket=aws["results_bucket"], Key=kernel_share.verdict_key(settings), Body=HOSTILE[name])
@@ -227,7 +227,7 @@ def test_s3_errors_are_ignored(aws: dict[str, Any], m2fp_dir: Path, tmp_path: Pa
     """No bucket (NoSuchBucket), nothing listening (connection refused): fetch and publish log and go on."""
     import boto3
     from botocore.config import Config
-    from humanparse import kernel_share
+    from humanparse.entries import kernel_share
 
     settings = _settings(aws, m2fp_dir, tmp_path / "cache", results_bucket="no-such-bucket-here")
     share = kernel_share.fetch(settings, aws["s3"])
@@ -252,7 +252,7 @@ def test_s3_errors_are_ignored(aws: dict[str, Any], m2fp_dir: Path, tmp_path: Pa
 def test_publish_merges_what_others_shared_meanwhile(aws: dict[str, Any], m2fp_dir: Path, tmp_path: Path) -> None:
     """Another environment (another CPU model) shared its verdict after this one fetched: both are kept; and
     when the merge would pass the size cap, only this load's entries are put."""
-    from humanparse import kernel_share
+    from humanparse.entries import kernel_share
 
     settings = _settings(aws, m2fp_dir, tmp_path / "cache")
     share = kernel_share.fetch(settings, aws["s3"])  # nothing there yet
@@ -296,7 +296,7 @@ def test_template_lets_both_functions_read_and_write_the_verdict() -> None:
 
 # ------------------------------------------------------------------------------------------ CLI summary
 def _parse(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict[str, Any]], str]:
-    from humanparse.local.cli import main
+    from humanparse.entries.cli import main
 
     rc = main(["parse", *argv, "--model", "lite", "--threads", "2", "--json"])
     cap = capsys.readouterr()

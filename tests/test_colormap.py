@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from humanparse.colormap import colorize, id_counts, legend_entries, legend_image, overlay, person_view
 from humanparse.engine.types import ModelInfo, ParseResult, Person
-from humanparse.labels import CIHP_LABELS, CIHP_PALETTE
-from humanparse.rendering import ARTIFACTS, render_all
+from humanparse.pipeline.colormap import colorize, id_counts, legend_entries, legend_image, overlay, person_view
+from humanparse.pipeline.labels import CIHP_LABELS, CIHP_PALETTE
+from humanparse.pipeline.rendering import ARTIFACTS, render_all
 from PIL import Image
 
 
@@ -102,7 +102,7 @@ def _blobs(h: int, w: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
 def test_overlay_and_colorize_equal_the_numpy_versions() -> None:
     """cv2.LUT + addWeighted + copyTo give the bytes numpy's gather + np.where gave, on views too."""
     import cv2
-    from humanparse.labels import palette_array
+    from humanparse.pipeline.labels import palette_array
 
     lut = palette_array()
     lab, _, rgb = _blobs(123, 257, 0)
@@ -125,8 +125,8 @@ def test_overlay_and_colorize_equal_the_numpy_versions() -> None:
 def test_render_all_outputs_decode_to_what_the_page_and_readers_expect() -> None:
     """label.png / persons.png: lossless palette PNGs whose pixels are the ids; color.png the label PNG's bytes;
     overlay.jpg a full-size 4:4:4 JPEG close to the blend (lossy by design)."""
-    from humanparse.labels import palette_array
-    from humanparse.rendering import _person_palette
+    from humanparse.pipeline.labels import palette_array
+    from humanparse.pipeline.rendering import _person_palette
     from PIL import JpegImagePlugin
 
     lab, per, rgb = _blobs(301, 457, 1)
@@ -156,7 +156,7 @@ def test_id_counts_are_exact() -> None:
 
 def test_overlay_jpeg_of_a_strip_longer_than_libjpeg_allows() -> None:
     """70000×16 is within every pixel limit; libjpeg's 65500-pixel side is not: the JPEG is shrunk, not failed."""
-    from humanparse.rendering import JPEG_MAX_SIDE, jpeg_bytes
+    from humanparse.pipeline.rendering import JPEG_MAX_SIDE, jpeg_bytes
 
     im = Image.open(io.BytesIO(jpeg_bytes(np.full((16, 70000, 3), 200, np.uint8))))
     assert im.format == "JPEG" and im.size == (JPEG_MAX_SIDE, 15)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, StubParser, encode_jpeg, find_chromium
 from humanparse.config import Settings
-from humanparse.service import build_service
+from humanparse.entries.service import build_service
 
 pytestmark = pytest.mark.browser
 CHROMIUM = find_chromium()

@@ -7,8 +7,8 @@ from urllib.parse import quote_plus
 
 import pytest
 from conftest import EVENTS
-from humanparse.events import EventFormatError, is_s3_event, parse_s3_event
-from humanparse.jobs import Layout
+from humanparse.entries.events import EventFormatError, is_s3_event, parse_s3_event
+from humanparse.jobs.keys import Layout
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from s3events import make_s3_event

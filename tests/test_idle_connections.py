@@ -81,7 +81,7 @@ def test_a_trickling_api_body_gets_408() -> None:
     import asyncio
 
     import pytest
-    from humanparse.api.limits import read_capped
+    from humanparse.entries.api.limits import read_capped
     from humanparse.exceptions import RequestTimeout
     from starlette.requests import Request
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import encode_jpeg, encode_png
 from humanparse import exceptions as E
-from humanparse.imageio import decode_image
+from humanparse.pipeline.imageio import decode_image
 from PIL import Image
 
 
@@ -196,7 +196,7 @@ def test_messages_and_docs_name_the_accepted_formats() -> None:
     from pathlib import Path
 
     from humanparse.exceptions import NotAnImage, UnsupportedFormat
-    from humanparse.imageio import ALLOWED_FORMATS
+    from humanparse.pipeline.imageio import ALLOWED_FORMATS
 
     assert ALLOWED_FORMATS - {"MPO"} == {"JPEG", "PNG", "WEBP"}  # MPO: a phone JPEG with a second frame
     for error in (NotAnImage, UnsupportedFormat):

@@ -121,7 +121,7 @@ def test_every_promised_key_triggers_and_outputs_never_do(rendered: dict[str, An
     """The template's notification filters (what S3 sends) and the handler's own filter (what it processes)
     together: each promised key passes both, and results, keys outside uploads/ and folder markers do not."""
     from humanparse.config import Settings
-    from humanparse.jobs import Layout
+    from humanparse.jobs.keys import Layout
 
     buckets = resources(rendered, "AWS::S3::Bucket")
     notified = {k: v for k, v in buckets.items() if "NotificationConfiguration" in v["Properties"]}
@@ -444,7 +444,7 @@ def test_cache_index_expires_with_the_results_and_the_api_may_copy(rendered: dic
     them (with ListBucket there, so a miss is a 404, not a 403 that would be retried), and the API function
     (POST /uploads answered from the cache) may write results — CopyObject needs PutObject."""
     from humanparse.config import Settings
-    from humanparse.store import JobStore
+    from humanparse.jobs.store import JobStore
 
     index_key = JobStore(None, Settings()).cache_key_name("ab" * 32)
     (bucket,) = [b for n, b in resources(rendered, "AWS::S3::Bucket").items() if n == "ResultsBucket"]

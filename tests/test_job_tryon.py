@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import requests
 from conftest import PEOPLE_PHOTO
-from humanparse.service import build_service
+from humanparse.entries.service import build_service
 from PIL import Image
 from runner import Runner
 from test_local_runner import upload, wait
@@ -134,7 +134,7 @@ def test_through_lambda_png_and_signed_link(aws: dict[str, Any], lite_parser: An
     """Through Mangum with a Function URL event: the PNG base64-encoded as Lambda sends binary bodies, and an
     image over the response cap (the cap lowered here: a 12 MP photo's job is the runner test's) as a 303 to a
     signed GET of the stored file, or with large=url as JSON."""
-    from humanparse.api.routes import tryon as route
+    from humanparse.entries.api.routes import tryon as route
     from test_lambda_http import call, ev
 
     job, _ = run_job(aws, lite_parser)

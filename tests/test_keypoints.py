@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import PEOPLE_PHOTO
-from humanparse.keypoints import (
+from humanparse.pipeline.keypoints import (
     OPENPOSE18_NAMES,
     match_poses,
     openpose_document,
@@ -115,8 +115,8 @@ def test_m2fp_keypoints_come_from_the_pose_network_beside_it(m2fp_parser: Any, p
     """M2FP (random weights: its persons are arbitrary) has no pose head: ``keypoints`` runs BodyPix on the
     photo and matches its poses to M2FP's persons; one entry per person whatever the match."""
     from humanparse.config import Settings
+    from humanparse.entries.library import HumanParser
     from humanparse.exceptions import NoPerson
-    from humanparse.library import HumanParser
 
     parser = HumanParser(m2fp_parser, Settings())  # the session's M2FP engine, as humanparse.load builds it
     res = parser(photo)

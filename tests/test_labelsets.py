@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from humanparse.exceptions import UnknownLabelSet
-from humanparse.labels import CIHP_LABELS
-from humanparse.labelsets import ATR_LABELS, LIP_LABELS, convert, to_cihp
+from humanparse.pipeline.labels import CIHP_LABELS
+from humanparse.pipeline.labelsets import ATR_LABELS, LIP_LABELS, convert, to_cihp
 
 # The documented table, by name (written out here, not derived from the module's tables): CIHP name → (LIP name,
 # ATR name, CIHP name after ATR → CIHP). "side" = the Left-/Right- twin of the arm/leg the pixel sits on.

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import EVENTS, ROOT, encode_jpeg, encode_png
 from humanparse.config import Settings
-from humanparse.service import build_service
+from humanparse.entries.service import build_service
 from PIL import Image
 
 
@@ -164,7 +164,7 @@ def test_parse_image_answer_over_the_response_cap_is_413(aws: dict[str, Any], st
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Lambda sends an image answer base64-encoded: one that would not fit is refused, not cut by Lambda."""
     from fastapi.testclient import TestClient
-    from humanparse.api.routes import parse
+    from humanparse.entries.api.routes import parse
 
     client = TestClient(build_service(settings_for(aws, cache_enabled=False), stub_parser, aws["s3"]).app)
     data = encode_jpeg(photo)

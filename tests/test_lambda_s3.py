@@ -13,9 +13,9 @@ import pytest
 import requests
 from conftest import EVENTS, encode_jpeg
 from humanparse.config import Settings
-from humanparse.events import parse_s3_event
-from humanparse.jobs import Layout
-from humanparse.service import build_service
+from humanparse.entries.events import parse_s3_event
+from humanparse.entries.service import build_service
+from humanparse.jobs.keys import Layout
 from PIL import Image
 
 

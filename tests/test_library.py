@@ -38,7 +38,7 @@ def parsed(hp: Any, photo_path: Path) -> Any:
 
 
 def test_every_input_type_gives_the_cli_label_map(hp: Any, parsed: Any, photo_path: Path, tmp_path: Path) -> None:
-    from humanparse.local.cli import main
+    from humanparse.entries.cli import main
 
     assert main(["parse", str(photo_path), "--out", str(tmp_path), "--model", "lite", "--threads", "2",
                  "--quiet"]) == 0
@@ -155,7 +155,7 @@ def test_one_parse_at_a_time_across_threads(stub_parser: Any) -> None:
     import time
 
     from humanparse.config import Settings
-    from humanparse.library import HumanParser
+    from humanparse.entries.library import HumanParser
 
     active, peak = [0], [0]
     inner = stub_parser.parse

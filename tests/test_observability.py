@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import encode_jpeg
 from humanparse import observability
-from humanparse.service import build_service
+from humanparse.entries.service import build_service
 from test_lambda_s3 import event_for, put, settings_for
 
 
@@ -38,7 +38,7 @@ def fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def upload_event(aws: dict[str, Any], body: bytes) -> tuple[dict[str, Any], str]:
     ev = event_for("s3-put-spaces-plus-unicode.json", aws["upload_bucket"])
-    from humanparse.events import parse_s3_event
+    from humanparse.entries.events import parse_s3_event
 
     key = parse_s3_event(ev)[0].key
     meta = put(aws, key, body)

@@ -47,7 +47,7 @@ def test_wheel_carries_pinned_models_licences_and_script(wheel: Path) -> None:
             assert f"humanparse/models/lite/{extra}" in names
         assert {"humanparse/calibration/astronaut.jpg", "humanparse/calibration/LICENSE.txt"} <= names
         (ep,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
-        assert "humanparse = humanparse.local.cli:main" in z.read(ep).decode()
+        assert "humanparse = humanparse.entries.cli:main" in z.read(ep).decode()
 
 
 def test_wheel_carries_the_page_and_serve_finds_it(wheel: Path, tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_wheel_carries_the_page_and_serve_finds_it(wheel: Path, tmp_path: Path) 
         assert wanted <= set(z.namelist())
         assert "humanparse/py.typed" in z.namelist()
         z.extractall(tmp_path / "site")
-    r = subprocess.run([sys.executable, "-c", "from humanparse.local.cli import frontend_dir; print(frontend_dir())"],
+    r = subprocess.run([sys.executable, "-c", "from humanparse.entries.cli import frontend_dir; print(frontend_dir())"],
                        capture_output=True, text=True, timeout=120, cwd=tmp_path,
                        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
@@ -88,7 +88,7 @@ def test_no_development_path_in_the_package() -> None:
 
 
 def test_help_shows_an_example_per_command() -> None:
-    from humanparse.local.cli import COMMANDS, build_parser
+    from humanparse.entries.cli import COMMANDS, build_parser
 
     top = build_parser().format_help()
     for cmd in COMMANDS:
@@ -98,7 +98,7 @@ def test_help_shows_an_example_per_command() -> None:
 
 
 def test_serve_options_without_the_word_serve(monkeypatch: pytest.MonkeyPatch) -> None:
-    from humanparse.local import cli
+    from humanparse.entries import cli
 
     seen: dict[str, object] = {}
     monkeypatch.setattr(cli, "cmd_serve", lambda a: seen.update(port=a.port, cmd=a.cmd) or 0)
@@ -107,8 +107,8 @@ def test_serve_options_without_the_word_serve(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_download_lite_refreshes_with_checked_hashes(tmp_path: Path) -> None:
-    from humanparse.download import download_lite
     from humanparse.exceptions import DownloadError
+    from humanparse.models.download import download_lite
 
     got = download_lite(tmp_path / "cache", source_dir=packaged_lite_dir())
     assert sorted(p.name for p in got) == sorted(LITE_SHA256)
@@ -122,7 +122,7 @@ def test_download_lite_refreshes_with_checked_hashes(tmp_path: Path) -> None:
 
 
 def test_cli_adds_the_download_hint_to_a_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from humanparse.local.cli import main
+    from humanparse.entries.cli import main
 
     rc = main(["parse", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o"), "--model", "m2fp",
                "--cache-dir", str(tmp_path / "cache")])
@@ -212,7 +212,7 @@ def test_missing_extra_is_one_line_with_the_install_command(monkeypatch: pytest.
     ``download m2fp`` names its own extra; ``parse`` is not held back by either."""
     import importlib.util
 
-    from humanparse.local import cli
+    from humanparse.entries import cli
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",

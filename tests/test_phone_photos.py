@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from conftest import EVENTS
 from humanparse.config import Settings
-from humanparse.events import parse_s3_event
-from humanparse.local.cli import main
-from humanparse.service import build_service
+from humanparse.entries.cli import main
+from humanparse.entries.events import parse_s3_event
+from humanparse.entries.service import build_service
 from PIL import Image
 
 PHONE = (4032, 3024)  # (w, h): the common 12 MP phone size

@@ -271,7 +271,7 @@ def test_page_scripts_are_javascript_whatever_the_registry_says() -> None:
 
 # --------------------------------------------------------------------------------------- batch, files
 def test_output_names_differing_only_by_case_are_told_apart(tmp_path: Path) -> None:
-    from humanparse.local.batch import find_inputs
+    from humanparse.entries.batch import find_inputs
 
     for name in ("a.png", "A.jpg", "B.png", "sub/x.jpg", "SUB/X.png"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
@@ -282,8 +282,8 @@ def test_output_names_differing_only_by_case_are_told_apart(tmp_path: Path) -> N
 
 
 def test_lite_download_leaves_no_temp_file_when_the_source_fails(tmp_path: Path) -> None:
-    from humanparse.download import download_lite
     from humanparse.exceptions import DownloadError
+    from humanparse.models.download import download_lite
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(DownloadError, match="could not fetch"):
@@ -393,7 +393,7 @@ def test_calibration_only_where_a_verdict_can_pay_off(monkeypatch: pytest.Monkey
 def test_calibration_is_skipped_where_bf16_cannot_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     from humanparse.engine import cpu
-    from humanparse.local.cli import main
+    from humanparse.entries.cli import main
 
     monkeypatch.setattr(cpu, "bf16_can_win", lambda: False)
     assert main(["calibrate", "--model-dir", str(tmp_path)]) == 0  # nothing loaded, nothing written

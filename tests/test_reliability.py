@@ -15,9 +15,9 @@ import requests
 from conftest import EVENTS, ROOT, encode_jpeg, encode_png
 from hostile import cases, expected_ok
 from humanparse.config import Settings
+from humanparse.entries.service import build_service
 from humanparse.exceptions import InputError
-from humanparse.imageio import decode_image
-from humanparse.service import build_service
+from humanparse.pipeline.imageio import decode_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

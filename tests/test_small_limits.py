@@ -70,7 +70,7 @@ def test_big_records_are_started_from_disk_in_pieces(store: Any) -> None:
 
 # ---------------------------------------------------------------------------------------------- APNG
 def test_apng_with_a_default_image_is_read_from_its_first_animation_frame() -> None:
-    from humanparse.imageio import decode_image
+    from humanparse.pipeline.imageio import decode_image
 
     hidden, first, second = (Image.new("RGB", (64, 48), c) for c in ((255, 0, 0), (0, 200, 0), (0, 0, 255)))
     buf = io.BytesIO()
@@ -128,7 +128,7 @@ def test_a_newline_is_a_legal_key_character(s3srv: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------- token
 def test_a_non_ascii_token_works_as_utf8(aws: dict[str, Any], stub_parser: Any) -> None:
     from fastapi.testclient import TestClient
-    from humanparse.service import build_service
+    from humanparse.entries.service import build_service
     from test_lambda_s3 import settings_for
 
     for token in ("pässwörd-€-令牌", "café-crème"):

@@ -109,7 +109,7 @@ class BrokenParser:
 def test_an_error_on_the_upload_itself_fails_the_job_at_once(aws: dict[str, Any], stub_parser: Any) -> None:
     from conftest import encode_png
     from humanparse.config import Settings
-    from humanparse.service import build_service
+    from humanparse.entries.service import build_service
     from s3events import make_s3_event
 
     settings = Settings(upload_bucket=aws["upload_bucket"], results_bucket=aws["results_bucket"],
@@ -131,7 +131,7 @@ def test_an_error_on_the_upload_itself_fails_the_job_at_once(aws: dict[str, Any]
 def test_a_clip_started_three_times_without_finishing_fails(aws: dict[str, Any], stub_parser: Any,
                                                            tmp_path: Path) -> None:
     from humanparse.config import Settings
-    from humanparse.service import build_service
+    from humanparse.entries.service import build_service
     from s3events import make_s3_event
 
     svc = build_service(Settings(upload_bucket=aws["upload_bucket"], results_bucket=aws["results_bucket"],
@@ -150,7 +150,7 @@ def test_a_clip_started_three_times_without_finishing_fails(aws: dict[str, Any],
 
 def test_an_overdue_running_job_is_failed_by_its_next_reader(aws: dict[str, Any]) -> None:
     from humanparse.config import Settings
-    from humanparse.store import JobStore
+    from humanparse.jobs.store import JobStore
 
     store = JobStore(aws["s3"], Settings(upload_bucket=aws["upload_bucket"], results_bucket=aws["results_bucket"],
                                          s3_endpoint_url=aws["endpoint"]))

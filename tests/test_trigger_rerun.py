@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import encode_jpeg
-from humanparse.events import parse_s3_event
-from humanparse.service import build_service
+from humanparse.entries.events import parse_s3_event
+from humanparse.entries.service import build_service
 from test_lambda_s3 import event_for, put, settings_for, status
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import CIHP, StubParser
 from humanparse.exceptions import NoPerson, NothingToMask, UnknownCategory, UnknownPerson
-from humanparse.tryon import AGNOSTIC_GREY, CATEGORIES, tryon
+from humanparse.pipeline.tryon import AGNOSTIC_GREY, CATEGORIES, tryon
 from PIL import Image
 
 # CIHP ids
@@ -71,7 +71,7 @@ def pose_net() -> object:
 @pytest.mark.parametrize("with_pose", [False, True], ids=["parse-only", "with-keypoints"])
 @pytest.mark.parametrize("stem", [p.stem for p in cihp_labels()] or ["none"])
 def test_cihp_ground_truth_every_person_and_category(stem: str, with_pose: bool, pose_net: object) -> None:
-    from humanparse.keypoints import person_keypoints
+    from humanparse.pipeline.keypoints import person_keypoints
 
     label = np.asarray(Image.open(CIHP / "labels" / f"{stem}.png"))
     rgb = np.asarray(Image.open(CIHP / "images" / f"{stem}.jpg").convert("RGB"))
@@ -183,7 +183,7 @@ def test_long_dress_hem_flares_between_and_beyond_the_legs() -> None:
 def test_person_cut_by_the_frame() -> None:
     """Cut at the thighs and at the image's left edge: keypoints off the image are not seen (0, 0, 0), and the
     mask runs to the edges without wrapping or failing."""
-    from humanparse.keypoints import to_openpose18
+    from humanparse.pipeline.keypoints import to_openpose18
 
     label, persons, rgb = blank(h=230, w=200)
     kp18 = draw_person(label, persons, 1, 30, 20)
@@ -241,7 +241,7 @@ def test_bad_requests() -> None:
 def test_parsed_api_on_a_stub_parse(photo: np.ndarray) -> None:
     """Through ``humanparse``'s Python API: the stub parse (a box: face, upper clothes, pants) of a photo."""
     from humanparse.config import Settings
-    from humanparse.library import HumanParser
+    from humanparse.entries.library import HumanParser
 
     res = HumanParser(StubParser(), Settings())(photo)  # type: ignore[arg-type]
     out = res.tryon("upper_body", person=1)
@@ -266,7 +266,7 @@ def test_parsed_api_on_a_stub_parse(photo: np.ndarray) -> None:
 
 # ---------------------------------------------------------------------------------------------- outfit
 def test_outfit_names_garments_area_and_colour() -> None:
-    from humanparse.outfit import COLOR_PALETTE, outfit
+    from humanparse.pipeline.outfit import COLOR_PALETTE, outfit
 
     label, persons, _ = blank()
     draw_person(label, persons, 1, 150, 20, short_sleeves=False)
@@ -295,7 +295,7 @@ def test_growth_of_a_large_person_is_a_disk() -> None:
     """Beyond a 16 px radius the growth is a distance transform (its cost does not rise with the radius): the
     same region as OpenCV's ellipse dilation but for a thin rim."""
     import cv2
-    from humanparse.tryon import _grow
+    from humanparse.pipeline.tryon import _grow
 
     core = np.zeros((900, 700), bool)
     core[200:700, 250:450] = True

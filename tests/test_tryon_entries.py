@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from conftest import PEOPLE_PHOTO, encode_png
 from humanparse.config import Settings
-from humanparse.local.cli import main
-from humanparse.service import build_service
-from humanparse.tryon import CATEGORIES
+from humanparse.entries.cli import main
+from humanparse.entries.service import build_service
+from humanparse.pipeline.tryon import CATEGORIES
 from PIL import Image
 
 PHOTO_RGB = np.asarray(Image.open(PEOPLE_PHOTO).convert("RGB"))

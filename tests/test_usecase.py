@@ -1,4 +1,4 @@
-"""The one use case (``humanparse.usecase.parse_image``) and the three entries that call it."""
+"""The one use case (``humanparse.pipeline.usecase.parse_image``) and the three entries that call it."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from conftest import encode_jpeg
 from humanparse.config import Settings
+from humanparse.entries.service import build_service
 from humanparse.exceptions import NotAnImage
-from humanparse.rendering import ARTIFACTS
-from humanparse.service import build_service
-from humanparse.usecase import ParseOptions, ParseOutput, parse_image
+from humanparse.pipeline.rendering import ARTIFACTS
+from humanparse.pipeline.usecase import ParseOptions, ParseOutput, parse_image
 from PIL import Image
 
 
@@ -37,7 +37,7 @@ def test_three_entries_give_the_same_label_map(aws: dict[str, Any], lite_parser:
                                                tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """HTTP /parse, the S3 trigger and the CLI on the real lite model: one use case, one answer."""
     from fastapi.testclient import TestClient
-    from humanparse.local.cli import cmd_parse
+    from humanparse.entries.cli import cmd_parse
 
     data = encode_jpeg(photo)
     svc = build_service(Settings(upload_bucket=aws["upload_bucket"], results_bucket=aws["results_bucket"]),

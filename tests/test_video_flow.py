@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import requests
 from humanparse.config import Settings
-from humanparse.service import build_service
+from humanparse.entries.service import build_service
 from humanparse.video import iter_frames, probe
 from humanparse.video.job import QueueFanOut, chunk_message, join_message
 from PIL import Image

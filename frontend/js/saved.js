@@ -3,7 +3,7 @@
 // the server; a job id whose results expired says so. Everything fails soft: private windows and full
 // storage only mean nothing is remembered.
 
-const KEY = "humanparse.jobs";
+const KEY = "humanparse.jobs.keys";
 const MAX = 12;  // cards brought back; older ones are forgotten (their photos deleted)
 const JOB_ID = /^[A-Za-z0-9_-]{1,64}$/;
 

@@ -1,7 +1,7 @@
 """humanparse: multi-person human parsing (M2FP and a lite ONNX tier) on CPU — a Python API, a command line,
 and a serverless function with a static page.
 
-From Python (see ``humanparse.library``)::
+From Python (see ``humanparse.entries.library``)::
 
     import humanparse
     parser = humanparse.load()                 # M2FP if its folder is found, else the packaged lite model
@@ -11,8 +11,10 @@ From Python (see ``humanparse.library``)::
 
 Boundaries (one module each):
 - ``engine``: image in, label map / persons / colour maps out. Knows nothing of S3 or HTTP.
-- ``usecase``: the one use case every entry calls; ``library`` (this API), ``local.cli``, ``api`` (FastAPI via
-  Mangum) and ``s3_handler`` (S3 event trigger) are thin adapters around it.
+- ``pipeline``: decode, parse, render; ``pipeline.usecase`` is the one use case every entry calls.
+- ``jobs``: job keys, the job store, the result cache.
+- ``entries``: ``library`` (this API), ``cli``, ``api`` (FastAPI via Mangum) and ``trigger`` (S3 upload
+  trigger) are thin adapters around the use case; ``service`` wires them for Lambda and the local runner.
 
 ``import humanparse`` imports nothing heavy: the names below load their modules on first use.
 """
@@ -23,14 +25,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .labels import GROUPS, LABELS
-    from .library import HumanParser, Parsed, Person, load
+    from humanparse.entries.library import HumanParser, Parsed, Person, load
+    from humanparse.pipeline.labels import GROUPS, LABELS
 
 __version__ = "0.1.0"
 __all__ = ["GROUPS", "LABELS", "HumanParser", "Parsed", "Person", "load", "__version__"]
 
-_LAZY = {"load": "library", "HumanParser": "library", "Parsed": "library", "Person": "library",
-         "LABELS": "labels", "GROUPS": "labels"}
+_LAZY = {"load": "entries.library", "HumanParser": "entries.library", "Parsed": "entries.library",
+         "Person": "entries.library", "LABELS": "pipeline.labels", "GROUPS": "pipeline.labels"}
 
 
 def __getattr__(name: str) -> Any:

@@ -10,9 +10,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .engine.loader import ModelSpec, m2fp_cache_candidates
-from .imageio import MAX_DECODE_MEGABYTES, MAX_JPEG_SCANS, MAX_OUTPUT_MEGAPIXELS
-from .jobs import EXTENSIONS
+from humanparse.engine.loader import ModelSpec, m2fp_cache_candidates
+from humanparse.jobs.keys import EXTENSIONS
+from humanparse.pipeline.imageio import MAX_DECODE_MEGABYTES, MAX_JPEG_SCANS, MAX_OUTPUT_MEGAPIXELS
 
 
 def default_cache_dir() -> Path:
@@ -111,7 +111,7 @@ class Settings(BaseSettings):
         """The engine's view of these settings. Places in order: M2FP — ``model_dir``, then the cache (under
         the id's damo/ and iic/ names); lite — ``lite_model_dir`` (``--lite-dir`` / ``HUMANPARSE_LITE_MODEL_DIR``),
         the files shipped in the package, then the cache (``download lite``)."""
-        from .models import packaged_lite_dir
+        from humanparse.models import packaged_lite_dir
 
         m2fp = ([self.model_dir] if self.model_dir else []) + m2fp_cache_candidates(self.model_cache_dir,
                                                                                   self.model_id)

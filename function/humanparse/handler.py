@@ -13,9 +13,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from .config import get_settings
-from .engine.loader import LoadedParser
-from .service import LazyParser, build_service, load_configured_parser
+from humanparse.config import get_settings
+from humanparse.engine.loader import LoadedParser
+from humanparse.entries.service import LazyParser, build_service, load_configured_parser
 
 settings = get_settings()
 # The kernel verdict's GET runs before the model loads, in the cold start: short timeouts and one retry, so a
@@ -36,7 +36,7 @@ service = build_service(settings, parser,
                                      # SigV4 for presigned POSTs too (boto3 may pick the deprecated SigV2)
                                      config=Config(signature_version="s3v4")))
 if settings.video_state_machine_arn:  # long videos fan out through the video state machine (template)
-    from .video.job import StepFunctionsFanOut
+    from humanparse.video.job import StepFunctionsFanOut
 
     service.trigger.video.fan_out = StepFunctionsFanOut(
         boto3.client("stepfunctions", region_name=settings.region), settings.video_state_machine_arn)

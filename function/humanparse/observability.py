@@ -31,7 +31,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 if TYPE_CHECKING:
-    from .engine.types import ParseResult
+    from humanparse.engine.types import ParseResult
 
 SERVICE = "humanparse"
 NAMESPACE = "humanparse"

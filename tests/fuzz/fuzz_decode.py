@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "function"))
 
 with atheris.instrument_imports():
     from humanparse.exceptions import InputError
-    from humanparse.imageio import decode_image
+    from humanparse.pipeline.imageio import decode_image
 
 
 def one_input(data: bytes) -> None:

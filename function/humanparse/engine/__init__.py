@@ -1,5 +1,5 @@
 """Parsing engines. ``load_parser`` picks one from a model folder; nothing here downloads."""
 
-from .types import ModelInfo, Parser, ParseResult, Person
+from humanparse.engine.types import ModelInfo, Parser, ParseResult, Person
 
 __all__ = ["ModelInfo", "Parser", "ParseResult", "Person"]

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..exceptions import ModelError, ModelNotFound
-from ..models import LITE_SHA256, sha256_file
-from .posenet import Pose, assign_to_poses, decode_poses, pixel_keypoint_votes, poses_to_image, sigmoid
-from .types import ModelInfo, ParseResult, check_deadline, persons_from_masks, upscale_persons
+from humanparse.engine.posenet import Pose, assign_to_poses, decode_poses, pixel_keypoint_votes, poses_to_image, sigmoid
+from humanparse.engine.types import ModelInfo, ParseResult, check_deadline, persons_from_masks, upscale_persons
+from humanparse.exceptions import ModelError, ModelNotFound
+from humanparse.models import LITE_SHA256, sha256_file
 
 BODYPIX_FILE = "bodypix-mobilenetv1-050-stride16.onnx"
 PAN_FILE = "pan-mobilenetv3-skin-clothes-hair.onnx"

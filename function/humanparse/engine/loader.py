@@ -1,5 +1,5 @@
 """Pick and build the parser a deployment serves, from a ``ModelSpec``: which model, the ordered places to look,
-threads, precision. Only reads local folders (downloading is ``humanparse.download``, an explicit step); knows no
+threads, precision. Only reads local folders (downloading is ``humanparse.models.download``, an explicit step); knows no
 settings, buckets or commands — the entry points build the spec (``Settings.model_spec``) and add their own hints."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from ..exceptions import ModelError, ModelNotFound
-from .types import Parser
+from humanparse.engine.types import Parser
+from humanparse.exceptions import ModelError, ModelNotFound
 
 M2FP_MODEL_NAME = "cv_resnet101_image-multiple-human-parsing"
 # ModelScope moved the model from the `damo` namespace to `iic`; both ids name the same files.
@@ -82,14 +82,16 @@ def load_parser(spec: ModelSpec | HasModelSpec, threads: int | None = None) -> L
         raise ModelError(f"M2FP ({m2fp_dir}) needs PyTorch, which is not installed (a lite-only install, e.g. on "
                          "an Intel Mac where torch has no wheel); the lite model runs without it (--model lite)")
     if m2fp_dir is not None and not no_torch:
-        from .m2fp import build_m2fp  # here, not at the top: it imports torch (~1 s), which the lite tier never needs
+        from humanparse.engine.m2fp import (
+            build_m2fp,  # here, not at the top: it imports torch (~1 s), which the lite tier never needs
+        )
 
         cached = m2fp_dir in m2fp_cache_candidates(m2fp_dir.parent.parent, spec.model_id)
         parser = build_m2fp(m2fp_dir, model_id=spec.model_id if cached else m2fp_dir.name,
                             precision=spec.precision, kernels=spec.kernels, kernel_cache_dir=spec.kernel_cache_dir)
         parser.person_score_thr = spec.person_score_thr
         return LoadedParser(parser, f"serving M2FP from {m2fp_dir} ({parser.precision}: {parser.precision_reason})")
-    from .lite import LiteParser, find_lite_models  # here: only one of the two engines is ever loaded
+    from humanparse.engine.lite import LiteParser, find_lite_models  # here: only one of the two engines is ever loaded
 
     bp, pan = find_lite_models(list(spec.lite_dirs))
     notice = (f"serving the LITE model (BodyPix + PAN from {bp.parent}); "

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .lite import LiteTuning, find_lite_models, run_bodypix
-from .posenet import decode_poses, poses_to_image
+from humanparse.engine.lite import LiteTuning, find_lite_models, run_bodypix
+from humanparse.engine.posenet import decode_poses, poses_to_image
 
 
 class PoseNetwork:

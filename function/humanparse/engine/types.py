@@ -9,8 +9,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ..exceptions import ParseTimeout
-from ..labels import CIHP_LABELS
+from humanparse.exceptions import ParseTimeout
+from humanparse.pipeline.labels import CIHP_LABELS
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ..config import Settings
-from ..engine.types import Parser
-from ..jobs import Layout
-from ..video.job import QueueFanOut
-from .durable import DataDirError, DiskStore
-from .s3local import EmbeddedS3, LocalAws, send_notification
-from .worker import Worker
+from humanparse.config import Settings
+from humanparse.engine.types import Parser
+from humanparse.jobs.keys import Layout
+from humanparse.local.durable import DataDirError, DiskStore
+from humanparse.local.s3local import EmbeddedS3, LocalAws, send_notification
+from humanparse.local.worker import Worker
+from humanparse.video.job import QueueFanOut
 
 log = logging.getLogger("humanparse.local")
 
@@ -101,7 +101,7 @@ def write_aws_profile(path: Path, aws: LocalAws) -> None:
     """An AWS config file with profile ``humanparse-local``: this run's endpoint, region and key, created 0600
     (the key opens the runner's S3 as the page and workers use it). For ``AWS_CONFIG_FILE=<path> aws --profile
     humanparse-local s3 cp …`` or ``boto3.Session(profile_name="humanparse-local")``."""
-    from .s3local import LOCAL_CREDENTIALS
+    from humanparse.local.s3local import LOCAL_CREDENTIALS
 
     text = (f"[profile humanparse-local]\nregion = {aws.region}\nendpoint_url = {aws.endpoint}\n"
             f"aws_access_key_id = {LOCAL_CREDENTIALS['aws_access_key_id']}\n"
@@ -141,7 +141,7 @@ class LocalDeployment:
         self.stop()
 
     def start(self) -> None:
-        from ..service import build_service
+        from humanparse.entries.service import build_service
 
         opts, base = self.options, self.settings
         check_port(opts.host, opts.port)
@@ -205,8 +205,8 @@ class LocalDeployment:
     def _start_web(self, api_app: Any) -> None:
         import uvicorn
 
-        from .connections import ConnectionLimits, uvicorn_options
-        from .web import build_site
+        from humanparse.local.connections import ConnectionLimits, uvicorn_options
+        from humanparse.local.web import build_site
 
         site = build_site(api_app, self.options.frontend_dir, auth=bool(self.settings.api_token))
         # idle and slow peers: a connection cap with eviction of the longest-idle, header and keep-alive timeouts

@@ -31,7 +31,7 @@ from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from .policy import (
+from humanparse.local.policy import (
     MAX_KEY_BYTES,
     MAX_UPLOADS,
     PostPolicyMiddleware,

@@ -30,10 +30,10 @@ from typing import Any, BinaryIO
 import boto3
 from botocore.config import Config
 
-from .connections import ConnectionLimits, bounded_wsgi_server
-from .durable import DiskStore, Record, StorageUnavailable
-from .gate import S3Gate, new_local_credentials
-from .policy import MAX_UPLOADS, UPLOAD_ENVIRON, CheckedUpload, S3Error, xml_error
+from humanparse.local.connections import ConnectionLimits, bounded_wsgi_server
+from humanparse.local.durable import DiskStore, Record, StorageUnavailable
+from humanparse.local.gate import S3Gate, new_local_credentials
+from humanparse.local.policy import MAX_UPLOADS, UPLOAD_ENVIRON, CheckedUpload, S3Error, xml_error
 
 log = logging.getLogger("humanparse.local.s3")
 

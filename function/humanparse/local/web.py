@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from ..api.routes.health import healthz
+from humanparse.entries.api.routes.health import healthz
 
 
 def page_config_js(api_base: str, auth: bool = False) -> str:

@@ -24,12 +24,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..colormap import colorize, overlay, person_view
-from ..engine.types import Parser
-from ..exceptions import VideoTooLong
-from .decode import DecodeReport, VideoInfo, VideoLimits, check_corruption, iter_frames, probe
-from .encode import LabelZip, WebmWriter, frame_name, label_png, person_png, poster_jpeg, read_png
-from .track import Tracker, relabel
+from humanparse.engine.types import Parser
+from humanparse.exceptions import VideoTooLong
+from humanparse.pipeline.colormap import colorize, overlay, person_view
+from humanparse.video.decode import DecodeReport, VideoInfo, VideoLimits, check_corruption, iter_frames, probe
+from humanparse.video.encode import LabelZip, WebmWriter, frame_name, label_png, person_png, poster_jpeg, read_png
+from humanparse.video.track import Tracker, relabel
 
 LAMBDA_TIMEOUT_S = 900.0
 OUTPUTS = {  # name -> MIME type, in the order join_chunks writes them (result.json last)

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ..exceptions import (
+from humanparse.exceptions import (
     AudioOnly,
     CorruptVideo,
     EmptyInput,

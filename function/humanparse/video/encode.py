@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from ..labels import palette_array
-from ..rendering import _person_palette, png_bytes
+from humanparse.pipeline.labels import palette_array
+from humanparse.pipeline.rendering import _person_palette, png_bytes
 
 _TB = Fraction(1, 1000)
 VP9_OPTIONS = {"deadline": "realtime", "cpu-used": "8", "row-mt": "1"}

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..config import Settings
-from ..engine.types import Parser
-from ..exceptions import (
+from humanparse.config import Settings
+from humanparse.engine.types import Parser
+from humanparse.exceptions import (
     InputError,
     ProcessingFailed,
     UploadMissing,
@@ -39,11 +39,11 @@ from ..exceptions import (
     VideoTooLarge,
     is_transient,
 )
-from ..jobs import is_job_id, is_video_key, is_video_type
-from ..observability import record_failure, record_frames
-from ..store import JobStore, StoredObject
-from .chunks import OUTPUTS, check_join_budget, join_chunks, plan_chunks, process_chunk, process_video
-from .decode import VideoLimits, _looks_like_video, probe
+from humanparse.jobs.keys import is_job_id, is_video_key, is_video_type
+from humanparse.jobs.store import JobStore, StoredObject
+from humanparse.observability import record_failure, record_frames
+from humanparse.video.chunks import OUTPUTS, check_join_budget, join_chunks, plan_chunks, process_chunk, process_video
+from humanparse.video.decode import VideoLimits, _looks_like_video, probe
 
 log = logging.getLogger("humanparse.video")
 

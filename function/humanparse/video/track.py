@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..labels import CIHP_LABELS, PERSON_PALETTE, hex_color
+from humanparse.pipeline.labels import CIHP_LABELS, PERSON_PALETTE, hex_color
 
 
 @dataclass

@@ -38,8 +38,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..cpu import cpu_model
-from .modeling import (
+from humanparse.engine.cpu import cpu_model
+from humanparse.engine.m2fp.modeling import (
     Bottleneck,
     Conv2d,
     CrossAttentionLayer,

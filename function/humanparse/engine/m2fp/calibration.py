@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...exceptions import ModelError
-from ...models import packaged_photo
-from .. import cpu
-from .precision import BF16_MIN_AGREEMENT, VERDICT_FILE, weights_stamp
-from .predictor import build_m2fp
+from humanparse.engine import cpu
+from humanparse.engine.m2fp.precision import BF16_MIN_AGREEMENT, VERDICT_FILE, weights_stamp
+from humanparse.engine.m2fp.predictor import build_m2fp
+from humanparse.exceptions import ModelError
+from humanparse.models import packaged_photo
 
 # CPU flags worth recording beside a verdict (what decides bf16's speed and arithmetic).
 _RECORDED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .autotune import DEFAULTS, apply_kernels
-from .modeling import Conv2d, M2FPNet
+from humanparse.engine.m2fp.autotune import DEFAULTS, apply_kernels
+from humanparse.engine.m2fp.modeling import Conv2d, M2FPNet
 
 
 def fold_batchnorm(net: nn.Module) -> int:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...exceptions import ModelError
-from .. import cpu
+from humanparse.engine import cpu
+from humanparse.exceptions import ModelError
 
 VERDICT_FILE = "humanparse-precision.json"
 BF16_MIN_AGREEMENT = 0.995

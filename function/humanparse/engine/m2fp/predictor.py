@@ -1,4 +1,4 @@
-"""M2FP model folder → ready parser. ``build_m2fp(path)`` never downloads (see ``humanparse.download``)."""
+"""M2FP model folder → ready parser. ``build_m2fp(path)`` never downloads (see ``humanparse.models.download``)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ...exceptions import ModelError, ModelNotFound
-from ..types import ModelInfo, ParseResult, check_deadline, persons_from_box_masks, upscale_persons
-from .autotune import REFERENCE, KernelChoice, choose_kernels
-from .fast import make_fast
-from .modeling import M2FPNet
-from .postprocess import m2fp_postprocess
-from .precision import PrecisionChoice, choose_precision
+from humanparse.engine.m2fp.autotune import REFERENCE, KernelChoice, choose_kernels
+from humanparse.engine.m2fp.fast import make_fast
+from humanparse.engine.m2fp.modeling import M2FPNet
+from humanparse.engine.m2fp.postprocess import m2fp_postprocess
+from humanparse.engine.m2fp.precision import PrecisionChoice, choose_precision
+from humanparse.engine.types import ModelInfo, ParseResult, check_deadline, persons_from_box_masks, upscale_persons
+from humanparse.exceptions import ModelError, ModelNotFound
 
 CONFIG_FILE = "configuration.json"
 WEIGHTS_FILE = "pytorch_model.pt"

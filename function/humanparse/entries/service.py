@@ -1,0 +1,122 @@
+"""Wiring shared by the Lambda module and the local runner: one parser, one S3 client, the HTTP app and
+the S3 trigger, and the single ``handler(event, context)`` that dispatches between them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from fastapi import FastAPI
+from mangum import Mangum
+
+from humanparse.config import Settings
+from humanparse.engine.loader import LoadedParser, load_parser
+from humanparse.engine.types import ModelInfo, Parser, ParseResult
+from humanparse.entries import kernel_share
+from humanparse.entries.api import create_app
+from humanparse.entries.events import is_backfill_batch, is_s3_event
+from humanparse.entries.trigger import S3Trigger
+from humanparse.jobs.cache import ResultCache
+from humanparse.jobs.store import JobStore
+from humanparse.observability import invocation, logger, model_loaded
+from humanparse.runtime import configure_threads
+from humanparse.video.job import is_video_message
+
+
+@dataclass
+class Service:
+    settings: Settings
+    parser: Parser
+    app: FastAPI
+    trigger: S3Trigger
+    http_handler: Mangum
+
+    @property
+    def store(self) -> JobStore:
+        return self.trigger.store
+
+    def s3_handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        with invocation(context):
+            return self.trigger.handle_event(event)
+
+    def api_handler(self, event: dict[str, Any], context: Any = None) -> Any:
+        """An API Gateway / Function URL event through Mangum, as one invocation (log keys, metrics flushed)."""
+        with invocation(context):
+            return self.http_handler(event, context)
+
+    def handler(self, event: dict[str, Any], context: Any = None) -> Any:
+        """The Lambda entry: S3 notifications → trigger; API Gateway / Function URL events → Mangum."""
+        if is_s3_event(event) or is_backfill_batch(event) or is_video_message(event):
+            return self.s3_handler(event, context)
+        return self.api_handler(event, context)
+
+
+def load_configured_parser(settings: Settings, verdict_s3: Any = None) -> LoadedParser:
+    """The Lambda module's model, loaded once: threads from the CPU quota, then the engine's loader (the CLI
+    and ``library.load`` call ``engine.loader.load_parser`` the same way, without the sharing). ``verdict_s3``
+    (the Lambda entry's S3 client): the fast path's kernel verdict is fetched from the results bucket before the
+    load and shared back after a measurement (``kernel_share``; S3 trouble only costs a measurement)."""
+    t0 = time.perf_counter()
+    threads = configure_threads(settings.threads)
+    share = None
+    if verdict_s3 is not None and kernel_share.wanted(settings):
+        share = kernel_share.fetch(settings, verdict_s3)
+        # the engine reads and writes the very file fetched, not a place of its own choosing
+        settings = settings.model_copy(update={"kernel_cache_dir": share.path.parent})
+    loaded = load_parser(settings, threads=threads)
+    if share is not None:
+        kernel_share.publish(share, loaded.parser.info.kernels_reason)
+    model_loaded(time.perf_counter() - t0)  # reported as ModelLoadTime with the first invocation
+    return loaded
+
+
+class LazyParser:
+    """A ``Parser`` that loads its model at first use (``info``, ``parse`` or any engine attribute), once, under
+    a lock. The API function is lazy (``Settings.model_load``): a new execution environment answers status
+    polls without paying the model load (2.7 s of a 4.3 s cold import, docs/deployment.md: cold start)."""
+
+    def __init__(self, load: Callable[[], LoadedParser]) -> None:
+        self._load = load
+        self._loaded: LoadedParser | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._loaded is not None
+
+    @property
+    def loaded(self) -> LoadedParser:
+        if self._loaded is None:
+            with self._lock:
+                if self._loaded is None:
+                    loaded = self._load()
+                    logger.info(loaded.notice, extra={"model": loaded.parser.info.kind,
+                                                      "kernels": loaded.parser.info.kernels_reason})
+                    self._loaded = loaded
+        return self._loaded
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.loaded.parser.info
+
+    def parse(self, rgb: npt.NDArray[np.uint8], *, deadline: float | None = None) -> ParseResult:
+        """rgb: (H, W, 3) uint8 RGB, as ``Parser.parse``."""
+        return self.loaded.parser.parse(rgb, deadline=deadline)
+
+    def __getattr__(self, name: str) -> Any:  # the engine's extras (precision, tuning) that callers probe
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.loaded.parser, name)
+
+
+def build_service(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_parses: int = 1) -> Service:
+    app = create_app(settings, parser, s3, max_concurrent_parses=max_concurrent_parses)
+    # one result cache for both entries (its fingerprint reads the model folder once)
+    app.state.cache = ResultCache(app.state.store, parser, settings)
+    trigger = S3Trigger(parser, s3, settings, store=app.state.store, cache=app.state.cache)
+    return Service(settings, parser, app, trigger, Mangum(app, lifespan="off"))
