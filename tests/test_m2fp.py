@@ -103,8 +103,8 @@ def test_unexpected_keys_warn_and_load(small_net: M2FPNet, caplog: pytest.LogCap
 
 
 def test_folder_with_training_bookkeeping_builds_from_the_file(tmp_path: Path, small_net: M2FPNet) -> None:
-    """The network is built shape-only and takes the checkpoint's tensors: a file as training leaves it (loss
-    buffers, counters absent, an fp16 tensor) gives real weights everywhere, counters 0, values as in the file."""
+    """A folder as training leaves it (loss buffers, BatchNorm counters absent, an fp16 tensor, training state
+    beside the weights) builds: every weight as in the file (in the network's dtype), counters 0."""
     from m2fp_random import M2FP_CONFIGURATION
 
     cfg = json.loads(json.dumps(M2FP_CONFIGURATION))
