@@ -35,8 +35,8 @@ COPY function/ function/
 COPY frontend/ frontend/
 COPY scripts/prune_venv.sh ./
 # Then what a CPU Lambda never uses goes (scripts/prune_venv.sh names each cut; bench/image_size.py measures them:
-# 1,411 -> 1,112 MB, docs/deployment.md "The image"). The AWS API models are cut in the Lambda image only (no
-# extras): the [local] extra's S3/SQS emulation reads others.
+# the venv 1,299 -> 991 MB before bytecode, docs/deployment.md "The image"). The AWS API models are cut in the
+# Lambda image only (no extras): the [local] extra's S3/SQS emulation reads others.
 RUN /opt/venv/bin/pip install --no-compile -c constraints.txt ".${EXTRAS:+[$EXTRAS]}" awslambdaric \
  && sh prune_venv.sh /opt/venv torch-headers torch-tests strip-torch package-tests type-stubs pip \
  && if [ -z "$EXTRAS" ]; then sh prune_venv.sh /opt/venv botocore-models; fi
