@@ -11,7 +11,8 @@ Each start gets an empty local kernel cache (a new execution environment's /tmp)
 model ready: what Lambda reports as Init Duration) and ``exit`` (interpreter shutdown, which Lambda never waits
 for: it freezes or drops the environment), of the import, and of the model load
 (``service.load_configured_parser``: S3 fetch, weights, kernel choice, S3 put), median and quartiles. ``--ways``
-runs only some of the four (e.g. ``compiled/shared``). The M2FP folder: ``--model-dir`` (default: the
+runs only some of the four (e.g. ``compiled/shared``); ``--baseline DIR`` runs another checkout's Lambda module
+too (e.g. ``git worktree add /tmp/base main``), interleaved with this one's in every round. The M2FP folder: ``--model-dir`` (default: the
 random-weight folder in ModelScope's layout, which loads and measures exactly like the trained one).
 
     PYTHONPATH=function python bench/coldstart.py --rounds 5
@@ -20,6 +21,7 @@ random-weight folder in ModelScope's layout, which loads and measures exactly li
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -39,6 +41,22 @@ print(json.dumps({"import_s": time.perf_counter() - t, "kernels": handler.parser
 """
 
 
+def _compile_imported(env: dict[str, str], root: Path, prefix: Path) -> None:
+    """Bytecode (the Dockerfile's compileall options) under ``prefix`` for every file one import of the Lambda
+    module loads with ``env``."""
+    listing = subprocess.run([sys.executable, "-c", CHILD + "import sys; print(json.dumps(sorted({"
+                              "m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', "
+                              "None) and m.__file__.endswith('.py')})))"],
+                             env={**env, "HUMANPARSE_KERNELS": "default"}, check=True,
+                             capture_output=True, text=True).stdout.splitlines()[-1]
+    files = Path(tempfile.mkstemp(suffix=".json", dir=root)[1])
+    files.write_text(listing)
+    subprocess.run([sys.executable, "-c", "import compileall, json, py_compile, sys\n"
+                    "for f in json.load(open(sys.argv[1])): compileall.compile_file(f, quiet=2, force=True, "
+                    "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)",
+                    str(files)], env={**env, "PYTHONPYCACHEPREFIX": str(prefix)}, check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
@@ -46,7 +64,10 @@ def main() -> None:
     ap.add_argument("--model-dir", type=Path, default=None)
     ap.add_argument("--ways", default="none/measured,none/shared,compiled/measured,compiled/shared",
                     help="bytecode/verdict pairs to run, comma-separated")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout (e.g. a git worktree of main): its Lambda module too, interleaved")
     args = ap.parse_args()
+    trees = [("", ROOT / "function")] + ([("baseline: ", args.baseline.resolve() / "function")] if args.baseline else [])
     from humanparse.local.s3local import LOCAL_CREDENTIALS, EmbeddedS3, LocalAws
     from m2fp_random import make_random_m2fp_folder
 
@@ -69,24 +90,16 @@ def main() -> None:
             prefixes = {"none": root / "pyc-none", "compiled": root / "pyc-all"}
             for p in prefixes.values():
                 p.mkdir()
-            # the Dockerfile's options, over everything the handler imports (listed by one import)
-            listing = subprocess.run([sys.executable, "-c", CHILD + "import sys; print(json.dumps(sorted({"
-                                      "m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', "
-                                      "None) and m.__file__.endswith('.py')})))"],
-                                     env={**env, "HUMANPARSE_KERNELS": "default"}, check=True,
-                                     capture_output=True, text=True).stdout.splitlines()[-1]
-            (root / "files.json").write_text(listing)
-            subprocess.run([sys.executable, "-c", "import compileall, json, py_compile, sys\n"
-                            "for f in json.load(open(sys.argv[1])): compileall.compile_file(f, quiet=2, force=True, "
-                            "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)",
-                            str(root / "files.json")], env={**env, "PYTHONPYCACHEPREFIX": str(prefixes["compiled"])},
-                           check=True)
+            # the Dockerfile's options, over everything the handler imports (listed by one import), for each tree
+            # (the prefix mirrors absolute paths: both trees' bytecode fit in one)
+            for _label, tree in trees:
+                _compile_imported({**env, "PYTHONPATH": str(tree)}, root, prefixes["compiled"])
             key = "results/_system/kernels.json"
             verdict: bytes | None = None
             results: dict[str, dict[str, list[float]]] = {}
             reasons: dict[str, set[str]] = {}
             for rnd in range(args.rounds + 1):  # round 0: warms the page cache, fills the verdict; not counted
-                for bc, prefix in prefixes.items():
+                for (bc, prefix), (label, tree) in itertools.product(prefixes.items(), trees):
                     for mode in [m for m in ("measured", "shared") if f"{bc}/{m}" in args.ways.split(",")]:
                         if mode == "measured":
                             s3.delete_object(Bucket="bench-out", Key=key)
@@ -95,7 +108,7 @@ def main() -> None:
                         cache = Path(tempfile.mkdtemp(dir=root))
                         t, spawned = time.perf_counter(), time.time()
                         r = subprocess.run([sys.executable, "-c", CHILD], check=True, capture_output=True, text=True,
-                                           env={**env, "PYTHONPYCACHEPREFIX": str(prefix),
+                                           env={**env, "PYTHONPYCACHEPREFIX": str(prefix), "PYTHONPATH": str(tree),
                                                 "HUMANPARSE_KERNEL_CACHE_DIR": str(cache)})
                         wall, ended = time.perf_counter() - t, time.time()
                         out = json.loads(r.stdout.splitlines()[-1])
@@ -105,7 +118,7 @@ def main() -> None:
                             except s3.exceptions.NoSuchKey:
                                 pass
                         if rnd:
-                            name = f"bytecode {bc}, verdict {mode}"
+                            name = f"{label}bytecode {bc}, verdict {mode}"
                             results.setdefault(name, {"process_s": [], "init_s": [], "exit_s": [], "import_s": [],
                                                       "model_load_s": []})
                             results[name]["process_s"].append(wall)
