@@ -24,6 +24,8 @@ ARG MODEL_REVISION=""
 ARG EXTRAS=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+# binutils: `strip` for the prune step below (build stage only; bookworm's one version)
+RUN apt-get update && apt-get install -y --no-install-recommends binutils=2.40-2 && rm -rf /var/lib/apt/lists/*
 # CPU-only torch from PyTorch's CPU index: a plain `torch` from PyPI is a multi-GB CUDA build.
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-compile --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
@@ -31,8 +33,13 @@ COPY pyproject.toml setup.py MANIFEST.in README.md constraints.txt ./
 COPY function/ function/
 # setup.py copies the page into the package (humanparse/frontend), so `humanparse serve` finds it when installed
 COPY frontend/ frontend/
+COPY scripts/prune_venv.sh ./
+# Then what a CPU Lambda never uses goes (scripts/prune_venv.sh names each cut; bench/image_size.py measures them:
+# the venv 1,299 -> 991 MB before bytecode, docs/deployment.md "The image"). The AWS API models are cut in the
+# Lambda image only (no extras): the [local] extra's S3/SQS emulation reads others.
 RUN /opt/venv/bin/pip install --no-compile -c constraints.txt ".${EXTRAS:+[$EXTRAS]}" awslambdaric \
- && rm -rf /opt/venv/lib/python*/site-packages/torch/include /opt/venv/lib/python*/site-packages/torch/share/cmake
+ && sh prune_venv.sh /opt/venv torch-headers torch-tests strip-torch package-tests type-stubs pip \
+ && if [ -z "$EXTRAS" ]; then sh prune_venv.sh /opt/venv botocore-models; fi
 COPY local_runner.py ./
 # M2FP: the explicit download step (builders never download), then the fp32/bf16 calibration whose verdict lets
 # precision=auto use bf16 on AMX hosts (without it, auto runs fp32).

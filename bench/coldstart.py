@@ -7,8 +7,12 @@ at import) under the template's kind of environment, against moto's S3 server, f
   fetched into the environment's empty cache, nothing measured).
 
 Each start gets an empty local kernel cache (a new execution environment's /tmp) and PYTHONDONTWRITEBYTECODE=1
-(read-only image). Prints wall time per process, of the import, and of the model load (``service.load_configured_parser``: S3 fetch,
-weights, kernel choice, S3 put), median and quartiles. The M2FP folder: ``--model-dir`` (default: the
+(read-only image). Prints wall time per process, split into ``init`` (spawn until the module is imported and the
+model ready: what Lambda reports as Init Duration) and ``exit`` (interpreter shutdown, which Lambda never waits
+for: it freezes or drops the environment), of the import, and of the model load
+(``service.load_configured_parser``: S3 fetch, weights, kernel choice, S3 put), median and quartiles. ``--ways``
+runs only some of the four (e.g. ``compiled/shared``); ``--baseline DIR`` runs another checkout's Lambda module
+too (e.g. ``git worktree add /tmp/base main``), interleaved with this one's in every round. The M2FP folder: ``--model-dir`` (default: the
 random-weight folder in ModelScope's layout, which loads and measures exactly like the trained one).
 
     PYTHONPATH=function python bench/coldstart.py --rounds 5
@@ -17,6 +21,7 @@ random-weight folder in ModelScope's layout, which loads and measures exactly li
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -32,8 +37,24 @@ import json, time
 t = time.perf_counter()
 from humanparse import handler, observability
 print(json.dumps({"import_s": time.perf_counter() - t, "kernels": handler.parser.info.kernels_reason,
-                  "model_load_s": (observability._model_load_ms or 0.0) / 1000.0}))
+                  "model_load_s": (observability._model_load_ms or 0.0) / 1000.0, "ready": time.time()}), flush=True)
 """
+
+
+def _compile_imported(env: dict[str, str], root: Path, prefix: Path) -> None:
+    """Bytecode (the Dockerfile's compileall options) under ``prefix`` for every file one import of the Lambda
+    module loads with ``env``."""
+    listing = subprocess.run([sys.executable, "-c", CHILD + "import sys; print(json.dumps(sorted({"
+                              "m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', "
+                              "None) and m.__file__.endswith('.py')})))"],
+                             env={**env, "HUMANPARSE_KERNELS": "default"}, check=True,
+                             capture_output=True, text=True).stdout.splitlines()[-1]
+    files = Path(tempfile.mkstemp(suffix=".json", dir=root)[1])
+    files.write_text(listing)
+    subprocess.run([sys.executable, "-c", "import compileall, json, py_compile, sys\n"
+                    "for f in json.load(open(sys.argv[1])): compileall.compile_file(f, quiet=2, force=True, "
+                    "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)",
+                    str(files)], env={**env, "PYTHONPYCACHEPREFIX": str(prefix)}, check=True)
 
 
 def main() -> None:
@@ -41,7 +62,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model-dir", type=Path, default=None)
+    ap.add_argument("--ways", default="none/measured,none/shared,compiled/measured,compiled/shared",
+                    help="bytecode/verdict pairs to run, comma-separated")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout (e.g. a git worktree of main): its Lambda module too, interleaved")
     args = ap.parse_args()
+    trees = [("", ROOT / "function")] + ([("baseline: ", args.baseline.resolve() / "function")] if args.baseline else [])
     from humanparse.local.s3local import LOCAL_CREDENTIALS, EmbeddedS3, LocalAws
     from m2fp_random import make_random_m2fp_folder
 
@@ -64,35 +90,27 @@ def main() -> None:
             prefixes = {"none": root / "pyc-none", "compiled": root / "pyc-all"}
             for p in prefixes.values():
                 p.mkdir()
-            # the Dockerfile's options, over everything the handler imports (listed by one import)
-            listing = subprocess.run([sys.executable, "-c", CHILD + "import sys; print(json.dumps(sorted({"
-                                      "m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', "
-                                      "None) and m.__file__.endswith('.py')})))"],
-                                     env={**env, "HUMANPARSE_KERNELS": "default"}, check=True,
-                                     capture_output=True, text=True).stdout.splitlines()[-1]
-            (root / "files.json").write_text(listing)
-            subprocess.run([sys.executable, "-c", "import compileall, json, py_compile, sys\n"
-                            "for f in json.load(open(sys.argv[1])): compileall.compile_file(f, quiet=2, force=True, "
-                            "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)",
-                            str(root / "files.json")], env={**env, "PYTHONPYCACHEPREFIX": str(prefixes["compiled"])},
-                           check=True)
+            # the Dockerfile's options, over everything the handler imports (listed by one import), for each tree
+            # (the prefix mirrors absolute paths: both trees' bytecode fit in one)
+            for _label, tree in trees:
+                _compile_imported({**env, "PYTHONPATH": str(tree)}, root, prefixes["compiled"])
             key = "results/_system/kernels.json"
             verdict: bytes | None = None
             results: dict[str, dict[str, list[float]]] = {}
             reasons: dict[str, set[str]] = {}
             for rnd in range(args.rounds + 1):  # round 0: warms the page cache, fills the verdict; not counted
-                for bc, prefix in prefixes.items():
-                    for mode in ("measured", "shared"):
+                for (bc, prefix), (label, tree) in itertools.product(prefixes.items(), trees):
+                    for mode in [m for m in ("measured", "shared") if f"{bc}/{m}" in args.ways.split(",")]:
                         if mode == "measured":
                             s3.delete_object(Bucket="bench-out", Key=key)
                         elif verdict is not None:
                             s3.put_object(Bucket="bench-out", Key=key, Body=verdict)
                         cache = Path(tempfile.mkdtemp(dir=root))
-                        t = time.perf_counter()
+                        t, spawned = time.perf_counter(), time.time()
                         r = subprocess.run([sys.executable, "-c", CHILD], check=True, capture_output=True, text=True,
-                                           env={**env, "PYTHONPYCACHEPREFIX": str(prefix),
+                                           env={**env, "PYTHONPYCACHEPREFIX": str(prefix), "PYTHONPATH": str(tree),
                                                 "HUMANPARSE_KERNEL_CACHE_DIR": str(cache)})
-                        wall = time.perf_counter() - t
+                        wall, ended = time.perf_counter() - t, time.time()
                         out = json.loads(r.stdout.splitlines()[-1])
                         if mode == "measured" and verdict is None:  # a noisy measurement is not shared
                             try:
@@ -100,9 +118,12 @@ def main() -> None:
                             except s3.exceptions.NoSuchKey:
                                 pass
                         if rnd:
-                            name = f"bytecode {bc}, verdict {mode}"
-                            results.setdefault(name, {"process_s": [], "import_s": [], "model_load_s": []})
+                            name = f"{label}bytecode {bc}, verdict {mode}"
+                            results.setdefault(name, {"process_s": [], "init_s": [], "exit_s": [], "import_s": [],
+                                                      "model_load_s": []})
                             results[name]["process_s"].append(wall)
+                            results[name]["init_s"].append(out["ready"] - spawned)
+                            results[name]["exit_s"].append(ended - out["ready"])
                             results[name]["import_s"].append(out["import_s"])
                             results[name]["model_load_s"].append(out["model_load_s"])
                             reasons.setdefault(name, set()).add(out["kernels"].split(" (")[0][:60])

@@ -17,6 +17,7 @@ from humanparse.engine.m2fp.postprocess import m2fp_postprocess
 from humanparse.engine.m2fp.predictor import (
     CheckpointError,
     build_m2fp,
+    build_m2fp_net,
     load_weights,
     preprocess,
     preprocess_shape,
@@ -99,6 +100,30 @@ def test_unexpected_keys_warn_and_load(small_net: M2FPNet, caplog: pytest.LogCap
     assert "criterion.empty_weight" in caplog.text and "old_aux_head" in caplog.text
     k = "sem_seg_head.predictor.class_embed.weight"
     assert torch.equal(small_net.state_dict()[k], state[k])  # the weights really loaded
+
+
+def test_folder_with_training_bookkeeping_builds_from_the_file(tmp_path: Path, small_net: M2FPNet) -> None:
+    """A folder as training leaves it (loss buffers, BatchNorm counters absent, an fp16 tensor, training state
+    beside the weights) builds: every weight as in the file (in the network's dtype), counters 0."""
+    from m2fp_random import M2FP_CONFIGURATION
+
+    cfg = json.loads(json.dumps(M2FP_CONFIGURATION))
+    cfg["model"]["backbone"]["depth"] = 50
+    state = {k: v.clone() + 1 if v.is_floating_point() else v.clone() for k, v in small_net.state_dict().items()
+             if not k.endswith("num_batches_tracked")}
+    k16 = "sem_seg_head.predictor.class_embed.bias"
+    state[k16] = state[k16].half()
+    state["criterion.empty_weight"] = torch.ones(21)
+    (tmp_path / "configuration.json").write_text(json.dumps(cfg))
+    torch.save({"model": state, "iteration": 89999}, tmp_path / "pytorch_model.pt")
+    net, _ = build_m2fp_net(tmp_path)
+    loaded = net.state_dict()
+    assert not [k for k, v in loaded.items() if v.is_meta]
+    counters = [v for k, v in loaded.items() if k.endswith("num_batches_tracked")]
+    assert counters and all(int(v) == 0 for v in counters)
+    assert loaded[k16].dtype == torch.float32 and torch.equal(loaded[k16], state[k16].float())
+    k = "backbone.stem.conv1.weight"
+    assert torch.equal(loaded[k], state[k]) and not any(p.requires_grad for p in net.parameters())
 
 
 def test_missing_and_misshaped_keys_are_named(small_net: M2FPNet) -> None:

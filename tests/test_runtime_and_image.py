@@ -93,6 +93,22 @@ def test_dockerfile_recipe() -> None:
     assert not (ROOT / ".dockerignore").read_text().count("\nfunction")
 
 
+def test_image_prune_keeps_what_the_functions_use() -> None:
+    """scripts/prune_venv.sh: the Dockerfile applies every cut it names, and its botocore cut keeps the API model of
+    every service the code builds a client for (a client of a removed model fails at run time: UnknownServiceError)
+    and X-Ray's (powertools' tracer builds its sampling client at import)."""
+    script = (ROOT / "scripts" / "prune_venv.sh").read_text()
+    cuts = re.search(r'^CUTS="([^"]+)"', script, re.M)
+    kept = re.search(r'^BOTOCORE_SERVICES="([^"]+)"', script, re.M)
+    assert cuts and kept
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert all(re.search(rf"prune_venv\.sh /opt/venv [^\n]*\b{c}\b", dockerfile) for c in cuts.group(1).split())
+    called = {name for f in (ROOT / "function").rglob("*.py")
+              for name in re.findall(r"\.client\(\s*[\"']([a-z0-9-]+)[\"']", f.read_text())}
+    assert {"s3", "sqs", "stepfunctions"} <= called
+    assert called | {"xray"} <= set(kept.group(1).split()), called - set(kept.group(1).split())
+
+
 def test_handler_names_in_image_and_template_exist() -> None:
     """The handler names the image CMD and the template's ImageConfig use are module-level functions of
     humanparse/handler.py (checked in its source: importing it would load a model)."""

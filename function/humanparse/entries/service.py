@@ -96,7 +96,7 @@ def load_configured_parser(settings: Settings, verdict_s3: Any = None) -> Loaded
 class LazyParser:
     """A ``Parser`` that loads its model at first use (``info``, ``parse`` or any engine attribute), once, under
     a lock. The API function is lazy (``Settings.model_load``): a new execution environment answers status
-    polls without paying the model load (2.7 s of a 4.3 s cold import, docs/deployment.md: cold start)."""
+    polls without paying the model load (1.8 s of a 2.7 s cold import, docs/deployment.md: cold start)."""
 
     def __init__(self, load: Callable[[], LoadedParser]) -> None:
         self._load = load

@@ -28,8 +28,9 @@ from humanparse.engine.types import Parser
 from humanparse.exceptions import VideoTooLong
 from humanparse.pipeline.colormap import colorize, overlay, person_view
 from humanparse.pipeline.outputs import VIDEO_OUTPUTS
-from humanparse.video.decode import DecodeReport, VideoInfo, VideoLimits, check_corruption, iter_frames, probe
+from humanparse.video.decode import DecodeReport, VideoInfo, check_corruption, iter_frames, probe
 from humanparse.video.encode import LabelZip, WebmWriter, frame_name, label_png, person_png, poster_jpeg, read_png
+from humanparse.video.limits import VideoLimits
 from humanparse.video.track import Tracker, relabel
 
 LAMBDA_TIMEOUT_S = 900.0

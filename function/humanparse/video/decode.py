@@ -35,27 +35,13 @@ from humanparse.exceptions import (
     VideoTooLarge,
     VideoTooLong,
 )
+from humanparse.video.limits import VideoLimits, looks_like_video
 
 av.logging.set_level(None)  # FFmpeg's own stderr chatter; errors reach us as exceptions
 
 ACCEPTED_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1"})
 # Containers FFmpeg opens that are still pictures, not clips.
 _IMAGE_FORMATS = ("image2", "_pipe", "gif", "apng", "webp")
-# Leading bytes of the containers we accept: such a file that FFmpeg cannot open is cut short, not "not a video".
-_SIGNATURES = (b"\x1a\x45\xdf\xa3",)  # EBML (WebM / Matroska); MP4/MOV checked by box type below
-
-
-@dataclass(frozen=True)
-class VideoLimits:
-    """Caller-supplied caps (the job flow passes Settings values)."""
-
-    max_bytes: int = 200 * 1024 * 1024
-    max_seconds: float = 120.0
-    max_frames: int = 1200  # sampled frames (120 s at 10 fps)
-    max_corrupt_share: float = 0.25  # frames that fail to decode: above this share the job fails
-    # width x height of one frame (decoder bombs): 4K UHD is 8.3 MP; each decoded frame costs ~W*H*3 bytes
-    # as RGB plus the parser's own copies, so this bounds one frame's memory before any frame is decoded
-    max_frame_megapixels: float = 8.5
 
 
 def bound_decoder(s: av.video.stream.VideoStream, limits: VideoLimits) -> None:
@@ -137,17 +123,13 @@ def select_frames(times: Sequence[float], fps: float | None) -> list[int]:
     return keep
 
 
-def _looks_like_video(head: bytes) -> bool:
-    return head.startswith(_SIGNATURES) or head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free")
-
-
 def _open(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), "r")
     except av.error.FFmpegError as e:
         with path.open("rb") as f:
             head = f.read(16)
-        if _looks_like_video(head):
+        if looks_like_video(head):
             raise TruncatedVideo(f"the video container cannot be read (cut short?): {e.strerror}") from e
         raise NotAVideo("not a video file FFmpeg can read") from e
 

@@ -44,8 +44,7 @@ from humanparse.jobs.keys import is_job_id, is_video_key, is_video_type
 from humanparse.jobs.status import JobSource, JobStatus
 from humanparse.jobs.store import JobStore, StoredObject
 from humanparse.observability import record_failure, record_frames
-from humanparse.video.chunks import OUTPUTS, check_join_budget, join_chunks, plan_chunks, process_chunk, process_video
-from humanparse.video.decode import VideoLimits, _looks_like_video, probe
+from humanparse.video.limits import VideoLimits, looks_like_video
 
 log = logging.getLogger("humanparse.video")
 
@@ -65,7 +64,7 @@ def is_video_upload(key: str, stored: StoredObject | None, head: bytes = b"") ->
     ct = stored.content_type if stored else None
     if is_video_type(ct) or is_video_key(key):
         return True
-    return bool(head) and _looks_like_video(head)
+    return bool(head) and looks_like_video(head)
 
 
 class FanOut(Protocol):
@@ -176,6 +175,10 @@ class VideoJobs:
     # -------------------------------------------------------------------------------------------- start
     def start(self, job_id: str, identity: JobSource, stored: StoredObject | None, prior: JobStatus | None) -> str:
         """A new (or redelivered, or resumed) video upload. Returns "done", "failed" or "running"."""
+        # here, not at the top: PyAV and OpenCV load only when a video comes (limits.py)
+        from humanparse.video.chunks import check_join_budget, plan_chunks
+        from humanparse.video.decode import probe
+
         t0 = time.perf_counter()
         source = identity.dump()  # as chunk and join messages carry it
         try:
@@ -227,6 +230,8 @@ class VideoJobs:
 
     def _run_whole(self, job_id: str, source: dict[str, Any], video: Path, tmp: Path, total: int,
                    t0: float) -> str:
+        from humanparse.video.chunks import process_video
+
         throttle = _Throttle(self.settings.video_progress_interval_s)
         deadline = self._deadline(1)
 
@@ -243,6 +248,8 @@ class VideoJobs:
         return self._publish(job_id, source, tmp / "out", result, t0)
 
     def _publish(self, job_id: str, source: dict[str, Any], out: Path, result: dict[str, Any], t0: float) -> str:
+        from humanparse.video.chunks import OUTPUTS
+
         files = [name for name in OUTPUTS if (out / name).exists()]
         for name in files:  # result.json last of the outputs, status.json after all of them
             self.store.put_result_file(job_id, name, out / name, OUTPUTS[name])
@@ -331,6 +338,8 @@ class VideoJobs:
         self.store.put_object(self.layout.chunk_key(job_id, index).replace(".zip", ".progress"), path, "text/plain")
 
     def _chunk(self, job_id: str, source: dict[str, Any], msg: dict[str, Any]) -> str:
+        from humanparse.video.chunks import process_chunk
+
         index, start, end, count = int(msg["index"]), int(msg["start"]), int(msg["end"]), int(msg["count"])
         key = self.layout.chunk_key(job_id, index)
         have = set(self.store.list_keys(self.layout.work_prefix(job_id)))
@@ -356,6 +365,8 @@ class VideoJobs:
         return "chunk_done"
 
     def _join(self, job_id: str, source: dict[str, Any], msg: dict[str, Any], started: float) -> str:
+        from humanparse.video.chunks import join_chunks
+
         t0 = time.perf_counter() - (time.time() - started)  # elapsed_ms: from the split, not from the join
         count = int(msg["count"])
         prefix = self.layout.work_prefix(job_id)
