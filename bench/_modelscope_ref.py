@@ -120,10 +120,10 @@ def main() -> None:
     ref = run_modelscope(model_dir, image_path, int(runs))
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "function"))
     from humanparse.engine.m2fp import build_m2fp, preprocess
-    from humanparse.pipeline.imageio import load_image_file
+    from humanparse.pipeline.imageio import decode_image
 
     parser = build_m2fp(model_dir, fast=False)  # the reference arithmetic: compared bit for bit
-    rgb = load_image_file(image_path).rgb
+    rgb = decode_image(open(image_path, "rb").read()).rgb
     x, _ = preprocess(rgb)
     cls, masks = parser.forward(x)
     ours = parser.parse(rgb)

@@ -27,14 +27,14 @@ def main() -> None:
 
     configure_threads(int(threads))  # the process set-up every entry uses (threads, allocator)
     from humanparse.engine.m2fp import build_m2fp
-    from humanparse.pipeline.imageio import load_image_file
+    from humanparse.pipeline.imageio import decode_image
 
     if mode == "eager":
         parser = build_m2fp(model_dir, fast=False)
     else:
         parser = build_m2fp(model_dir, fast=True, precision=mode, kernel_cache_dir=kernel_cache)
     cold = time.perf_counter() - T_START  # process start → model ready (imports included)
-    rgb = load_image_file(image).rgb
+    rgb = decode_image(open(image, "rb").read()).rgb
     times, res = [], None
     if serving:
         print("ready", flush=True)

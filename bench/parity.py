@@ -36,7 +36,7 @@ def main() -> int:
 
     from _common import prepare
     from humanparse.engine.m2fp import build_m2fp
-    from humanparse.pipeline.imageio import load_image_file
+    from humanparse.pipeline.imageio import decode_image
 
     model_dir = prepare(args.venv, args.model_dir)
     images = args.images or sorted((ROOT.parent / "shared" / "data" / "cihp" / "images").glob("*.jpg"))
@@ -53,14 +53,14 @@ def main() -> int:
                             str(model_dir), str(img), str(out), str(args.threads), "1"], check=True,
                            stderr=subprocess.DEVNULL)
             r = np.load(out)
-            ours_rt = parser.parse(load_image_file(str(img)).rgb)
+            ours_rt = parser.parse(decode_image(open(str(img), "rb").read()).rgb)
             row = {
                 "image": img.name,
                 "class_logit_max_abs_diff": float(np.abs(r["logits"] - r["our_logits"]).max()),
                 "mask_logit_max_abs_diff": float(np.abs(r["masks"] - r["our_masks"]).max()),
                 "mask_agreement": float((r["label_map"] == r["our_label_map"]).mean()),
                 "runtime_mask_agreement": float((r["label_map"] == ours_rt.label_map).mean()),
-                "fast_path_mask_agreement": float((r["label_map"] == fast_parser.parse(load_image_file(str(img)).rgb).label_map).mean()),
+                "fast_path_mask_agreement": float((r["label_map"] == fast_parser.parse(decode_image(open(str(img), "rb").read()).rgb).label_map).mean()),
                 "labels_present": sorted(int(v) for v in np.unique(r["label_map"])),
             }
             rows.append(row)

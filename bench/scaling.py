@@ -50,7 +50,7 @@ def main() -> None:
     import torch
     from _common import model_folder
     from humanparse.engine.m2fp import build_m2fp
-    from humanparse.pipeline.imageio import load_image_file
+    from humanparse.pipeline.imageio import decode_image
     from humanparse.runtime import configure_threads
     from speed import bench_image
 
@@ -58,7 +58,7 @@ def main() -> None:
     configure_threads(counts[0])
     parser = build_m2fp(model_folder(args.model_dir), precision="fp32", kernels="default")  # one formulation at every count
     with tempfile.TemporaryDirectory() as tmp:
-        rgb = load_image_file(bench_image(Path(tmp) / "photo.jpg")).rgb
+        rgb = decode_image(bench_image(Path(tmp) / "photo.jpg").read_bytes()).rgb
     walls: dict[int, list[float]] = {n: [] for n in counts}
     per_op: dict[int, dict[str, list[float]]] = {n: collections.defaultdict(list) for n in counts}
     for rnd in range(args.runs + 1):

@@ -217,12 +217,3 @@ def _pillow_decode(img: Image.Image, fmt: str, first: int, frames: int,
     orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
     rotated: Image.Image = ImageOps.exif_transpose(img) or img
     return np.asarray(_fit(_to_rgb(rotated), max_out), dtype=np.uint8), orientation
-
-
-def load_image_file(path: str, *, max_megapixels: float = 100.0, max_bytes: int | None = None,
-                    max_output_megapixels: float = MAX_OUTPUT_MEGAPIXELS) -> DecodedImage:
-    with open(path, "rb") as fh:
-        data = fh.read(max_bytes + 1) if max_bytes else fh.read()
-    if max_bytes is not None and len(data) > max_bytes:
-        raise ImageTooLarge(f"file is larger than {max_bytes} bytes")
-    return decode_image(data, max_megapixels=max_megapixels, max_output_megapixels=max_output_megapixels)
