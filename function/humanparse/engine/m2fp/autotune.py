@@ -144,7 +144,7 @@ def _layer_slots(layer: DeformEncoderLayer, group: str) -> list[tuple[nn.Module,
     return slots[group]
 
 
-def _as(module: nn.Module, formulation: str) -> nn.Module:
+def _with_formulation(module: nn.Module, formulation: str) -> nn.Module:
     if formulation == "onednn" and isinstance(module, nn.Linear):
         return OneDnnLinear(module)
     if formulation == "mkl" and isinstance(module, OneDnnLinear):
@@ -158,7 +158,7 @@ def apply_kernels(net: M2FPNet, kernels: Mapping[str, str]) -> None:
         if group.endswith("_linear"):
             for layer in _encoder_layers(net):
                 for parent, name in _layer_slots(layer, group):
-                    setattr(parent, name, _as(getattr(parent, name), choice))
+                    setattr(parent, name, _with_formulation(getattr(parent, name), choice))
         elif group == "deform_sampling":
             for m in net.modules():
                 if isinstance(m, MSDeformAttn):
@@ -231,7 +231,7 @@ def _linear_candidates(layer: DeformEncoderLayer, group: str, x: torch.Tensor) -
             return lambda: mods[1](linear_relu(mods[0], x))
         return lambda: [f(x) for f in mods]
 
-    return {choice: runner([_as(getattr(p, n), choice) for p, n in slots]) for choice in GROUPS[group]}
+    return {choice: runner([_with_formulation(getattr(p, n), choice) for p, n in slots]) for choice in GROUPS[group]}
 
 
 def _sampling_candidates(attn: MSDeformAttn) -> dict[str, Callable[[], Any]]:
