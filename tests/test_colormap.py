@@ -161,27 +161,3 @@ def test_overlay_jpeg_of_a_strip_longer_than_libjpeg_allows() -> None:
     im = Image.open(io.BytesIO(jpeg_bytes(np.full((16, 70000, 3), 200, np.uint8))))
     assert im.format == "JPEG" and im.size == (JPEG_MAX_SIDE, 15)
     assert Image.open(io.BytesIO(jpeg_bytes(np.zeros((40, 60, 3), np.uint8)))).size == (60, 40)
-
-
-def test_render_all_on_threads_writes_the_bytes_of_one_after_another() -> None:
-    """The outputs made on the render threads are byte for byte those made in order on one thread, on the
-    shipped photo parsed by the lite tier (several people, every part kind)."""
-    from humanparse.engine.lite import LiteParser, find_lite_models
-    from humanparse.models import packaged_lite_dir
-    from humanparse.pipeline.outputs import Rendering, rendered
-
-    rgb = np.asarray(Image.open(_shipped_photo()).convert("RGB"))
-    pair = np.concatenate([rgb, rgb[:, ::-1]], axis=1)
-    res = LiteParser(*find_lite_models([packaged_lite_dir()]), threads=1).parse(pair)
-    serial = Rendering(res, pair, 0.6, {"note": "x"})
-    want = {o.name: o.render(serial) for o in rendered() if o.render is not None}
-    for _ in range(3):
-        assert render_all(res, pair, alpha=0.6, extra={"note": "x"}) == want
-
-
-def _shipped_photo() -> str:
-    from pathlib import Path
-
-    import humanparse
-
-    return str(Path(humanparse.__file__).parent / "calibration" / "astronaut.jpg")

@@ -24,8 +24,8 @@ import fnmatch
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -43,35 +43,19 @@ Kind = Literal["photo", "video"]
 class Rendering:
     """What a renderer reads: the parse ``result`` (its (H, W) uint8 ``label_map`` / ``person_map``), the photo
     ``rgb`` ((H, W, 3) uint8, the maps' size), the overlay's ``alpha``, and pieces several outputs share, each made
-    once (``doc``: result.json's document; ``label_png``: the CIHP palette PNG), started on ``pool`` when one is
-    given (renderers on other threads of it wait for them), else on first use."""
+    once on first use (``doc``: result.json's document; ``label_png``: the CIHP palette PNG)."""
 
     def __init__(self, result: ParseResult, rgb: npt.NDArray[np.uint8], alpha: float,
-                 extra: dict[str, Any] | None, pool: ThreadPoolExecutor | None = None) -> None:
+                 extra: dict[str, Any] | None) -> None:
         self.result, self.rgb, self.alpha, self.extra = result, rgb, alpha, extra
-        self._doc: Future[dict[str, Any]] | None = None
-        self._label_png: Future[bytes] | None = None
-        if pool is not None:
-            self._doc = pool.submit(result_document, result, extra=extra, rgb=rgb)
-            self._label_png = pool.submit(png_bytes, result.label_map, palette=palette_array())
 
-    @property
+    @cached_property
     def doc(self) -> dict[str, Any]:
-        if self._doc is None:
-            self._doc = _done(result_document(self.result, extra=self.extra, rgb=self.rgb))
-        return self._doc.result()
+        return result_document(self.result, extra=self.extra, rgb=self.rgb)
 
-    @property
+    @cached_property
     def label_png(self) -> bytes:
-        if self._label_png is None:
-            self._label_png = _done(png_bytes(self.result.label_map, palette=palette_array()))
-        return self._label_png.result()
-
-
-def _done(value: Any) -> Future[Any]:
-    future: Future[Any] = Future()
-    future.set_result(value)
-    return future
+        return png_bytes(self.result.label_map, palette=palette_array())
 
 
 Renderer = Callable[[Rendering], bytes]
@@ -195,18 +179,9 @@ def render_all(result: ParseResult, rgb: npt.NDArray[np.uint8], *, alpha: float 
     """Every rendered output as bytes, by name, in order (``rendered``). ``label.png`` is a palette PNG whose pixel
     values are the CIHP ids (read it back with ``np.asarray(Image.open(...))``) and which displays in the part
     colours; ``persons.png`` holds person ids; ``overlay.jpg`` is the blend (lossy JPEG). ``rgb``: (H, W, 3) uint8
-    of the maps' size (``decode_image`` bounds both by ``max_output_megapixels``).
-
-    The outputs are made on a few threads: zlib, libjpeg and numpy's blend release the GIL, so the PNGs, the
-    JPEG and result.json's document overlap (the bytes are the same as one after another)."""
-    with ThreadPoolExecutor(max_workers=RENDER_THREADS, thread_name_prefix="render") as pool:
-        r = Rendering(result, rgb, alpha, extra, pool)
-        futures = {o.name: pool.submit(o.render, r) for o in rendered() if o.render is not None}
-        return {name: f.result() for name, f in futures.items()}
-
-
-# The shared pieces (2) start first, so a renderer waiting on one never waits on work queued behind it.
-RENDER_THREADS = 4
+    of the maps' size (``decode_image`` bounds both by ``max_output_megapixels``)."""
+    r = Rendering(result, rgb, alpha, extra)
+    return {o.name: o.render(r) for o in rendered() if o.render is not None}
 
 
 def by_query(query: str) -> Output | None:
