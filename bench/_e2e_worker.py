@@ -67,7 +67,14 @@ def instrument() -> None:
 
     route.read_image = timed_async("receive", route.read_image)
     route._cached_files = timed("cache", route._cached_files)
-    route._keep = timed("cache", route._keep)
+    if hasattr(route, "_keep"):
+        route._keep = timed("cache", route._keep)
+    else:  # storing the result moved into the job runner (``parse_now`` keeps it as a done job)
+        from humanparse.jobs import runner
+
+        for cls in vars(runner).values():
+            if isinstance(cls, type) and cls.__module__ == runner.__name__ and "keep" in vars(cls):
+                cls.keep = timed("cache", cls.keep)  # type: ignore[attr-defined]
     route._job_files = timed("extras", route._job_files)  # keypoints (pose network), ATR / LIP maps
     route._answer = timed("answer", route._answer)
     usecase.decode_image = timed("decode", usecase.decode_image)

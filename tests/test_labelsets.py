@@ -153,3 +153,60 @@ def test_sides_decided_in_boxes_equal_the_whole_image_transform() -> None:
             assert np.array_equal(got, want)
             checked += 1
     assert checked >= 60
+
+
+def _tie_maps() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Larger maps where the two sides are often exactly as near: legs mirrored about a pixel column (every sock
+    pixel on that column ties), blocky maps (block edges on the pixel grid: many exact ties), a map with one side
+    only, and smooth blobs (no exact ties, gaps of a fraction of a pixel)."""
+    maps = []
+    legs = np.zeros((120, 161), np.uint8)
+    legs[20:100, 40:60], legs[20:100, 101:121] = 16, 17  # mirror images about column 80
+    legs[100:118, 30:131] = 8
+    legs[5:15, 70:91] = 8
+    maps.append((legs, (legs > 0).astype(np.uint8)))
+    one = legs.copy()
+    one[one == 17] = 0
+    maps.append((one, np.zeros_like(one)))
+    rng = np.random.default_rng(11)
+    for _ in range(6):
+        small = rng.choice(np.array([0, 3, 8, 14, 15, 16, 17], np.uint8), (6, 8), p=[.4, .15, .15, .075, .075, .075, .075])
+        label = np.kron(small, np.ones((int(rng.integers(5, 30)), int(rng.integers(5, 30))), np.uint8))
+        persons = np.kron(rng.integers(0, 3, (2, 2)).astype(np.uint8), np.ones((3, 4), np.uint8))
+        maps.append((label, np.kron(persons, np.ones((label.shape[0] // 6, label.shape[1] // 8), np.uint8))))
+    yy, xx = np.mgrid[:300, :400]
+    blobs = np.zeros((300, 400), np.uint8)
+    for cid, cy, cx, r in ((16, 80, 90, 40.3), (17, 210, 300, 55.7), (14, 60, 330, 33.1), (15, 240, 70, 47.9)):
+        blobs[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = cid
+    blobs[(blobs == 0) & ((xx + yy) % 7 < 2)] = 8
+    blobs[(blobs == 0) & ((xx * 3 + yy) % 11 < 2)] = 3
+    maps.append((blobs, (xx < 200).astype(np.uint8) + 1))
+    return maps
+
+
+def test_sides_decided_by_distances_equal_the_feature_transform_ties_included() -> None:
+    """Where the nearest arm/leg of each side is equally near, the side is still the feature transform's pick:
+    the same sides as the whole-image transform on maps full of exact ties, on a one-sided map, on smooth shapes
+    and with no person map; some calls needed the feature transform (ties), some did not."""
+    from humanparse.pipeline.labelsets import ATR_SIDED, _nearest_side
+    from scipy import ndimage
+
+    transforms: list[int] = []
+    real_edt = ndimage.distance_transform_edt
+
+    def counting_edt(*args: object, **kwargs: object) -> object:
+        transforms[-1] += 1
+        return real_edt(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        for label, persons in _tie_maps():
+            for cihp_id, (left, right, side_ids) in ATR_SIDED.items():
+                where = label == cihp_id
+                for pm in (persons, np.zeros_like(persons)) if where.any() else ():
+                    transforms.append(0)
+                    mp.setattr(ndimage, "distance_transform_edt", counting_edt)
+                    got = _nearest_side(label, pm, where, side_ids, (left, right))
+                    mp.setattr(ndimage, "distance_transform_edt", real_edt)
+                    want = _nearest_side_whole_image(label, pm, where, side_ids, (left, right))
+                    assert np.array_equal(got, want)
+    assert len(transforms) >= 30 and max(transforms) > 0 and min(transforms) == 0
