@@ -77,6 +77,9 @@ PHOTOS = {"1024x768": (1024, 768), "12 MP": (4032, 3024)}
 XEON_2, XEON_6 = 4.43, 1.92
 HEADROOM = 0.9  # a size holds a request when the process's peak RSS is at most 90 % of it
 API_TIMEOUT_S = 30.0  # the HTTP API's integration limit = the template's ApiFunction Timeout
+# Both functions share MemorySize, and the video flow's seconds per frame (chunk plans) and its join budget
+# were measured on 2 cores: a size under ~1.6 vCPU would let a planned chunk or join overrun Lambda's 900 s.
+MIN_VCPU = 1.6
 
 
 # ------------------------------------------------------------------------------------------------ photos
@@ -354,8 +357,10 @@ def peaks(engine: str, raw: dict[str, Any]) -> dict[int, float]:
 
 
 def sizes(pk: dict[int, float]) -> list[int]:
-    """The table's sizes: ``SIZES_MB`` and the smallest that holds the largest peak RSS (64 MB steps)."""
-    return sorted(set(SIZES_MB) | {min(MAX_MB, math.ceil(max(pk.values()) / HEADROOM / 64) * 64)})
+    """The table's sizes: ``SIZES_MB``, the smallest that holds the largest peak RSS and the smallest with
+    ``MIN_VCPU`` (64 MB steps)."""
+    return sorted(set(SIZES_MB) | {min(MAX_MB, math.ceil(max(pk.values()) / HEADROOM / 64) * 64),
+                                   math.ceil(MIN_VCPU * MB_PER_VCPU / 64) * 64})
 
 
 def rows(engine: str, raw: dict[str, Any], amortise: int, basis: str) -> list[dict[str, Any]]:
@@ -383,8 +388,10 @@ def rows(engine: str, raw: dict[str, Any], amortise: int, basis: str) -> list[di
 
 def pick(table: list[dict[str, Any]], max_mb: int) -> dict[str, Any] | None:
     """The aim: least x86 cost per 12 MP photo (init amortised) among sizes that hold the 12 MP request's
-    peak RSS, answer it within the API's 30 s even from a cold start, and are at most ``max_mb``."""
-    ok = [r for r in table if r["viable"] and r["cold_12mp_s"] <= API_TIMEOUT_S and r["mb"] <= max_mb]
+    peak RSS, answer it within the API's 30 s even from a cold start, give the video flow ``MIN_VCPU``, and are
+    at most ``max_mb``."""
+    ok = [r for r in table if r["viable"] and r["cold_12mp_s"] <= API_TIMEOUT_S and r["mb"] <= max_mb
+          and r["vcpu"] >= MIN_VCPU]
     return min(ok, key=lambda r: (round(r["12 MP"]["x86_64+init"], 4), r["12 MP"]["s"])) if ok else None
 
 
