@@ -297,7 +297,8 @@ def run_lambda_process(script: str, files: list[Path], env: dict[str, str], moto
 def test_handler_with_template_environment(moto_server: str, shared_models: Path, tmp_path: Path,
                                            photo: Any) -> None:
     """Imports humanparse.handler (model loads at import) under exactly the template's variables, then
-    delivers an S3 event and an HTTP event to the Lambda entry points."""
+    delivers an S3 event and an HTTP event to the Lambda entry points. The init phase leaves the collector on,
+    with what it made frozen (later collections and the exit skip it)."""
     from conftest import encode_jpeg
 
     env = template_env()
@@ -311,12 +312,15 @@ def test_handler_with_template_environment(moto_server: str, shared_models: Path
     (tmp_path / "s3.json").write_text(json.dumps(ev))
     (tmp_path / "http.json").write_text((EVENTS / "apigw-v2-get-healthz.json").read_text())
     script = (
-        "import json,sys; from humanparse import handler as h\n"
+        "import gc,json,sys; from humanparse import handler as h\n"
+        "gc_after_init = [gc.isenabled(), gc.get_freeze_count()]\n"
         "print(json.dumps({'s3': h.s3_handler(json.load(open(sys.argv[1])), None),"
-        " 'http': h.http_handler(json.load(open(sys.argv[2])), None), 'notice': h.parser.loaded.notice}))\n")
+        " 'http': h.http_handler(json.load(open(sys.argv[2])), None), 'notice': h.parser.loaded.notice,"
+        " 'gc': gc_after_init}))\n")
     out = run_lambda_process(script, [tmp_path / "s3.json", tmp_path / "http.json"], env, moto_server, tmp_path)
     assert out["s3"]["records"][0]["status"] == "done", out
     assert out["http"]["statusCode"] == 200 and json.loads(out["http"]["body"])["status"] == "ok"
+    assert out["gc"][0] is True and out["gc"][1] > 100_000  # torch, the app and the model's objects
     status = json.loads(s3.get_object(Bucket=env["HUMANPARSE_RESULTS_BUCKET"],
                                       Key="results/0123456789abcdef0123456789abcdef/status.json")["Body"].read())
     assert status["status"] == "done"

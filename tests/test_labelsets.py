@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from humanparse.exceptions import UnknownLabelSet
@@ -187,15 +189,22 @@ def _tie_maps() -> list[tuple[np.ndarray, np.ndarray]]:
 def test_sides_decided_by_distances_equal_the_feature_transform_ties_included() -> None:
     """Where the nearest arm/leg of each side is equally near, the side is still the feature transform's pick:
     the same sides as the whole-image transform on maps full of exact ties, on a one-sided map, on smooth shapes
-    and with no person map; some calls needed the feature transform (ties), some did not."""
+    and with no person map; some calls had ties to pick among (``_edt_pick``), some did not, and some picked
+    without a transform of their box (the others had more ties than it has pixels to spare)."""
+    from humanparse.pipeline import labelsets
     from humanparse.pipeline.labelsets import ATR_SIDED, _nearest_side
     from scipy import ndimage
 
-    transforms: list[int] = []
-    real_edt = ndimage.distance_transform_edt
+    picks: list[int] = []
+    whole: list[int] = []
+    real_pick, real_edt = labelsets._edt_pick, ndimage.distance_transform_edt
 
-    def counting_edt(*args: object, **kwargs: object) -> object:
-        transforms[-1] += 1
+    def counting_pick(*args: Any) -> Any:
+        picks[-1] += 1
+        return real_pick(*args)
+
+    def counting_edt(*args: Any, **kwargs: Any) -> Any:
+        whole[-1] += 1
         return real_edt(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
@@ -203,10 +212,37 @@ def test_sides_decided_by_distances_equal_the_feature_transform_ties_included() 
             for cihp_id, (left, right, side_ids) in ATR_SIDED.items():
                 where = label == cihp_id
                 for pm in (persons, np.zeros_like(persons)) if where.any() else ():
-                    transforms.append(0)
+                    picks.append(0)
+                    whole.append(0)
+                    mp.setattr(labelsets, "_edt_pick", counting_pick)
                     mp.setattr(ndimage, "distance_transform_edt", counting_edt)
                     got = _nearest_side(label, pm, where, side_ids, (left, right))
                     mp.setattr(ndimage, "distance_transform_edt", real_edt)
                     want = _nearest_side_whole_image(label, pm, where, side_ids, (left, right))
                     assert np.array_equal(got, want)
-    assert len(transforms) >= 30 and max(transforms) > 0 and min(transforms) == 0
+    assert len(picks) >= 30 and max(picks) > 0 and min(picks) == 0
+    assert any(p and not t for p, t in zip(picks, whole, strict=True))
+
+
+@pytest.mark.parametrize("density", [0.002, 0.03, 0.3, 0.8])
+def test_edt_pick_is_the_feature_transforms_pick(density: float) -> None:
+    """``_edt_pick`` names the pixel scipy's feature transform names, at every pixel of random maps (ties
+    everywhere on sparse ones), through its near search (exact reach, and a generous one: chunks of mixed
+    reach) and through its fallback to the whole transform (a reach as large as the map)."""
+    from humanparse.pipeline import labelsets
+    from scipy import ndimage
+
+    rng = np.random.default_rng(int(density * 1000))
+    for _ in range(12):
+        h, w = (int(v) for v in rng.integers(5, 90, 2))
+        sided = rng.random((h, w)) < density
+        if not sided.any():
+            continue
+        dist, (iy, ix) = ndimage.distance_transform_edt(~sided, return_indices=True)
+        qy, qx = (a.ravel() for a in np.mgrid[:h, :w])
+        exact = np.floor(dist.ravel()).astype(np.intp) + 2
+        for reach in (exact, exact + rng.integers(0, 40, exact.size), np.full(exact.size, h + w)):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(labelsets, "_PICK_CHUNK", 997)  # many chunks
+                ny, nx = labelsets._edt_pick(sided, qy, qx, reach)
+            assert np.array_equal(ny, iy.ravel()) and np.array_equal(nx, ix.ravel())

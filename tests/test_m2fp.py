@@ -354,3 +354,34 @@ def cv2_nearest(label: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     import cv2
 
     return np.asarray(cv2.resize(label, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST))
+
+
+def test_band_paste_in_place_gives_the_written_out_expressions_floats() -> None:
+    """``_band_paste`` computes its bilinear values in place; each is the float of the expression written out
+    (``(a*wx0 + b*wx1)*wy0 + (c*wx0 + d*wx1)*wy1``, then sigmoid, score, threshold, mean), bit for bit."""
+    import torch.nn.functional as F
+    from humanparse.engine.m2fp import postprocess as pp
+
+    g = torch.Generator().manual_seed(4)
+    h, w, out_hw = 30, 41, (97, 131)
+    logits = torch.randn(h, w, generator=g) * 5
+    ys, xs = (a.ravel() for a in np.mgrid[: out_hw[0], : out_hw[1]])
+    keep = np.random.default_rng(4).random(ys.size) < 0.3
+    taps = pp._band_taps(ys[keep], xs[keep], (h, w), out_hw)
+
+    class Up:
+        def stage1(self, q: int) -> tuple[tuple[int, int, int, int], torch.Tensor]:
+            return (0, h, 0, w), logits * (1 + q)
+
+    cands = [pp.Candidate(query=q, label=1, class_score=0.9, score=s) for q, s in ((0, 0.9), (1, 0.7))]
+    plane = torch.full((h, w), pp._FLOOR)
+    got = pp._band_paste(cands, Up(), taps, plane)  # type: ignore[arg-type]
+    acc, times = torch.zeros(ys[keep].size), torch.zeros(ys[keep].size)
+    for c in cands:
+        flat = (logits * (1 + c.query)).reshape(-1)
+        v = ((flat[taps.i00] * taps.wx0 + flat[taps.i01] * taps.wx1) * taps.wy0
+             + (flat[taps.i10] * taps.wx0 + flat[taps.i11] * taps.wx1) * taps.wy1)
+        p = F.threshold(v.sigmoid() * c.score, 0.5, 0.0)
+        acc, times = acc + p, times + p.sign()
+    assert torch.equal(got, acc / times.clamp_min(1.0)) and bool((times > 0).any())
+    assert torch.equal(plane, torch.full((h, w), pp._FLOOR))  # the borrowed plane is given back unchanged

@@ -8,39 +8,47 @@ at import (``HUMANPARSE_MODEL_LOAD=eager``, the parser function) or at the first
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
-import boto3
-from botocore.config import Config
+# No collections while the init phase imports and loads (they free nothing worth their passes: init 2.21 ->
+# 1.67 s), then every object it made is frozen: later collections skip them, and the interpreter's exit no
+# longer walks them (0.91 -> 0.15 s). bench/coldstart.py, interleaved with the module before this change.
+gc.disable()
+try:
+    import boto3
+    from botocore.config import Config
 
-from humanparse.config import get_settings
-from humanparse.engine.loader import LoadedParser
-from humanparse.entries.service import LazyParser, build_service, load_configured_parser
+    from humanparse.config import get_settings
+    from humanparse.engine.loader import LoadedParser
+    from humanparse.entries.service import LazyParser, build_service, load_configured_parser
 
-settings = get_settings()
-# The kernel verdict's GET runs before the model loads, in the cold start: short timeouts and one retry, so a
-# slow S3 costs at most ~6 s instead of botocore's 60 s x retries (kernel_share: a failure only costs a measurement).
-_verdict_s3 = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region,
-                           config=Config(connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 2}))
+    settings = get_settings()
+    # The kernel verdict's GET runs before the model loads, in the cold start: short timeouts and one retry, so
+    # a slow S3 costs at most ~6 s instead of botocore's 60 s x retries (kernel_share: a failure only costs a
+    # measurement).
+    _verdict_s3 = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region,
+                               config=Config(connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 2}))
 
+    def _load() -> LoadedParser:
+        return load_configured_parser(settings, verdict_s3=_verdict_s3)
 
-def _load() -> LoadedParser:
-    return load_configured_parser(settings, verdict_s3=_verdict_s3)
+    parser = LazyParser(_load)
+    if settings.model_load == "eager":
+        parser.loaded  # noqa: B018 - loads now, in the init phase
+    service = build_service(settings, parser,
+                            boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region,
+                                         # SigV4 for presigned POSTs too (boto3 may pick the deprecated SigV2)
+                                         config=Config(signature_version="s3v4")))
+    if settings.video_state_machine_arn:  # long videos fan out through the video state machine (template)
+        from humanparse.video.job import StepFunctionsFanOut
 
-
-parser = LazyParser(_load)
-if settings.model_load == "eager":
-    parser.loaded  # noqa: B018 - loads now, in the init phase
-service = build_service(settings, parser,
-                        boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.region,
-                                     # SigV4 for presigned POSTs too (boto3 may pick the deprecated SigV2)
-                                     config=Config(signature_version="s3v4")))
-if settings.video_state_machine_arn:  # long videos fan out through the video state machine (template)
-    from humanparse.video.job import StepFunctionsFanOut
-
-    service.trigger.video.fan_out = StepFunctionsFanOut(
-        boto3.client("stepfunctions", region_name=settings.region), settings.video_state_machine_arn)
-app = service.app
+        service.trigger.video.fan_out = StepFunctionsFanOut(
+            boto3.client("stepfunctions", region_name=settings.region), settings.video_state_machine_arn)
+    app = service.app
+finally:
+    gc.freeze()
+    gc.enable()
 
 
 def http_handler(event: dict[str, Any], context: Any) -> Any:

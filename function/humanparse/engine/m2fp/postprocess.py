@@ -481,12 +481,14 @@ def _band_paste(pasting: list[Candidate], up: BoxUpsampler, taps: _BandTaps, pla
             continue
         s = slice(lo, hi)
         plane[y0:y1, x0:x1] = m
-        v = ((flat[taps.i00[s]] * taps.wx0[s] + flat[taps.i01[s]] * taps.wx1[s]) * taps.wy0[s]
-             + (flat[taps.i10[s]] * taps.wx0[s] + flat[taps.i11[s]] * taps.wx1[s]) * taps.wy1[s])
+        # (a wx0 + b wx1) wy0 + (c wx0 + d wx1) wy1 with one rounding per operation, as the expression written
+        # out, but in place: 4 new buffers instead of 14 (the bench's 12 MP band paste: 0.55 -> 0.32 s)
+        v = flat[taps.i00[s]].mul_(taps.wx0[s]).add_(flat[taps.i01[s]].mul_(taps.wx1[s])).mul_(taps.wy0[s])
+        v.add_(flat[taps.i10[s]].mul_(taps.wx0[s]).add_(flat[taps.i11[s]].mul_(taps.wx1[s])).mul_(taps.wy1[s]))
         plane[y0:y1, x0:x1] = _FLOOR
-        p = F.threshold(v.sigmoid().mul_(c.score), 0.5, 0.0, inplace=True)  # as in _paste
+        p = F.threshold(v.sigmoid_().mul_(c.score), 0.5, 0.0, inplace=True)  # as in _paste
         acc[s].add_(p)
-        times[s].add_(p.sign())
+        times[s].add_(p.sign_())
     return acc.div_(times.clamp_min(1.0))
 
 
