@@ -11,9 +11,9 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-# No collections while the init phase imports and loads (they free nothing worth their passes: init 2.21 ->
-# 1.67 s), then every object it made is frozen: later collections skip them, and the interpreter's exit no
-# longer walks them (0.91 -> 0.15 s). bench/coldstart.py, interleaved with the module before this change.
+# No collections while the init phase imports and loads (they free nothing worth their passes: init 2.50 ->
+# 1.75 s), then every object it made is frozen: later collections skip them, and the interpreter's exit no
+# longer walks them (0.96 -> 0.15 s). bench/coldstart.py, interleaved with the module before this change.
 gc.disable()
 try:
     import boto3

@@ -482,7 +482,7 @@ def _band_paste(pasting: list[Candidate], up: BoxUpsampler, taps: _BandTaps, pla
         s = slice(lo, hi)
         plane[y0:y1, x0:x1] = m
         # (a wx0 + b wx1) wy0 + (c wx0 + d wx1) wy1 with one rounding per operation, as the expression written
-        # out, but in place: 4 new buffers instead of 14 (the bench's 12 MP band paste: 0.55 -> 0.32 s)
+        # out, but in place: 4 new buffers instead of 14 (the bench's 12 MP band paste: 0.45 -> 0.36 s, interleaved)
         v = flat[taps.i00[s]].mul_(taps.wx0[s]).add_(flat[taps.i01[s]].mul_(taps.wx1[s])).mul_(taps.wy0[s])
         v.add_(flat[taps.i10[s]].mul_(taps.wx0[s]).add_(flat[taps.i11[s]].mul_(taps.wx1[s])).mul_(taps.wy1[s]))
         plane[y0:y1, x0:x1] = _FLOOR
