@@ -1,11 +1,17 @@
-"""One HTTP app in a fresh process, answering ``POST /parse`` for bench/e2e.py, timed stage by stage.
+"""One entry in a fresh process — the HTTP app answering ``POST /parse``, or the S3 upload trigger — for
+bench/e2e.py, timed stage by stage.
 
-argv: engine (m2fp | lite) model_dir s3_endpoint upload_bucket results_bucket photo threads [code_dir] (the
-``function`` folder whose package runs: bench/e2e.py's ``--baseline-rev`` hands an older revision's). Prints ``ready``,
-then for each ``run`` line on stdin posts the photo (fresh bytes: a JPEG comment holding a counter, so the
-pixels are the same and the result cache misses) to the app in-process (Starlette's TestClient: the ASGI app as
-uvicorn or Mangum drive it, no socket) and prints one JSON line: the client's wall time and each stage's
-exclusive seconds. ``done`` prints the process's peak RSS (model load included) and ends it.
+argv: engine (m2fp | lite) model_dir s3_endpoint upload_bucket results_bucket photo threads [code_dir [entry]]
+(``code_dir``: the ``function`` folder whose package runs: bench/e2e.py's ``--baseline-rev`` hands an older
+revision's; ``entry``: ``api`` (default) or ``trigger``). Prints ``ready``, then for each ``run`` line on stdin
+sends the photo (fresh bytes: a JPEG comment holding a counter, so the pixels are the same and the result cache
+misses) and prints one JSON line: the wall time and each stage's exclusive seconds. ``api``: posted to the app
+in-process (Starlette's TestClient: the ASGI app as uvicorn or Mangum drive it, no socket), bytes in → answer out.
+``trigger``: stored in the upload bucket first (not timed), then its S3 notification (``tests/events/``'s
+presigned-POST event, bucket, key, ETag and size filled in) handed to ``S3Trigger.handle_event``, as the Lambda
+handler does: event in → every result file and ``status.json`` (``done``) stored; ``receive`` is then reading
+the upload from S3 and ``answer`` writing the results and status. ``done`` prints the process's peak RSS (model
+load included) and ends it.
 
 The stages are the app's own functions wrapped here (bench only, the app is unchanged): a stage's time
 excludes the stages called inside it, so they add up to the wall time less ``other`` (routing, the gate, the
@@ -15,12 +21,16 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import resource
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import boto3
+from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "function"))
@@ -60,8 +70,8 @@ def timed_async(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def instrument() -> None:
-    """Wrap the stages where the route and the use case look them up (module globals)."""
+def instrument(entry: str = "api") -> None:
+    """Wrap the stages where the route, the job runner (``trigger``) and the use case look them up."""
     from humanparse.entries.api.routes import parse as route
     from humanparse.pipeline import rendering, tryon_files, usecase
 
@@ -77,6 +87,13 @@ def instrument() -> None:
                 cls.keep = timed("cache", cls.keep)  # type: ignore[attr-defined]
     route._job_files = timed("extras", route._job_files)  # keypoints (pose network), ATR / LIP maps
     route._answer = timed("answer", route._answer)
+    from humanparse.jobs import runner as jobs_runner
+
+    if entry == "trigger" and hasattr(jobs_runner, "tryon_job_files"):  # fetch, cache look-up, extras, results
+        jobs_runner.tryon_job_files = timed("extras", jobs_runner.tryon_job_files)
+        jobs_runner.JobRunner._fetch = timed("receive", jobs_runner.JobRunner._fetch)  # type: ignore[method-assign]
+        jobs_runner.JobRunner.publish = timed("answer", jobs_runner.JobRunner.publish)  # type: ignore[method-assign]
+        jobs_runner.ResultCache.reuse = timed("cache", jobs_runner.ResultCache.reuse)  # type: ignore[method-assign]
     usecase.decode_image = timed("decode", usecase.decode_image)
     usecase.render_all = timed("render", usecase.render_all)
     for mod in (rendering, tryon_files):
@@ -98,22 +115,24 @@ def main() -> None:
     engine, model_dir, endpoint, up, out, photo, threads = sys.argv[1:8]
     if len(sys.argv) > 8:
         sys.path.insert(0, sys.argv[8])
+    entry = sys.argv[9] if len(sys.argv) > 9 else "api"
     from humanparse.runtime import configure_threads
 
     configure_threads(int(threads))
-    from fastapi.testclient import TestClient
     from humanparse.config import Settings
     from humanparse.engine.loader import load_parser
-    from humanparse.entries.api import create_app
-    from humanparse.local.s3local import LocalAws
 
     settings = Settings(model_kind=engine, model_dir=Path(model_dir) if engine == "m2fp" else None,
                         upload_bucket=up, results_bucket=out, s3_endpoint_url=endpoint, region="us-east-1",
                         threads=int(threads))
     parser = load_parser(settings).parser
-    instrument()
+    instrument(entry)
     split_parse(parser)
-    client = TestClient(create_app(settings, parser, LocalAws(endpoint, "us-east-1").client("s3")))
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",  # the embedded S3's own credentials
+                      aws_access_key_id=os.environ["E2E_AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=os.environ["E2E_AWS_SECRET_ACCESS_KEY"],
+                      config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    send = (api_sender if entry == "api" else trigger_sender)(settings, parser, s3)
     data = Path(photo).read_bytes()
     n = 0
     print("ready", flush=True)
@@ -123,17 +142,70 @@ def main() -> None:
         n += 1
         body = fresh(data, n)
         STAGES.clear()
+        try:
+            wall, bytes_out, size = send(body, n)
+        except RuntimeError as exc:
+            print(json.dumps({"error": str(exc)}), flush=True)
+            continue
+        print(json.dumps({"wall": wall, "stages": dict(STAGES), "bytes_in": len(body), "bytes_out": bytes_out,
+                          "size": size}), flush=True)
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+
+
+Sender = Callable[[bytes, int], tuple[float, int, list[Any]]]
+
+
+def api_sender(settings: Any, parser: Any, s3: Any) -> Sender:
+    """``POST /parse`` of the bytes: (wall s, answer bytes, [width, height])."""
+    from fastapi.testclient import TestClient
+    from humanparse.entries.api import create_app
+
+    client = TestClient(create_app(settings, parser, s3))
+
+    def send(body: bytes, n: int) -> tuple[float, int, list[Any]]:
         t0 = time.perf_counter()
         r = client.post("/parse", content=body, headers={"content-type": "image/jpeg"})
         wall = time.perf_counter() - t0
         if r.status_code != 200:
-            print(json.dumps({"error": f"{r.status_code} {r.text[:300]}"}), flush=True)
-            continue
-        doc = r.json()
+            raise RuntimeError(f"{r.status_code} {r.text[:300]}")
         assert r.headers["x-humanparse-cache"] == "miss", "the round's bytes hit the cache"
-        print(json.dumps({"wall": wall, "stages": dict(STAGES), "bytes_in": len(body),
-                          "bytes_out": len(r.content), "size": [doc.get("width"), doc.get("height")]}), flush=True)
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+        doc = r.json()
+        return wall, len(r.content), [doc.get("width"), doc.get("height")]
+
+    return send
+
+
+def trigger_sender(settings: Any, parser: Any, s3: Any) -> Sender:
+    """The bytes uploaded (not timed), then their S3 notification through the trigger: (wall s, bytes stored, [width,
+    height] from the job's status)."""
+    import copy
+
+    from humanparse.entries.trigger import S3Trigger
+
+    trigger = S3Trigger(parser, s3, settings)
+    event = json.loads((ROOT / "tests" / "events" / "s3-post-presigned.json").read_text())
+
+    def send(body: bytes, n: int) -> tuple[float, int, list[Any]]:
+        job = f"{n:032x}"
+        key = f"{settings.upload_prefix}{job}/image.jpg"
+        etag = s3.put_object(Bucket=settings.upload_bucket, Key=key, Body=body,
+                             ContentType="image/jpeg")["ETag"].strip('"')
+        ev = copy.deepcopy(event)
+        ev["Records"][0]["s3"]["bucket"]["name"] = settings.upload_bucket
+        ev["Records"][0]["s3"]["object"].update(key=key, eTag=etag, size=len(body))
+        t0 = time.perf_counter()
+        outcome = trigger.handle_event(ev)["records"][0]
+        wall = time.perf_counter() - t0
+        if outcome["status"] != "done":
+            raise RuntimeError(f"job {job}: {outcome}")
+        status = json.loads(s3.get_object(Bucket=settings.results_bucket,
+                                           Key=f"results/{job}/status.json")["Body"].read())
+        if status.get("cached"):
+            raise RuntimeError("the round's bytes hit the cache")
+        listed = s3.list_objects_v2(Bucket=settings.results_bucket, Prefix=f"results/{job}/")["Contents"]
+        return wall, sum(o["Size"] for o in listed), [status.get("width"), status.get("height")]
+
+    return send
 
 
 def split_parse(parser: Any) -> None:

@@ -1,7 +1,12 @@
-"""What a user waits for: a phone photo through ``POST /parse`` end to end, against a 1024x768 photo.
+"""What a user waits for: a phone photo through ``POST /parse`` (or the S3 upload trigger) end to end, against
+a 1024x768 photo.
 
     python bench/e2e.py [--engines m2fp,lite] [--sizes 0.8,12] [--rounds 5] [--threads 2] [--model-dir DIR]
-                        [--baseline-rev REV]
+                        [--baseline-rev REV] [--entry api|trigger]
+
+``--entry trigger``: each photo is stored in the upload bucket (not timed) and its S3 notification handed to the
+trigger as the Lambda handler does; the time is event in → every result file and ``status.json`` stored
+(``receive`` = reading the upload, ``answer`` = writing the results; ``bench/_e2e_worker.py``).
 
 Each (engine, size) is its own HTTP app in a fresh process (``bench/_e2e_worker.py``: ``create_app`` with the
 real result cache on an embedded S3, the random-weight M2FP folder or the lite tier), all alive together and
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -53,15 +59,24 @@ def make_photo(dest: Path, wh: tuple[int, int]) -> Path:
     return dest
 
 
+def worker_credentials() -> dict[str, str]:
+    """The embedded S3's credentials (random per process: only its own clients can sign), for a worker's clients:
+    without them every write of the app's (the result it keeps) is refused, and only logged."""
+    from humanparse.local.s3local import LOCAL_CREDENTIALS
+
+    return {"E2E_AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+            "E2E_AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"]}
+
+
 class App:
     """One worker process (one HTTP app, one photo)."""
 
     def __init__(self, engine: str, model_dir: Path, endpoint: str, buckets: tuple[str, str], photo: Path,
-                 threads: int, code: Path) -> None:
+                 threads: int, code: Path, entry: str = "api") -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "_e2e_worker.py"), engine, str(model_dir), endpoint, *buckets,
-             str(photo), str(threads), str(code)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True)
+             str(photo), str(threads), str(code), entry], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, env={**os.environ, **worker_credentials()})
         self._line("ready")
 
     def _line(self, word: str = "") -> str:
@@ -93,7 +108,7 @@ class App:
 
 
 def bench_engine(engine: str, sizes: list[float], photos: dict[float, Path], model_dir: Path, endpoint: str,
-                 s3: Any, rounds: int, threads: int, codes: dict[str, Path]) -> dict[str, Any]:
+                 s3: Any, rounds: int, threads: int, codes: dict[str, Path], entry: str = "api") -> dict[str, Any]:
     """``codes``: variant name → ``function`` folder; every (variant, size) app posted to once per round."""
     apps = {}
     for v, code in codes.items():
@@ -102,7 +117,7 @@ def bench_engine(engine: str, sizes: list[float], photos: dict[float, Path], mod
             for b in (f"e2e-up-{tag}", f"e2e-out-{tag}"):
                 s3.create_bucket(Bucket=b)
             apps[v, s] = App(engine, model_dir, endpoint, (f"e2e-up-{tag}", f"e2e-out-{tag}"), photos[s], threads,
-                             code)
+                             code, entry)
     for app in apps.values():
         app.run()  # warm-up: first-call costs (pose network load, allocator growth)
     runs: dict[tuple[str, float], list[dict[str, Any]]] = {k: [] for k in apps}
@@ -162,6 +177,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model-dir", type=Path)
     ap.add_argument("--baseline-rev", help="also run this git revision's package, interleaved")
+    ap.add_argument("--entry", choices=("api", "trigger"), default="api",
+                    help="POST /parse (api) or an upload's S3 notification through the trigger")
     a = ap.parse_args()
     sizes = [float(s) if "." in s else int(s) for s in a.sizes.split(",")]
     from humanparse.local.s3local import EmbeddedS3, LocalAws
@@ -183,11 +200,11 @@ def main() -> None:
                 codes["baseline"] = checkout(a.baseline_rev, Path(tmp) / "baseline")
             for engine in a.engines.split(","):
                 results[engine] = bench_engine(engine, sizes, photos, model_dir, srv.endpoint, s3, a.rounds,
-                                               a.threads, codes)
+                                               a.threads, codes, a.entry)
                 print_table(engine, results[engine])
     finally:
         srv.stop()
-    print(json.dumps({"rounds": a.rounds, "threads": a.threads, "results": results}))
+    print(json.dumps({"rounds": a.rounds, "threads": a.threads, "entry": a.entry, "results": results}))
 
 
 if __name__ == "__main__":
