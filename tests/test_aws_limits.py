@@ -232,7 +232,7 @@ def test_only_the_api_function_loads_lazily(rendered: dict[str, Any]) -> None:
 
 def test_status_poll_does_not_load_the_model(moto_server: str, tmp_path: Path) -> None:
     """The API function's environment: a cold GET /jobs/<id> answers without loading the model; GET /healthz
-    (which reports the model) then loads it, once."""
+    (which reports the model) then loads it, once, leaving the collector on and the model's objects frozen."""
     env = {**template_env(), "HUMANPARSE_MODEL_LOAD": "lazy", "HUMANPARSE_MODEL_KIND": "lite"}
     lambda_s3(moto_server, env)  # the buckets the function expects
     health = json.loads((EVENTS / "apigw-v2-get-healthz.json").read_text())
@@ -243,9 +243,12 @@ def test_status_poll_does_not_load_the_model(moto_server: str, tmp_path: Path) -
     script = (
         "import json,sys; from humanparse import handler as h\n"
         "p = h.http_handler(json.load(open(sys.argv[1])), None); after_poll = h.parser.is_loaded\n"
+        "import gc; frozen = gc.get_freeze_count()\n"
         "q = h.http_handler(json.load(open(sys.argv[2])), None)\n"
         "print(json.dumps({'poll': p['statusCode'], 'after_poll': after_poll, 'health': q['statusCode'],"
-        " 'after_health': h.parser.is_loaded}))\n")
+        " 'after_health': h.parser.is_loaded, 'gc_on': gc.isenabled(),"
+        " 'frozen_by_load': gc.get_freeze_count() - frozen}))\n")
     out = run_lambda_process(script, [tmp_path / "poll.json", tmp_path / "health.json"], env, moto_server, tmp_path)
     assert out["poll"] in (200, 404) and out["after_poll"] is False, out
     assert out["health"] == 200 and out["after_health"] is True, out
+    assert out["gc_on"] is True and out["frozen_by_load"] > 0, out

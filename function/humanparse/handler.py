@@ -31,7 +31,16 @@ try:
                                config=Config(connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 2}))
 
     def _load() -> LoadedParser:
-        return load_configured_parser(settings, verdict_s3=_verdict_s3)
+        """The model, loaded as the init loads (collector off, what it made frozen): in the init phase
+        (``eager``) or by the first request that needs it (``lazy``, the API function)."""
+        was_on = gc.isenabled()
+        gc.disable()
+        try:
+            return load_configured_parser(settings, verdict_s3=_verdict_s3)
+        finally:
+            gc.freeze()
+            if was_on:
+                gc.enable()
 
     parser = LazyParser(_load)
     if settings.model_load == "eager":
