@@ -8,14 +8,11 @@ at import (``HUMANPARSE_MODEL_LOAD=eager``, the parser function) or at the first
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
-# No collections while the init phase imports and loads (they free nothing worth their passes: init 2.50 ->
-# 1.75 s), then every object it made is frozen: later collections skip them, and the interpreter's exit no
-# longer walks them (0.96 -> 0.15 s). bench/coldstart.py, interleaved with the module before this change.
-gc.disable()
-try:
+from humanparse.runtime import startup_phase
+
+with startup_phase():  # the init: imports, clients and (eager) the model, then frozen
     import boto3
     from botocore.config import Config
 
@@ -31,16 +28,10 @@ try:
                                config=Config(connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 2}))
 
     def _load() -> LoadedParser:
-        """The model, loaded as the init loads (collector off, what it made frozen): in the init phase
-        (``eager``) or by the first request that needs it (``lazy``, the API function)."""
-        was_on = gc.isenabled()
-        gc.disable()
-        try:
+        """The model, loaded as the init loads: in the init phase (``eager``) or by the first request that
+        needs it (``lazy``, the API function)."""
+        with startup_phase():
             return load_configured_parser(settings, verdict_s3=_verdict_s3)
-        finally:
-            gc.freeze()
-            if was_on:
-                gc.enable()
 
     parser = LazyParser(_load)
     if settings.model_load == "eager":
@@ -55,9 +46,6 @@ try:
         service.trigger.video.fan_out = StepFunctionsFanOut(
             boto3.client("stepfunctions", region_name=settings.region), settings.video_state_machine_arn)
     app = service.app
-finally:
-    gc.freeze()
-    gc.enable()
 
 
 def http_handler(event: dict[str, Any], context: Any) -> Any:

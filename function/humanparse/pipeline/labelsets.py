@@ -172,7 +172,7 @@ def _edt_pick(sided: npt.NDArray[np.bool_], qy: npt.NDArray[np.intp], qx: npt.ND
     ny, nx = np.empty_like(qy), np.empty_like(qx)
     order = np.argsort(reach, kind="stable")  # chunks of similar reach: little wasted width
     start = 0
-    while start < order.size:
+    while start < order.size:  # as many queries as fit _PICK_CHUNK at the widest span among them
         n = max(1, _PICK_CHUNK // int(span[order[start]]))
         n = max(1, min(n, _PICK_CHUNK // int(span[order[min(start + n, order.size) - 1]])))
         idx = order[start:start + n]
