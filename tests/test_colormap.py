@@ -147,6 +147,36 @@ def test_render_all_outputs_decode_to_what_the_page_and_readers_expect() -> None
     assert Image.open(io.BytesIO(files["legend.png"])).format == "PNG"
 
 
+def test_render_all_gives_the_bytes_of_each_output_rendered_in_turn() -> None:
+    """``render_all`` makes result.json's document on a second thread while it renders the images: every file is
+    byte for byte what rendering the outputs one after another on one thread gives, with people (outfit colours,
+    boxes) and the caller's extra fields in result.json; a document that fails fails the rendering."""
+    import json
+
+    import pytest
+    from humanparse.pipeline import outputs
+    from humanparse.pipeline.outputs import Rendering, rendered
+
+    lab, per, rgb = _blobs(211, 307, 2)
+    per = np.where(per % 3 == 0, 0, per % 3).astype(np.uint8)  # persons 1 and 2
+    persons = [Person(k, 0.9 - k / 10, (0, 0, 307, 211), int((per == k).sum())) for k in (1, 2)]
+    res = ParseResult(lab, per, persons, ModelInfo("lite", "test", tuple(range(20))))
+    extra = {"job": "abc", "input": {"format": "JPEG"}}
+    got = render_all(res, rgb, alpha=0.5, extra=extra)
+    r = Rendering(res, rgb, 0.5, extra)
+    assert got == {o.name: o.render(r) for o in rendered() if o.render is not None}
+    doc = json.loads(got["result.json"])
+    assert doc["job"] == "abc" and [p["person"] for p in doc["outfit"]] == [1, 2]
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("document failed")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(outputs, "result_document", broken)
+        with pytest.raises(RuntimeError, match="document failed"):
+            render_all(res, rgb)
+
+
 def test_id_counts_are_exact() -> None:
     ids = np.random.default_rng(3).integers(0, 256, (97, 131), dtype=np.uint8)
     ids[0, 0] = 255

@@ -356,6 +356,45 @@ def cv2_nearest(label: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.asarray(cv2.resize(label, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST))
 
 
+def _photo_samples_written_out(hit: tuple[tuple[int, int, int, int], torch.Tensor], work_hw: tuple[int, int],
+                               photo_hw: tuple[int, int], k: int) -> torch.Tensor:
+    """The score's photo-pixel grid as first written: index_select gathers and out-of-place lerps."""
+    from humanparse.engine.m2fp import postprocess as pp
+
+    (y0, y1, x0, x1), m = hit
+    plane = torch.full((y1 - y0 + 2, x1 - x0 + 2), pp._FLOOR)
+    plane[1:-1, 1:-1] = m
+    iy0, iy1, _, wy1 = (t[::k] for t in pp._linear_coords(work_hw[0], photo_hw[0]))
+    ix0, ix1, _, wx1 = (t[::k] for t in pp._linear_coords(work_hw[1], photo_hw[1]))
+    ry = torch.nonzero((iy1 >= y0) & (iy0 < y1)).flatten()
+    rx = torch.nonzero((ix1 >= x0) & (ix0 < x1)).flatten()
+    a0, a1 = (torch.clamp(i[ry] - y0 + 1, 0, y1 - y0 + 1) for i in (iy0, iy1))
+    b0, b1 = (torch.clamp(i[rx] - x0 + 1, 0, x1 - x0 + 1) for i in (ix0, ix1))
+    cols = torch.lerp(plane.index_select(1, b0), plane.index_select(1, b1), wx1[rx])
+    return torch.lerp(cols.index_select(0, a0), cols.index_select(0, a1), wy1[ry, None])
+
+
+def test_photo_samples_are_the_written_out_gathers_and_lerps() -> None:
+    """``_photo_samples`` (cached grid coordinates, column gathers, lerps into their first operand) gives the floats
+    of the formulation it replaced, bit for bit, and so the same mask scores: boxes in the middle, at each edge,
+    one row or column wide, the whole canvas; grids every 1, 2 and 3 photo pixels, at two upscale ratios."""
+    from humanparse.engine.m2fp import postprocess as pp
+
+    g = torch.Generator().manual_seed(7)
+    for work_hw, photo_hw in (((40, 53), (189, 250)), ((64, 48), (303, 229))):
+        h, w = work_hw
+        logits = torch.randn(h, w, generator=g) * 4
+        boxes = [(0, h, 0, w), (5, 17, 9, 30), (0, 1, 0, w), (h - 3, h, w - 1, w), (11, 12, 20, 21), (3, h, 0, 7)]
+        for (y0, y1, x0, x1) in boxes:
+            hit = ((y0, y1, x0, x1), logits[y0:y1, x0:x1].contiguous())
+            for k in (1, 2, 3):
+                got = pp._photo_samples(hit, work_hw, photo_hw, k)
+                want = _photo_samples_written_out(hit, work_hw, photo_hw, k)
+                assert got.shape == want.shape and torch.equal(got, want), (work_hw, (y0, y1, x0, x1), k)
+                assert got.numel() > 0
+                assert pp._sampled_mask_score(got.clone()) == pp._sampled_mask_score(want.clone())
+
+
 def test_band_paste_in_place_gives_the_written_out_expressions_floats() -> None:
     """``_band_paste`` computes its bilinear values in place; each is the float of the expression written out
     (``(a*wx0 + b*wx1)*wy0 + (c*wx0 + d*wx1)*wy1``, then sigmoid, score, threshold, mean), bit for bit."""
