@@ -499,15 +499,19 @@ def _band_paste(pasting: list[Candidate], up: BoxUpsampler, taps: _BandTaps, pla
         plane[y0:y1, x0:x1] = m
         # (a wx0 + b wx1) wy0 + (c wx0 + d wx1) wy1 with one rounding per operation, as the expression written
         # out, but in place: 4 new buffers instead of 14 (the bench's 12 MP band paste: 0.45 -> 0.36 s, interleaved).
-        # index_select, not flat[idx]: the same gather, 0.36 vs 0.86 ms for a 12 MP band's 1 M pixels
-        i00, i01, i10, i11 = (flat.index_select(0, i[s]) for i in (taps.i00, taps.i01, taps.i10, taps.i11))
-        v = i00.mul_(taps.wx0[s]).add_(i01.mul_(taps.wx1[s])).mul_(taps.wy0[s])
-        v.add_(i10.mul_(taps.wx0[s]).add_(i11.mul_(taps.wx1[s])).mul_(taps.wy1[s]))
+        v = _tap(flat, taps.i00, taps.wx0, s).add_(_tap(flat, taps.i01, taps.wx1, s)).mul_(taps.wy0[s])
+        v.add_(_tap(flat, taps.i10, taps.wx0, s).add_(_tap(flat, taps.i11, taps.wx1, s)).mul_(taps.wy1[s]))
         plane[y0:y1, x0:x1] = _FLOOR
         p = F.threshold(v.sigmoid_().mul_(c.score), 0.5, 0.0, inplace=True)  # as in _paste
         acc[s].add_(p)
         times[s].add_(p.sign_())
     return acc.div_(times.clamp_min(1.0))
+
+
+def _tap(flat: Tensor, idx: Tensor, weight: Tensor, s: slice) -> Tensor:
+    """``flat[idx[s]] * weight[s]``, a new tensor. ``index_select``, not ``flat[idx]``: the same gather, 0.36 vs
+    0.86 ms for a 12 MP band's 1 M pixels."""
+    return flat.index_select(0, idx[s]).mul_(weight[s])
 
 
 def m2fp_postprocess(class_logits: Tensor, mask_logits: Tensor, *, padded_hw: tuple[int, int],
