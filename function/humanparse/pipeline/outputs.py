@@ -108,7 +108,7 @@ class Output:
 
 
 def _overlay(r: Rendering) -> bytes:
-    return jpeg_bytes(overlay(r.rgb, r.result.label_map, r.alpha))
+    return jpeg_bytes(overlay(r.rgb, r.result.label_map, r.alpha), scratch=True)
 
 
 def _persons(r: Rendering) -> bytes:
