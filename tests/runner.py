@@ -52,7 +52,10 @@ class Runner:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"runner exited: {self.log()}")
             try:
-                if requests.get(self.base + "/api/healthz", timeout=2).status_code == 200:
+                # the app answers before ``serve`` prints its endpoints (the embedded S3's, which tests read
+                # from the log): ready is both
+                if (requests.get(self.base + "/api/healthz", timeout=2).status_code == 200
+                        and "humanparse is up" in self.log()):
                     return self
             except requests.RequestException:
                 pass

@@ -94,7 +94,7 @@ def _nearest_side(label_map: npt.NDArray[np.uint8], person_map: npt.NDArray[np.u
     (every candidate lies in it): ``_box_sides``. At 12 MP with four owners the whole-image transforms took 12 s
     and +590 MB."""
     result = np.full(int(where.sum()), out_ids[0], dtype=np.uint8)
-    ys, xs = np.nonzero(where)
+    ys, xs = np.divmod(np.flatnonzero(where), where.shape[1])  # np.nonzero's pairs: 2.4 ms at 12 MP, its 2-D form 16
     owners = person_map[ys, xs] if person_map is not None else np.zeros(ys.size, dtype=np.uint8)
     # a look-up table, not np.isin (0.15 s at 12 MP)
     sided_any = _apply(tuple(int(i in side_ids) for i in range(max(side_ids) + 1)), label_map).view(bool)
