@@ -247,7 +247,8 @@ def _grid_reading(n_work: int, n_photo: int, k: int, a: int, b: int) -> tuple[tu
     The sources are non-decreasing, so those pixels are one run."""
     i0, i1, w1 = _grid_coords(n_work, n_photo, k)
     first, last = int(torch.searchsorted(i1, a)), int(torch.searchsorted(i0, b))
-    return tuple(torch.clamp(i[first:last] - a + 1, 0, b - a + 1) for i in (i0, i1)), w1[first:last]  # type: ignore[return-value]
+    s0, s1 = (torch.clamp(i[first:last] - a + 1, 0, b - a + 1) for i in (i0, i1))
+    return (s0, s1), w1[first:last]
 
 
 @functools.lru_cache(maxsize=8)
