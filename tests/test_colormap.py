@@ -148,9 +148,10 @@ def test_render_all_outputs_decode_to_what_the_page_and_readers_expect() -> None
 
 
 def test_render_all_gives_the_bytes_of_each_output_rendered_in_turn() -> None:
-    """``render_all`` makes result.json's document on a second thread while it renders the images: every file is
-    byte for byte what rendering the outputs one after another on one thread gives, with people (outfit colours,
-    boxes) and the caller's extra fields in result.json; a document that fails fails the rendering."""
+    """``render_all`` makes result.json's document on a second thread while it renders the images, and persons.png
+    on whichever thread is free first: every file is byte for byte what rendering the outputs one after another on
+    one thread gives, with people (outfit colours, boxes) and the caller's extra fields in result.json; a document
+    that fails fails the rendering."""
     import json
 
     import pytest
@@ -175,6 +176,48 @@ def test_render_all_gives_the_bytes_of_each_output_rendered_in_turn() -> None:
         mp.setattr(outputs, "result_document", broken)
         with pytest.raises(RuntimeError, match="document failed"):
             render_all(res, rgb)
+
+    # persons.png is made by whichever lane is free first: the same bytes either way
+    import threading
+    import time
+
+    made_on: list[str] = []
+    real_persons, real_doc, real_overlay = outputs.persons_png, outputs.result_document, outputs.overlay
+
+    def spy(*args: object) -> bytes:
+        made_on.append(threading.current_thread().name)
+        return real_persons(*args)  # type: ignore[arg-type]
+
+    def late(fn: object) -> object:
+        def run(*args: object, **kwargs: object) -> object:
+            time.sleep(0.3)
+            return fn(*args, **kwargs)  # type: ignore[operator]
+        return run
+
+    for slow, lane in (("overlay", "render"), ("result_document", "MainThread")):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(outputs, "persons_png", spy)
+            mp.setattr(outputs, slow, late(real_overlay if slow == "overlay" else real_doc))
+            made_on.clear()
+            assert render_all(res, rgb, alpha=0.5, extra=extra) == got
+            assert len(made_on) == 1 and made_on[0].startswith(lane)
+
+
+def test_label_statistics_are_the_bincount_of_the_map() -> None:
+    """result.json's ``labels`` and legend come from one Pillow histogram: the pixels ``np.bincount`` counts."""
+    from humanparse.pipeline.labels import id_counts
+    from humanparse.pipeline.rendering import result_document
+
+    lab = np.random.default_rng(3).integers(0, 20, (301, 257)).astype(np.uint8)
+    lab[lab == 7] = 0  # a label absent
+    res = ParseResult(lab, np.zeros_like(lab), [], ModelInfo("lite", "test", tuple(range(20))))
+    counts = np.bincount(lab.ravel(), minlength=20)
+    assert res.label_stats() == [{"id": i, "name": CIHP_LABELS[i], "pixels": int(c),
+                                  "share": round(float(c) / lab.size, 6)} for i, c in enumerate(counts) if c > 0]
+    assert res.summary(id_counts(lab)) == res.summary()
+    doc = result_document(res)
+    assert [(e["id"], e["pixels"]) for e in doc["legend"]] == sorted(
+        ((i, int(c)) for i, c in enumerate(counts) if c > 0 and i > 0), key=lambda e: -e[1])
 
 
 def test_jpeg_of_a_scratch_array_is_the_same_jpeg() -> None:

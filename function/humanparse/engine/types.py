@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from humanparse.exceptions import ParseTimeout
-from humanparse.pipeline.labels import CIHP_LABELS
+from humanparse.pipeline.labels import CIHP_LABELS, id_counts
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,19 @@ class ParseResult:
     def width(self) -> int:
         return int(self.label_map.shape[1])
 
-    def label_stats(self) -> list[dict[str, Any]]:
-        counts = np.bincount(self.label_map.ravel(), minlength=len(CIHP_LABELS))
+    def label_stats(self, counts: list[int] | None = None) -> list[dict[str, Any]]:
+        """Labels present with pixels and share. ``counts``: ``id_counts(label_map)`` where the caller has it (a
+        12 MP map's ``np.bincount`` took 76 ms, Pillow's histogram 15)."""
+        counts = id_counts(self.label_map) if counts is None else counts
         total = float(self.label_map.size)
         return [
             {"id": i, "name": CIHP_LABELS[i], "pixels": int(c), "share": round(float(c) / total, 6)}
             for i, c in enumerate(counts[: len(CIHP_LABELS)]) if c > 0
         ]
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready summary: labels present with pixel share, persons with boxes and parts, timings."""
+    def summary(self, counts: list[int] | None = None) -> dict[str, Any]:
+        """JSON-ready summary: labels present with pixel share, persons with boxes and parts, timings. ``counts``:
+        as ``label_stats``."""
         return {
             "width": self.width,
             "height": self.height,
@@ -73,7 +76,7 @@ class ParseResult:
                       "notes": self.model.notes, "precision": self.model.precision,
                       "precision_reason": self.model.precision_reason, "kernels": dict(self.model.kernels),
                       "kernels_reason": self.model.kernels_reason},
-            "labels": self.label_stats(),
+            "labels": self.label_stats(counts),
             "person_count": len(self.persons),
             "persons": [
                 {"id": p.id, "score": round(p.score, 4), "bbox": list(p.bbox), "area": p.area,

@@ -13,7 +13,7 @@ from PIL import Image
 
 from humanparse.engine.types import ParseResult
 from humanparse.pipeline.colormap import legend_entries
-from humanparse.pipeline.labels import PERSON_PALETTE
+from humanparse.pipeline.labels import PERSON_PALETTE, id_counts
 
 OVERLAY_JPEG_QUALITY = 90
 JPEG_MAX_SIDE = 65500  # libjpeg's limit per side; a longer image is shrunk to it (aspect kept)
@@ -74,8 +74,9 @@ def result_document(result: ParseResult, *, extra: dict[str, Any] | None = None,
                     rgb: npt.NDArray[np.uint8] | None = None) -> dict[str, Any]:
     """``result.json``: the parse's summary, the legend and, given the photo ``rgb`` ((H, W, 3) uint8), the outfit
     per person (garments, pixels, share, dominant colour: ``outfit.py``; ~15-40 ms on a 500x458 photo)."""
-    doc = result.summary()
-    doc["legend"] = legend_entries(result.label_map)
+    counts = id_counts(result.label_map)  # one histogram for the labels' statistics and the legend
+    doc = result.summary(counts)
+    doc["legend"] = legend_entries(result.label_map, counts)
     if rgb is not None:
         from humanparse.pipeline.outfit import outfit
 
