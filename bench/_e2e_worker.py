@@ -1,9 +1,10 @@
 """One entry in a fresh process — the HTTP app answering ``POST /parse``, or the S3 upload trigger — for
 bench/e2e.py, timed stage by stage.
 
-argv: engine (m2fp | lite) model_dir s3_endpoint upload_bucket results_bucket photo threads [code_dir [entry]]
-(``code_dir``: the ``function`` folder whose package runs: bench/e2e.py's ``--baseline-rev`` hands an older
-revision's; ``entry``: ``api`` (default) or ``trigger``). Prints ``ready``, then for each ``run`` line on stdin
+argv: engine (m2fp | lite) model_dir s3_endpoint upload_bucket results_bucket photo threads [code_dir [entry
+[head]]] (``code_dir``: the ``function`` folder whose package runs: bench/e2e.py's ``--baseline-rev`` hands an
+older revision's; ``entry``: ``api`` (default) or ``trigger``; ``head``: ``random`` (default) or ``lite-shaped``,
+``lite_shaped_head``). Prints ``ready``, then for each ``run`` line on stdin
 sends the photo (fresh bytes: a JPEG comment holding a counter, so the pixels are the same and the result cache
 misses) and prints one JSON line: the wall time and each stage's exclusive seconds. ``api``: posted to the app
 in-process (Starlette's TestClient: the ASGI app as uvicorn or Mangum drive it, no socket), bytes in → answer out.
@@ -24,6 +25,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,24 +38,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "function"))
 
 STAGES: dict[str, float] = {}
-_stack: list[list[float]] = []  # [start, time spent in nested stages]
+_local = threading.local()  # .stack: [start, time spent in nested stages] per open stage of this thread
 
 
 def timed(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` with its exclusive time added to ``STAGES[stage]`` (works from the app's worker threads: one request
-    at a time, so one stack)."""
+    """``fn`` with its exclusive time added to ``STAGES[stage]``, from the thread handling the request (one request
+    at a time). Calls on ``render_all``'s helper thread (named ``render…``) are not counted: that lane runs beside
+    the request thread's ``render`` stage, whose wall time already holds it."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _stack.append([time.perf_counter(), 0.0])
+        if threading.current_thread().name.startswith("render"):
+            return fn(*args, **kwargs)
+        stack = _local.__dict__.setdefault("stack", [])
+        stack.append([time.perf_counter(), 0.0])
         try:
             return fn(*args, **kwargs)
         finally:
-            start, nested = _stack.pop()
+            start, nested = stack.pop()
             spent = time.perf_counter() - start
             STAGES[stage] = STAGES.get(stage, 0.0) + spent - nested
-            if _stack:
-                _stack[-1][1] += spent
+            if stack:
+                stack[-1][1] += spent
 
     return wrapper
 
@@ -116,6 +122,7 @@ def main() -> None:
     if len(sys.argv) > 8:
         sys.path.insert(0, sys.argv[8])
     entry = sys.argv[9] if len(sys.argv) > 9 else "api"
+    head = sys.argv[10] if len(sys.argv) > 10 else "random"
     from humanparse.runtime import configure_threads
 
     configure_threads(int(threads))
@@ -126,6 +133,8 @@ def main() -> None:
                         upload_bucket=up, results_bucket=out, s3_endpoint_url=endpoint, region="us-east-1",
                         threads=int(threads))
     parser = load_parser(settings).parser
+    if engine == "m2fp" and head == "lite-shaped":
+        lite_shaped_head(parser, Path(photo), int(threads))
     instrument(entry)
     split_parse(parser)
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",  # the embedded S3's own credentials
@@ -208,6 +217,73 @@ def trigger_sender(settings: Any, parser: Any, s3: Any) -> Sender:
     return send
 
 
+def lite_shaped_head(parser: Any, photo: Path, threads: int) -> None:
+    """The M2FP network still runs on every request (its time is the forward stage), but what it answers is
+    replaced by an answer shaped like a trained head's, made once from the lite tier's parse of the same photo
+    at the network's working size: per person one Human query and one query per part it has, each with its
+    region as mask logits (+8 inside, -8 outside, in between along edges, at the network's 1/4 resolution), class
+    probability ~1, and two more per region as a trained head's near-duplicates are: dilated by two cells at
+    probability 0.6 (it pastes), eroded by one at 0.4 (scored, does not paste); for a Human 0.25 and 0.15 (scored,
+    below the person threshold: one person stays one). The random-weight head instead answers ~100 candidates, each with a
+    mask over the whole image, which no trained head does: post-processing, the label edges and the extras
+    then cost what a trained head's outputs would make them cost (in shape; no trained weights are at hand)."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from humanparse.config import Settings
+    from humanparse.engine.loader import load_parser
+    from humanparse.engine.m2fp.predictor import preprocess_shape
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(photo).convert("RGB"))
+    nh, nw = preprocess_shape(*rgb.shape[:2])
+    small = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BILINEAR))
+    lite = load_parser(Settings(model_kind="lite", threads=threads)).parser.parse(small)
+    regions = []  # (class id, (nh, nw) bool)
+    for k in (int(i) for i in np.unique(lite.person_map) if i):
+        own = lite.person_map == k
+        regions.append((parser.cfg.num_parsing, own))  # (the Human class's id is num_parsing)
+        regions += [(int(c), own & (lite.label_map == c)) for c in np.unique(lite.label_map[own]) if c]
+    real = parser.forward
+    made: list[tuple[Any, Any]] = []
+
+    def forward(x: Any) -> tuple[Any, Any]:
+        cls, masks = real(x)  # the real network's work, its answer set aside
+        if not made:
+            made.append(_shaped_answer(regions, parser.cfg.num_parsing, cls.shape, masks.shape, (nh, nw), np,
+                                       torch, F))
+        return made[0][0].clone(), made[0][1].clone()
+
+    parser.forward = forward
+
+
+def _shaped_answer(regions: list[tuple[int, Any]], human: int, cls_shape: Any, mask_shape: Any,
+                   hw: tuple[int, int], np: Any, torch: Any, F: Any) -> tuple[Any, Any]:
+    """(class logits (Q, C+1), mask logits (Q, h4, w4)) for ``lite_shaped_head``: unused queries say no-object."""
+    q_n, c_n = cls_shape
+    _, h4, w4 = mask_shape
+    cls = torch.full((q_n, c_n), -10.0)
+    cls[:, -1] = 10.0
+    masks = torch.full((q_n, h4, w4), -10.0)
+    q = 0
+    for label, region in regions:
+        canvas = torch.zeros((h4 * 4, w4 * 4))
+        canvas[: hw[0], : hw[1]] = torch.from_numpy(region.astype(np.float32))
+        frac = F.avg_pool2d(canvas[None, None], 4)[0, 0]  # share of each cell inside the region
+        grown = F.max_pool2d(frac[None, None], 5, 1, 2)[0, 0]
+        shrunk = -F.max_pool2d(-frac[None, None], 3, 1, 1)[0, 0]
+        dup = (0.25, 0.15) if label == human else (0.6, 0.4)  # class probabilities of the near-duplicates
+        for share, logit in ((frac, 10.0), (grown, float(np.log(dup[0] / (1 - dup[0])))),
+                             (shrunk, float(np.log(dup[1] / (1 - dup[1]))))):
+            if q == q_n:
+                break
+            cls[q] = -10.0
+            cls[q, label], cls[q, -1] = logit, 0.0
+            masks[q] = 8.0 * (2.0 * share - 1.0)
+            q += 1
+    return cls, masks
+
+
 def split_parse(parser: Any) -> None:
     """``parser.parse`` timed as the stages ``resize`` (the photo to the network's input), ``forward`` and
     ``post`` (masks to labels and people at the photo's size), from the engine's own timings: M2FP's
@@ -223,8 +299,9 @@ def split_parse(parser: Any) -> None:
         pre = float(tm.get("preprocess", 0.0))
         for k, v in (("resize", pre), ("forward", fwd), ("post", total - pre - fwd)):
             STAGES[k] = STAGES.get(k, 0.0) + v
-        if _stack:
-            _stack[-1][1] += total
+        stack = _local.__dict__.get("stack")
+        if stack:
+            stack[-1][1] += total
         return res
 
     parser.parse = wrapped

@@ -2,7 +2,7 @@
 a 1024x768 photo.
 
     python bench/e2e.py [--engines m2fp,lite] [--sizes 0.8,12] [--rounds 5] [--threads 2] [--model-dir DIR]
-                        [--baseline-rev REV] [--entry api|trigger]
+                        [--baseline-rev REV] [--entry api|trigger] [--head random|lite-shaped]
 
 ``--entry trigger``: each photo is stored in the upload bucket (not timed) and its S3 notification handed to the
 trigger as the Lambda handler does; the time is event in → every result file and ``status.json`` stored
@@ -16,6 +16,12 @@ miss). Printed: per round the ratio of each size's wall time to 1024x768's in th
 range (``--baseline-rev``: the same for that git revision's package, its apps alive beside these and posted to
 in the same rounds, and the paired ratio of the two at each size); per size the median of each stage (receive, decode, resize, forward, post, render, encode, extras =
 keypoints + ATR/LIP maps, cache = look-up + storing the result, answer, other) and the process's peak RSS.
+
+``--head lite-shaped``: M2FP's network runs as always, but its answer is replaced by one shaped like a trained
+head's (made from the lite tier's parse of the photo: one query per person and part with its region as mask, and
+near-duplicates; ``bench/_e2e_worker.py``). The random-weight head answers ~100 candidates with masks over the
+whole image, so post-processing and everything after it cost far more than a trained head's outputs would make
+them cost; neither is a trained model.
 
 Photos are made from the photo the package ships (``calibration/astronaut.jpg``, public domain): cropped to
 4:3, brought to the size (bicubic), with sensor-like noise (Gaussian, sigma 4: an enlarged small photo is
@@ -72,10 +78,10 @@ class App:
     """One worker process (one HTTP app, one photo)."""
 
     def __init__(self, engine: str, model_dir: Path, endpoint: str, buckets: tuple[str, str], photo: Path,
-                 threads: int, code: Path, entry: str = "api") -> None:
+                 threads: int, code: Path, entry: str = "api", head: str = "random") -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "_e2e_worker.py"), engine, str(model_dir), endpoint, *buckets,
-             str(photo), str(threads), str(code), entry], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+             str(photo), str(threads), str(code), entry, head], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True, env={**os.environ, **worker_credentials()})
         self._line("ready")
 
@@ -108,7 +114,8 @@ class App:
 
 
 def bench_engine(engine: str, sizes: list[float], photos: dict[float, Path], model_dir: Path, endpoint: str,
-                 s3: Any, rounds: int, threads: int, codes: dict[str, Path], entry: str = "api") -> dict[str, Any]:
+                 s3: Any, rounds: int, threads: int, codes: dict[str, Path], entry: str = "api",
+                 head: str = "random") -> dict[str, Any]:
     """``codes``: variant name → ``function`` folder; every (variant, size) app posted to once per round."""
     apps = {}
     for v, code in codes.items():
@@ -117,7 +124,7 @@ def bench_engine(engine: str, sizes: list[float], photos: dict[float, Path], mod
             for b in (f"e2e-up-{tag}", f"e2e-out-{tag}"):
                 s3.create_bucket(Bucket=b)
             apps[v, s] = App(engine, model_dir, endpoint, (f"e2e-up-{tag}", f"e2e-out-{tag}"), photos[s], threads,
-                             code, entry)
+                             code, entry, head)
     for app in apps.values():
         app.run()  # warm-up: first-call costs (pose network load, allocator growth)
     runs: dict[tuple[str, float], list[dict[str, Any]]] = {k: [] for k in apps}
@@ -179,6 +186,9 @@ def main() -> None:
     ap.add_argument("--baseline-rev", help="also run this git revision's package, interleaved")
     ap.add_argument("--entry", choices=("api", "trigger"), default="api",
                     help="POST /parse (api) or an upload's S3 notification through the trigger")
+    ap.add_argument("--head", choices=("random", "lite-shaped"), default="random",
+                    help="M2FP's answer: the random-weight head's, or one shaped like a trained head's from the "
+                         "lite tier's parse of the photo (bench/_e2e_worker.py: lite_shaped_head)")
     a = ap.parse_args()
     sizes = [float(s) if "." in s else int(s) for s in a.sizes.split(",")]
     from humanparse.local.s3local import EmbeddedS3, LocalAws
@@ -200,11 +210,12 @@ def main() -> None:
                 codes["baseline"] = checkout(a.baseline_rev, Path(tmp) / "baseline")
             for engine in a.engines.split(","):
                 results[engine] = bench_engine(engine, sizes, photos, model_dir, srv.endpoint, s3, a.rounds,
-                                               a.threads, codes, a.entry)
+                                               a.threads, codes, a.entry, a.head)
                 print_table(engine, results[engine])
     finally:
         srv.stop()
-    print(json.dumps({"rounds": a.rounds, "threads": a.threads, "entry": a.entry, "results": results}))
+    print(json.dumps({"rounds": a.rounds, "threads": a.threads, "entry": a.entry, "head": a.head,
+                      "results": results}))
 
 
 if __name__ == "__main__":
