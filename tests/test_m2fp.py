@@ -395,6 +395,30 @@ def test_photo_samples_are_the_written_out_gathers_and_lerps() -> None:
                 assert pp._sampled_mask_score(got.clone()) == pp._sampled_mask_score(want.clone())
 
 
+def test_sampled_mask_score_is_the_same_at_any_thread_count() -> None:
+    """A 12 MP photo's mask score (a 1512x2016 sample) is the same float at 1, 2 and 3 threads — a whole-tensor
+    sum is split among the threads, and the label map then differed in a few pixels between Lambda sizes — and
+    within 1e-7 of the exact mean over the sample (``math.fsum``)."""
+    import math
+
+    from humanparse.engine.m2fp import postprocess as pp
+
+    before = torch.get_num_threads()
+    for seed in (0, 1):  # (the whole-tensor sum gave a different float at 1 thread for seed 0)
+        sample = torch.randn(1512, 2016, generator=torch.Generator().manual_seed(seed)) * 3
+        kept = [v for v in torch.sigmoid(sample).flatten().tolist() if v > 0.5]
+        exact = math.fsum(kept) / len(kept)
+        try:
+            scores = set()
+            for n in (1, 2, 3):
+                torch.set_num_threads(n)
+                scores.add(pp._sampled_mask_score(sample.clone()))
+        finally:
+            torch.set_num_threads(before)
+        assert len(scores) == 1, (seed, scores)
+        assert abs(scores.pop() - exact) < 1e-7
+
+
 def test_band_paste_in_place_gives_the_written_out_expressions_floats() -> None:
     """``_band_paste`` computes its bilinear values in place; each is the float of the expression written out
     (``(a*wx0 + b*wx1)*wy0 + (c*wx0 + d*wx1)*wy1``, then sigmoid, score, threshold, mean), bit for bit."""

@@ -56,8 +56,8 @@ class ParseResult:
         return int(self.label_map.shape[1])
 
     def label_stats(self, counts: list[int] | None = None) -> list[dict[str, Any]]:
-        """Labels present with pixels and share. ``counts``: ``id_counts(label_map)`` where the caller has it (a
-        12 MP map's ``np.bincount`` took 76 ms, Pillow's histogram 15)."""
+        """Labels present with pixels and share. ``counts``: ``id_counts(label_map)`` where the caller has it
+        (Pillow's histogram: ``np.bincount`` took 2.2x as long on a 12 MP map, 76 against 34 ms)."""
         counts = id_counts(self.label_map) if counts is None else counts
         total = float(self.label_map.size)
         return [

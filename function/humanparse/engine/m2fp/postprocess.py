@@ -286,12 +286,14 @@ def _mask_score(pos: Tensor, s: Tensor) -> float:
 
 
 def _sampled_mask_score(sample: Tensor) -> float:
-    """``_mask_score`` of a sample (an estimate, so sigmoid > 0.5 stands for logit > 0; they differ only for
+    """``_mask_score`` of a 2-D sample (an estimate, so sigmoid > 0.5 stands for logit > 0; they differ only for
     logits under 3e-8), in four passes over it instead of six (``torch.count_nonzero`` for the count took 6 ms a
-    12 MP sample, ``sign_`` and ``sum`` 0.26 ms)."""
+    12 MP sample, ``sign_`` and ``sum`` 0.26 ms). Summed row by row, then the rows in float64: the same at any
+    thread count (a whole-tensor sum is split among the threads, and a 12 MP photo's label map differed in 2-3
+    pixels between 1, 2 and 3 threads), and closer to the exact sum (``math.fsum``); 0.43 against 0.40 ms."""
     kept = F.threshold(sample.sigmoid_(), 0.5, 0.0, inplace=True)
-    total = kept.sum()
-    return float(total / (kept.sign_().sum() + 1e-6))
+    total = kept.sum(1).sum(dtype=torch.float64)
+    return float(total / (kept.sign_().sum(1).sum(dtype=torch.float64) + 1e-6))
 
 
 def _dominated(c: Candidate, peak: float, best: float) -> bool:
