@@ -3,10 +3,10 @@ bench/e2e.py, timed stage by stage.
 
 argv: engine (m2fp | lite) model_dir s3_endpoint upload_bucket results_bucket photo threads [code_dir [entry
 [head]]] (``code_dir``: the ``function`` folder whose package runs: bench/e2e.py's ``--baseline-rev`` hands an
-older revision's; ``entry``: ``api`` (default) or ``trigger``; ``head``: ``random`` (default) or ``lite-shaped``,
-``lite_shaped_head``). Prints ``ready``, then for each ``run`` line on stdin
-sends the photo (fresh bytes: a JPEG comment holding a counter, so the pixels are the same and the result cache
-misses) and prints one JSON line: the wall time and each stage's exclusive seconds. ``api``: posted to the app
+older revision's; ``entry``: ``api`` (default) or ``trigger``; ``head``: M2FP's answer, ``random`` (default) or
+``lite-shaped``, ``lite_shaped_head``). Prints ``ready``, then for each ``run`` line on stdin sends the photo
+(fresh bytes: a JPEG comment holding a counter, so the pixels are the same and the result cache misses) and
+prints one JSON line: the wall time and each stage's exclusive seconds. ``api``: posted to the app
 in-process (Starlette's TestClient: the ASGI app as uvicorn or Mangum drive it, no socket), bytes in → answer out.
 ``trigger``: stored in the upload bucket first (not timed), then its S3 notification (``tests/events/``'s
 presigned-POST event, bucket, key, ETag and size filled in) handed to ``S3Trigger.handle_event``, as the Lambda
@@ -223,10 +223,11 @@ def lite_shaped_head(parser: Any, photo: Path, threads: int) -> None:
     at the network's working size: per person one Human query and one query per part it has, each with its
     region as mask logits (+8 inside, -8 outside, in between along edges, at the network's 1/4 resolution), class
     probability ~1, and two more per region as a trained head's near-duplicates are: dilated by two cells at
-    probability 0.6 (it pastes), eroded by one at 0.4 (scored, does not paste); for a Human 0.25 and 0.15 (scored,
-    below the person threshold: one person stays one). The random-weight head instead answers ~100 candidates, each with a
-    mask over the whole image, which no trained head does: post-processing, the label edges and the extras
-    then cost what a trained head's outputs would make them cost (in shape; no trained weights are at hand)."""
+    probability 0.6 (it pastes), eroded by one at 0.4 (scored, does not paste); for a Human 0.25 and 0.15
+    (scored, below the person threshold: one person stays one). The random-weight head instead answers ~100
+    candidates, each with a mask over the whole image, which no trained head does: with this answer
+    post-processing, the label edges and the extras cost what a trained head's outputs would make them cost (in
+    shape; no trained weights are at hand)."""
     import numpy as np
     import torch
     import torch.nn.functional as F
