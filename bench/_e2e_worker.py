@@ -229,8 +229,6 @@ def lite_shaped_head(parser: Any, photo: Path, threads: int) -> None:
     post-processing, the label edges and the extras cost what a trained head's outputs would make them cost (in
     shape; no trained weights are at hand)."""
     import numpy as np
-    import torch
-    import torch.nn.functional as F
     from humanparse.config import Settings
     from humanparse.engine.loader import load_parser
     from humanparse.engine.m2fp.predictor import preprocess_shape
@@ -251,16 +249,19 @@ def lite_shaped_head(parser: Any, photo: Path, threads: int) -> None:
     def forward(x: Any) -> tuple[Any, Any]:
         cls, masks = real(x)  # the real network's work, its answer set aside
         if not made:
-            made.append(_shaped_answer(regions, parser.cfg.num_parsing, cls.shape, masks.shape, (nh, nw), np,
-                                       torch, F))
+            made.append(_shaped_answer(regions, parser.cfg.num_parsing, cls.shape, masks.shape, (nh, nw)))
         return made[0][0].clone(), made[0][1].clone()
 
     parser.forward = forward
 
 
 def _shaped_answer(regions: list[tuple[int, Any]], human: int, cls_shape: Any, mask_shape: Any,
-                   hw: tuple[int, int], np: Any, torch: Any, F: Any) -> tuple[Any, Any]:
+                   hw: tuple[int, int]) -> tuple[Any, Any]:
     """(class logits (Q, C+1), mask logits (Q, h4, w4)) for ``lite_shaped_head``: unused queries say no-object."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
     q_n, c_n = cls_shape
     _, h4, w4 = mask_shape
     cls = torch.full((q_n, c_n), -10.0)
