@@ -1,5 +1,7 @@
 """The Lambda module's cold start: a fresh ``python -c "import humanparse.handler"`` (the model loads
-at import) under the template's kind of environment, against moto's S3 server, four ways interleaved round by round:
+at import) under the template's kind of environment, started as the parser function's entrypoint starts it
+(``--entry s3_handler``: its init leaves the HTTP stack out; ``handler`` builds both), against moto's S3 server,
+four ways interleaved round by round:
 
 - bytecode: ``none`` (an empty PYTHONPYCACHEPREFIX: everything compiled from source, as the image did) or
   ``compiled`` (a prefix filled by the Dockerfile's compileall options, unchecked-hash);
@@ -64,6 +66,9 @@ def main() -> None:
     ap.add_argument("--model-dir", type=Path, default=None)
     ap.add_argument("--ways", default="none/measured,none/shared,compiled/measured,compiled/shared",
                     help="bytecode/verdict pairs to run, comma-separated")
+    ap.add_argument("--entry", default="s3_handler", choices=("s3_handler", "http_handler", "handler"),
+                    help="the handler the image's entrypoint names (HUMANPARSE_LAMBDA_HANDLER); default: the "
+                         "parser function's, whose init loads the model")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="another checkout (e.g. a git worktree of main): its Lambda module too, interleaved")
     args = ap.parse_args()
@@ -83,6 +88,7 @@ def main() -> None:
             env = {k: v for k, v in os.environ.items() if not k.startswith(("HUMANPARSE_", "PYTHONPYCACHE"))}
             env.update({"HUMANPARSE_UPLOAD_BUCKET": "bench-up", "HUMANPARSE_RESULTS_BUCKET": "bench-out",
                         "HUMANPARSE_MODEL_DIR": str(model_dir), "HUMANPARSE_THREADS": str(args.threads),
+                        "HUMANPARSE_LAMBDA_HANDLER": f"humanparse.handler.{args.entry}",
                         "HUMANPARSE_S3_ENDPOINT_URL": s3srv.endpoint, "AWS_REGION": "us-east-1",
                         "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
                         "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
@@ -127,7 +133,7 @@ def main() -> None:
                             results[name]["import_s"].append(out["import_s"])
                             results[name]["model_load_s"].append(out["model_load_s"])
                             reasons.setdefault(name, set()).add(out["kernels"].split(" (")[0][:60])
-            print(json.dumps({"threads": args.threads, "model_dir": str(model_dir),
+            print(json.dumps({"threads": args.threads, "entry": args.entry, "model_dir": str(model_dir),
                               "results": {n: {k: summary(v) for k, v in d.items()} | {"kernels": sorted(reasons[n])}
                                           for n, d in results.items()}}, indent=1))
     finally:

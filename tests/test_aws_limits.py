@@ -17,6 +17,7 @@ from test_infra import (
     ACCOUNT,
     REGION,
     TEMPLATE,
+    entrypoint_env,
     lambda_s3,
     load_template,
     render,
@@ -232,8 +233,10 @@ def test_only_the_api_function_loads_lazily(rendered: dict[str, Any]) -> None:
 
 def test_status_poll_does_not_load_the_model(moto_server: str, tmp_path: Path) -> None:
     """The API function's environment: a cold GET /jobs/<id> answers without loading the model; GET /healthz
-    (which reports the model) then loads it, once, leaving the collector on and the model's objects frozen."""
-    env = {**template_env(), "HUMANPARSE_MODEL_LOAD": "lazy", "HUMANPARSE_MODEL_KIND": "lite"}
+    (which reports the model) then loads it, once, leaving the collector on and the model's objects frozen. The
+    web stack was built in the init (the entrypoint names the HTTP entry), not by the first request."""
+    env = {**template_env(), **entrypoint_env("ApiFunction", tmp_path), "HUMANPARSE_MODEL_LOAD": "lazy",
+           "HUMANPARSE_MODEL_KIND": "lite"}
     lambda_s3(moto_server, env)  # the buckets the function expects
     health = json.loads((EVENTS / "apigw-v2-get-healthz.json").read_text())
     poll = json.loads(json.dumps(health))
@@ -242,13 +245,14 @@ def test_status_poll_does_not_load_the_model(moto_server: str, tmp_path: Path) -
     (tmp_path / "health.json").write_text(json.dumps(health))
     script = (
         "import json,sys; from humanparse import handler as h\n"
+        "web_in_init = h.service.http_built\n"
         "p = h.http_handler(json.load(open(sys.argv[1])), None); after_poll = h.parser.is_loaded\n"
         "import gc; frozen = gc.get_freeze_count()\n"
         "q = h.http_handler(json.load(open(sys.argv[2])), None)\n"
         "print(json.dumps({'poll': p['statusCode'], 'after_poll': after_poll, 'health': q['statusCode'],"
         " 'after_health': h.parser.is_loaded, 'gc_on': gc.isenabled(),"
-        " 'frozen_by_load': gc.get_freeze_count() - frozen}))\n")
+        " 'frozen_by_load': gc.get_freeze_count() - frozen, 'web_in_init': web_in_init}))\n")
     out = run_lambda_process(script, [tmp_path / "poll.json", tmp_path / "health.json"], env, moto_server, tmp_path)
-    assert out["poll"] in (200, 404) and out["after_poll"] is False, out
+    assert out["web_in_init"] is True and out["poll"] in (200, 404) and out["after_poll"] is False, out
     assert out["health"] == 200 and out["after_health"] is True, out
     assert out["gc_on"] is True and out["frozen_by_load"] > 0, out

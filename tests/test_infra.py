@@ -262,6 +262,31 @@ def template_env() -> dict[str, str]:
 
 
 
+def entrypoint_env(function: str, tmp_path: Path) -> dict[str, str]:
+    """The HUMANPARSE_ variables the image's entrypoint (scripts/entrypoint.sh) hands the Lambda runtime client
+    when the template starts ``function`` (its ImageConfig Command); a recorder stands in for ``python``."""
+    command = load_template()["Resources"][function]["Properties"]["ImageConfig"]["Command"]
+    bin_dir = tmp_path / "recorder-bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "python").write_text('#!/bin/sh\nprintf "%s\\n" "$*"; env | grep "^HUMANPARSE_" || true\n')
+    (bin_dir / "python").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANPARSE_")}
+    r = subprocess.run(["sh", str(ROOT / "scripts" / "entrypoint.sh"), *command], capture_output=True, text=True,
+                       env={**env, "PATH": f"{bin_dir}:{env['PATH']}"}, check=True)
+    argv, *variables = r.stdout.splitlines()
+    assert argv == " ".join(["-m", "awslambdaric", *command]), r.stdout  # the runtime client, with the CMD
+    return dict(v.split("=", 1) for v in variables)
+
+
+def test_entrypoint_names_each_functions_handler(tmp_path: Path) -> None:
+    assert entrypoint_env("ParserFunction", tmp_path) == {"HUMANPARSE_LAMBDA_HANDLER": "humanparse.handler.s3_handler"}
+    assert entrypoint_env("ApiFunction", tmp_path) == {"HUMANPARSE_LAMBDA_HANDLER": "humanparse.handler.http_handler"}
+    # anything else runs as given, without the variable
+    r = subprocess.run(["sh", str(ROOT / "scripts" / "entrypoint.sh"), "sh", "-c", "echo ${HUMANPARSE_LAMBDA_HANDLER-unset}"],
+                       capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "unset"
+
+
 def lambda_s3(moto_server: str, env: dict[str, str]) -> Any:
     """A boto3 S3 client on the embedded S3 with the template's two buckets present."""
     import boto3
@@ -296,12 +321,13 @@ def run_lambda_process(script: str, files: list[Path], env: dict[str, str], moto
 
 def test_handler_with_template_environment(moto_server: str, shared_models: Path, tmp_path: Path,
                                            photo: Any) -> None:
-    """Imports humanparse.handler (model loads at import) under exactly the template's variables, then
-    delivers an S3 event and an HTTP event to the Lambda entry points. The init phase leaves the collector on,
-    with what it made frozen (later collections and the exit skip it)."""
+    """Imports humanparse.handler (model loads at import) under exactly the template's variables and what the
+    entrypoint adds for the parser function, then delivers an S3 event and an HTTP event to the Lambda entry
+    points. The init phase leaves the collector on, with what it made frozen (later collections and the exit
+    skip it), and the web stack out: the S3 entry never needs it; an HTTP event that comes anyway builds it."""
     from conftest import encode_jpeg
 
-    env = template_env()
+    env = {**template_env(), **entrypoint_env("ParserFunction", tmp_path)}
     s3 = lambda_s3(moto_server, env)
     key = "uploads/0123456789abcdef0123456789abcdef/image.jpg"
     body = encode_jpeg(photo)
@@ -314,12 +340,15 @@ def test_handler_with_template_environment(moto_server: str, shared_models: Path
     script = (
         "import gc,json,sys; from humanparse import handler as h\n"
         "gc_after_init = [gc.isenabled(), gc.get_freeze_count()]\n"
-        "print(json.dumps({'s3': h.s3_handler(json.load(open(sys.argv[1])), None),"
-        " 'http': h.http_handler(json.load(open(sys.argv[2])), None), 'notice': h.parser.loaded.notice,"
-        " 'gc': gc_after_init}))\n")
+        "web = lambda: sorted(m for m in ('fastapi', 'starlette', 'mangum') if m in sys.modules)\n"
+        "web_after_init = web(); s3 = h.s3_handler(json.load(open(sys.argv[1])), None); web_after_s3 = web()\n"
+        "http = h.http_handler(json.load(open(sys.argv[2])), None)\n"
+        "print(json.dumps({'s3': s3, 'web': [web_after_init, web_after_s3, web()], 'http': http,"
+        " 'notice': h.parser.loaded.notice, 'gc': gc_after_init}))\n")
     out = run_lambda_process(script, [tmp_path / "s3.json", tmp_path / "http.json"], env, moto_server, tmp_path)
     assert out["s3"]["records"][0]["status"] == "done", out
     assert out["http"]["statusCode"] == 200 and json.loads(out["http"]["body"])["status"] == "ok"
+    assert out["web"] == [[], [], ["fastapi", "mangum", "starlette"]], out["web"]  # built by the HTTP event only
     assert out["gc"][0] is True and out["gc"][1] > 100_000  # torch, the app and the model's objects
     status = json.loads(s3.get_object(Bucket=env["HUMANPARSE_RESULTS_BUCKET"],
                                       Key="results/0123456789abcdef0123456789abcdef/status.json")["Body"].read())

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # Lambda entry: "eager" loads the model at import (the parser function: every event needs it); "lazy" at
     # the first request that uses it (the API function: status polls and upload signing never do)
     model_load: Literal["eager", "lazy"] = "eager"
+    # Lambda entry: the handler the container was started with (the image's entrypoint sets it from the CMD the
+    # template gives each function). ``humanparse.handler.s3_handler`` (the parser function) leaves the HTTP
+    # stack out of its init; any other (or unset) builds it there.
+    lambda_handler: str = ""
 
     # --- storage
     upload_bucket: str = "humanparse-uploads"

@@ -3,7 +3,9 @@ at import (``HUMANPARSE_MODEL_LOAD=eager``, the parser function) or at the first
 (``lazy``, the API function) — Mangum's lifespan would run per invocation.
 
 - ``humanparse.handler.handler``: dispatches S3 notifications and HTTP events (one function for both);
-- ``humanparse.handler.http_handler`` / ``humanparse.handler.s3_handler``: one entry each.
+- ``humanparse.handler.http_handler`` / ``humanparse.handler.s3_handler``: one entry each. Started as
+  ``s3_handler`` (``HUMANPARSE_LAMBDA_HANDLER``, which the image's entrypoint sets), the init skips the HTTP
+  stack: FastAPI, Mangum and the app are built only if an HTTP event ever comes.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ with startup_phase():  # the init: imports, clients and (eager) the model, then 
 
         service.trigger.video.fan_out = StepFunctionsFanOut(
             boto3.client("stepfunctions", region_name=settings.region), settings.video_state_machine_arn)
-    app = service.app
+    if settings.lambda_handler != f"{__name__}.s3_handler":
+        service.app  # noqa: B018 - the HTTP stack, built now, in the init phase
 
 
 def http_handler(event: dict[str, Any], context: Any) -> Any:

@@ -22,14 +22,16 @@ from humanparse.entries.api.routes import config, health, jobs, parse, tryon, up
 from humanparse.jobs.store import JobStore
 
 
-def create_app(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_parses: int = 1) -> FastAPI:
+def create_app(settings: Settings, parser: Parser, s3: Any, *, max_concurrent_parses: int = 1,
+               store: JobStore | None = None) -> FastAPI:
     """``s3``: a boto3 S3 client (tests hand in one bound to moto's server). ``max_concurrent_parses``
-    bounds synchronous /parse work; beyond it callers get 503 + Retry-After instead of a pile-up."""
+    bounds synchronous /parse work; beyond it callers get 503 + Retry-After instead of a pile-up. ``store``:
+    the job store to share (``build_service``: the S3 trigger's); None builds one over ``s3``."""
     app = FastAPIOffline(title="humanparse", version=__version__, static_url="/docs-assets",
                          description="Multi-person human parsing (CIHP parts) — M2FP or the lite tier.")
     app.state.settings = settings
     app.state.parser = parser
-    app.state.store = JobStore(s3, settings)
+    app.state.store = store or JobStore(s3, settings)
     app.state.parse_gate = threading.BoundedSemaphore(max(1, max_concurrent_parses))
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
