@@ -8,8 +8,10 @@ four ways interleaved round by round:
 - kernel verdict: ``measured`` (S3 has none: this start measures, then shares it) or ``shared`` (S3 has it:
   fetched into the environment's empty cache, nothing measured).
 
-Each start gets an empty local kernel cache (a new execution environment's /tmp) and PYTHONDONTWRITEBYTECODE=1
-(read-only image). Prints wall time per process, split into ``init`` (spawn until the module is imported and the
+Each start gets an empty local kernel cache (a new execution environment's /tmp), PYTHONDONTWRITEBYTECODE=1
+(read-only image) and the variables of Lambda's that libraries read at import (``LAMBDA_TASK_ROOT``,
+``AWS_LAMBDA_FUNCTION_NAME``: X-Ray's Lambda sampler, Powertools' tracer and metrics on, as with the template's
+``Tracing: Active``). Prints wall time per process, split into ``init`` (spawn until the module is imported and the
 model ready: what Lambda reports as Init Duration) and ``exit`` (interpreter shutdown, which Lambda never waits
 for: it freezes or drops the environment), of the import, and of the model load
 (``service.load_configured_parser``: S3 fetch, weights, kernel choice, S3 put), median and quartiles. ``--ways``
@@ -92,7 +94,10 @@ def main() -> None:
                         "HUMANPARSE_S3_ENDPOINT_URL": s3srv.endpoint, "AWS_REGION": "us-east-1",
                         "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
                         "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
-                        "PYTHONPATH": str(ROOT / "function"), "PYTHONDONTWRITEBYTECODE": "1"})
+                        "PYTHONPATH": str(ROOT / "function"), "PYTHONDONTWRITEBYTECODE": "1",
+                        # what Lambda sets that libraries read at import: the X-Ray SDK takes its Lambda sampler
+                        # (outside Lambda it builds two X-Ray clients, ~0.1 s), Powertools traces and meters
+                        "LAMBDA_TASK_ROOT": str(root), "AWS_LAMBDA_FUNCTION_NAME": "bench-parser"})
             prefixes = {"none": root / "pyc-none", "compiled": root / "pyc-all"}
             for p in prefixes.values():
                 p.mkdir()
