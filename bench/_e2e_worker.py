@@ -228,6 +228,12 @@ def lite_shaped_head(parser: Any, photo: Path, threads: int) -> None:
     candidates, each with a mask over the whole image, which no trained head does: with this answer
     post-processing, the label edges and the extras cost what a trained head's outputs would make them cost (in
     shape; no trained weights are at hand)."""
+    install_shaped_head(parser, lite_regions(photo, threads))
+
+
+def lite_regions(photo: Path, threads: int) -> dict[str, Any]:
+    """The lite tier's parse of ``photo`` at M2FP's working size, as regions for ``install_shaped_head``:
+    ``labels`` (n,) int (-1: a person, the Human class), ``masks`` (n, nh, nw) bool (npz-ready)."""
     import numpy as np
     from humanparse.config import Settings
     from humanparse.engine.loader import load_parser
@@ -238,18 +244,30 @@ def lite_shaped_head(parser: Any, photo: Path, threads: int) -> None:
     nh, nw = preprocess_shape(*rgb.shape[:2])
     small = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BILINEAR))
     lite = load_parser(Settings(model_kind="lite", threads=threads)).parser.parse(small)
-    regions = []  # (class id, (nh, nw) bool)
+    labels, masks = [], []
     for k in (int(i) for i in np.unique(lite.person_map) if i):
         own = lite.person_map == k
-        regions.append((parser.cfg.num_parsing, own))  # (the Human class's id is num_parsing)
-        regions += [(int(c), own & (lite.label_map == c)) for c in np.unique(lite.label_map[own]) if c]
+        labels.append(-1)
+        masks.append(own)
+        for c in (int(c) for c in np.unique(lite.label_map[own]) if c):
+            labels.append(c)
+            masks.append(own & (lite.label_map == c))
+    return {"labels": np.asarray(labels, dtype=np.int64), "masks": np.stack(masks)}
+
+
+def install_shaped_head(parser: Any, regions: dict[str, Any]) -> None:
+    """``parser.forward`` (an M2FP parser's) runs the network, then answers the shaped answer of ``regions``
+    (``lite_regions``) instead of the network's."""
+    human = parser.cfg.num_parsing  # the Human class's id
+    pairs = [(human if int(lab) < 0 else int(lab), m) for lab, m in zip(regions["labels"], regions["masks"], strict=True)]
+    hw = tuple(regions["masks"].shape[1:])
     real = parser.forward
     made: list[tuple[Any, Any]] = []
 
     def forward(x: Any) -> tuple[Any, Any]:
         cls, masks = real(x)  # the real network's work, its answer set aside
         if not made:
-            made.append(_shaped_answer(regions, parser.cfg.num_parsing, cls.shape, masks.shape, (nh, nw)))
+            made.append(_shaped_answer(pairs, human, cls.shape, masks.shape, hw))
         return made[0][0].clone(), made[0][1].clone()
 
     parser.forward = forward

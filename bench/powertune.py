@@ -4,6 +4,7 @@ answers (``POST /parse`` through ``humanparse.handler.http_handler``), M2FP and 
     flock /tmp/bench.lock python bench/powertune.py [--engines m2fp,lite] [--threads 1,2] [--rounds 5]
                                                     [--photos 1024x768,"12 MP"] [--model-dir DIR] [--init shared]
                                                     [--amortise 100] [--basis wall] [--json OUT]
+                                                    [--head random|lite-shaped]
     python bench/powertune.py --from-json a.json,b.json   # the tables of split runs (each ≤ 6 min on a busy host)
 
 Lambda gives CPU in proportion to memory: 1 vCPU per 1,769 MB, up to 6 at 10,240 MB, and the function sizes
@@ -40,6 +41,11 @@ scaled as above) amortised over ``--amortise`` requests per execution environmen
 are billed for init). arm64 costs assume the x86 duration (no Graviton measured here). A size is ``viable`` when
 the largest peak RSS of any worker (12 MP included) is at most 90 % of it; the smallest such size (64 MB steps)
 is a row of its own. Prints Markdown tables and a JSON line.
+
+``--head lite-shaped``: M2FP's network runs on every request, but its answer is replaced by one shaped like a
+trained head's, built from the lite tier's parse of the 1024x768 photo (``bench/_e2e_worker.lite_regions``, made
+in this process so that no worker holds the lite models beside M2FP); the default ``random`` keeps the
+random-weight head's ~100 whole-image masks, which make post-processing dearer than a trained head would.
 """
 
 from __future__ import annotations
@@ -141,6 +147,12 @@ def worker(threads: int) -> None:
 
     init_s = time.perf_counter() - t0
     init_cpu_s = time.thread_time()  # the main thread loads the model (and leads the kernel measurement's team)
+    if os.environ.get("BENCH_SHAPED_HEAD"):  # --head lite-shaped: the network runs, its answer is replaced
+        import numpy as np
+        from _e2e_worker import install_shaped_head
+
+        with np.load(os.environ["BENCH_SHAPED_HEAD"]) as regions:
+            install_shaped_head(handler.parser.loaded.parser, dict(regions))
     parse_s = [0.0, 0.0]
     inner = handler.parser.parse
 
@@ -225,9 +237,11 @@ class Worker:
 
 
 # ------------------------------------------------------------------------------------------------ measuring
-def worker_env(engine: str, threads: int, endpoint: str, model_dir: Path | None, tmp: Path) -> dict[str, str]:
+def worker_env(engine: str, threads: int, endpoint: str, model_dir: Path | None, tmp: Path,
+               shaped: Path | None = None) -> dict[str, str]:
     """The template's environment for the function, on the embedded S3, cache off, kernel cache per worker
-    (a new execution environment's empty /tmp: the verdict comes from S3 after the first start at a count)."""
+    (a new execution environment's empty /tmp: the verdict comes from S3 after the first start at a count).
+    ``shaped``: the regions (npz) of M2FP's trained-like answer (``--head lite-shaped``)."""
     from humanparse.local.s3local import LOCAL_CREDENTIALS
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANPARSE_")}
@@ -243,7 +257,22 @@ def worker_env(engine: str, threads: int, endpoint: str, model_dir: Path | None,
                 "PYTHONPATH": str(ROOT / "function")})
     if engine == "m2fp" and model_dir is not None:
         env["HUMANPARSE_MODEL_DIR"] = str(model_dir)
+    if engine == "m2fp" and shaped is not None:
+        env["BENCH_SHAPED_HEAD"] = str(shaped)
     return env
+
+
+def shaped_regions(tmp: Path) -> Path:
+    """``--head lite-shaped``: the lite tier's regions of the bench photo (1024x768 and 12 MP share M2FP's working
+    size), made here once so no worker loads the lite models beside M2FP (its peak RSS stays its own)."""
+    import numpy as np
+    from _e2e_worker import lite_regions
+
+    photo = tmp / "shaped-source.jpg"
+    photo.write_bytes(photo_bytes(PHOTOS["1024x768"], seed=0))
+    out = tmp / "shaped-head.npz"
+    np.savez(out, **lite_regions(photo, threads=1))
+    return out
 
 
 def measure(args: argparse.Namespace, model_dir: Path | None, tmp: Path) -> dict[str, Any]:
@@ -256,13 +285,14 @@ def measure(args: argparse.Namespace, model_dir: Path | None, tmp: Path) -> dict
         s3 = LocalAws(s3srv.endpoint, "us-east-1").client("s3")
         for b in ("tune-up", "tune-out"):
             s3.create_bucket(Bucket=b)
+        shaped = shaped_regions(tmp) if args.head == "lite-shaped" and "m2fp" in args.engines else None
         workers = []
         for e in args.engines:
             for n in args.threads:
-                w = Worker(e, n, worker_env(e, n, s3srv.endpoint, model_dir, tmp))
+                w = Worker(e, n, worker_env(e, n, s3srv.endpoint, model_dir, tmp, shaped))
                 if args.init == "shared" and "measured" in w.info["kernels"]:  # time a start that shares them
                     w.close()
-                    w = Worker(e, n, worker_env(e, n, s3srv.endpoint, model_dir, tmp))
+                    w = Worker(e, n, worker_env(e, n, s3srv.endpoint, model_dir, tmp, shaped))
                 workers.append(w)
         raw: dict[str, Any] = {f"{w.engine}/{w.threads}": {"info": w.info, "rounds": []} for w in workers}
         for rnd in range(args.rounds + 1):
@@ -418,8 +448,10 @@ def cpu_name() -> str:
 
 def report(args: argparse.Namespace, raw: dict[str, Any], load: tuple[float, float]) -> None:
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; load average {load[0]:.2f} before, {load[1]:.2f} after; "
-          f"{min(len(v['rounds']) for v in raw.values()) - 1} rounds, medians; prices us-east-1 as of {PRICES_DATE}, billed per 1 ms\n")
-    result: dict[str, Any] = {"cpu": cpu_name(), "load": load, "raw": raw, "tables": {}, "picks": {}}
+          f"{min(len(v['rounds']) for v in raw.values()) - 1} rounds, medians; prices us-east-1 as of {PRICES_DATE}, billed per 1 ms; "
+          f"M2FP's answer: {getattr(args, 'head', 'random')} head\n")
+    result: dict[str, Any] = {"cpu": cpu_name(), "load": load, "head": getattr(args, "head", "random"), "raw": raw,
+                              "tables": {}, "picks": {}}
     for engine in args.engines:
         for k, v in raw.items():
             if k.startswith(engine + "/"):
@@ -467,6 +499,8 @@ def main() -> None:
     ap.add_argument("--photos", default=",".join(PHOTOS), help="which photos: 1024x768, 12 MP (a run each on a "
                     "busy machine; --from-json merges them round by round)")
     ap.add_argument("--model-dir", type=Path, default=None, help="M2FP folder (default: random weights)")
+    ap.add_argument("--head", choices=("random", "lite-shaped"), default="random", help="M2FP's answer: the "
+                    "random-weight head's, or one shaped like a trained head's (bench/e2e.py --head)")
     ap.add_argument("--init", choices=("shared", "any"), default="shared", help="shared: a worker whose start "
                     "measured the kernels is replaced by one that fetches the verdict (as most cold starts do)")
     ap.add_argument("--basis", choices=("cpu", "wall"), default="wall", help="seconds of a request in the table: "
