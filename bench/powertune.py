@@ -449,8 +449,8 @@ def cpu_name() -> str:
 def report(args: argparse.Namespace, raw: dict[str, Any], load: tuple[float, float]) -> None:
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; load average {load[0]:.2f} before, {load[1]:.2f} after; "
           f"{min(len(v['rounds']) for v in raw.values()) - 1} rounds, medians; prices us-east-1 as of {PRICES_DATE}, billed per 1 ms; "
-          f"M2FP's answer: {getattr(args, 'head', 'random')} head\n")
-    result: dict[str, Any] = {"cpu": cpu_name(), "load": load, "head": getattr(args, "head", "random"), "raw": raw,
+          f"M2FP's answer: {args.head} head\n")
+    result: dict[str, Any] = {"cpu": cpu_name(), "load": load, "head": args.head, "raw": raw,
                               "tables": {}, "picks": {}}
     for engine in args.engines:
         for k, v in raw.items():
@@ -519,6 +519,10 @@ def main() -> None:
     args.photos = [p.strip() for p in args.photos.split(",") if p.strip() in PHOTOS]
     if args.from_json:
         runs = [json.loads(Path(f).read_text()) for f in str(args.from_json).split(",")]
+        heads = {r.get("head", "random") for r in runs}  # what the runs answered with, not this command's default
+        if len(heads) > 1:
+            raise SystemExit(f"--from-json: runs with different M2FP answers ({', '.join(sorted(heads))}) do not merge")
+        args.head = heads.pop()
         report(args, merge([r["raw"] for r in runs]), (max(r["load"][0] for r in runs), max(r["load"][1] for r in runs)))
         return
     model_dir = args.model_dir
